@@ -1,0 +1,116 @@
+"""The one module that talks to Google Cloud.
+
+Stage cores never import a cloud SDK: they receive the small objects built
+here. Every client is built from :class:`VertexSettings`, whose
+``api_endpoint`` decides where requests go: Vertex itself by default, or any
+Vertex-compatible server (such as the offline stand-in) when
+``--api-endpoint`` / ``VERTEX_API_ENDPOINT`` is set.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+from gemini_sft.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+API_ENDPOINT_ENV = "VERTEX_API_ENDPOINT"
+STANDIN_TOKEN = "offline-stand-in"
+
+
+def resolve_api_endpoint(explicit: str | None = None) -> str | None:
+    """The Vertex API endpoint to use: the explicit value, else ``$VERTEX_API_ENDPOINT``, else None (Vertex)."""
+    value = (explicit or os.environ.get(API_ENDPOINT_ENV) or "").strip()
+    if not value:
+        return None
+    if "://" not in value:
+        value = "https://" + value
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ConfigError(f"API endpoint {value!r} is not an http(s) URL, e.g. http://127.0.0.1:8123")
+    return value.rstrip("/")
+
+
+def is_loopback_endpoint(endpoint: str | None) -> bool:
+    """True when the endpoint is on this machine (the offline stand-in or another local server)."""
+    if not endpoint:
+        return False
+    host = urlparse(endpoint).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class VertexSettings:
+    """Where and as whom to call Vertex: project, region and API endpoint."""
+
+    project: str
+    location: str
+    api_endpoint: str | None = None
+
+    @classmethod
+    def create(cls, project: str, location: str, api_endpoint: str | None = None) -> "VertexSettings":
+        """Settings with the endpoint resolved from the argument or the environment."""
+        if not project:
+            raise ConfigError("A Google Cloud project id is required (--project or the pipeline's `project`).")
+        if not location:
+            raise ConfigError("A region is required (--region or the pipeline's `location`), e.g. us-central1.")
+        return cls(project=project, location=location, api_endpoint=resolve_api_endpoint(api_endpoint))
+
+    @property
+    def uses_local_server(self) -> bool:
+        return is_loopback_endpoint(self.api_endpoint)
+
+    def _credentials(self) -> Any:
+        """Static credentials for a local server (no token refresh offline); None means Application Default Credentials."""
+        if self.uses_local_server:
+            from google.oauth2.credentials import Credentials
+
+            return Credentials(token=STANDIN_TOKEN)
+        return None
+
+
+def genai_client(settings: VertexSettings, timeout_ms: int | None = None) -> Any:
+    """A google-genai client for Vertex AI, pointed at ``settings.api_endpoint`` when set."""
+    from google import genai
+    from google.genai import types
+
+    http_options = types.HttpOptions(api_version="v1", timeout=timeout_ms)
+    if settings.api_endpoint:
+        http_options = types.HttpOptions(
+            base_url=settings.api_endpoint + "/", api_version="v1", timeout=timeout_ms
+        )
+    return genai.Client(
+        vertexai=True,
+        project=settings.project,
+        location=settings.location,
+        credentials=settings._credentials(),
+        http_options=http_options,
+    )
+
+
+def init_aiplatform(settings: VertexSettings, staging_bucket: str | None = None) -> None:
+    """Initialise google-cloud-aiplatform for these settings (REST transport for a custom endpoint)."""
+    from google.cloud import aiplatform
+
+    kwargs: dict[str, Any] = {"project": settings.project, "location": settings.location}
+    if staging_bucket:
+        kwargs["staging_bucket"] = staging_bucket
+    if settings.api_endpoint:
+        kwargs["api_endpoint"] = settings.api_endpoint
+        kwargs["api_transport"] = "rest"
+        if settings.uses_local_server:
+            from google.auth.credentials import AnonymousCredentials
+
+            kwargs["credentials"] = AnonymousCredentials()
+    aiplatform.init(**kwargs)
