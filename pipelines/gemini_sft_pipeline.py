@@ -1,0 +1,362 @@
+"""The Gemini supervised fine-tuning pipeline.
+
+Steps, in order:
+
+1. **Import raw data**: the raw examples file (``raw_data_uri``) becomes a Dataset artifact.
+2. **Find the production model**: the champion now in production, if any, from the promotion registry.
+3. **Clean and split**: formats normalised to Gemini examples, bad rows rejected with reasons,
+   train / validation / holdout splits with no prompt in two splits, a dataset version record.
+4. **Validate and estimate cost**: every Vertex dataset rule, token statistics, a cost estimate;
+   the run stops here when the data is invalid or the estimate exceeds ``max_budget_usd``.
+5. **Tune**: a Vertex supervised tuning job through google-genai, watched to the end.
+6. **Evaluate**: base model, tuned model (and champion) answer the holdout prompts; ROUGE and more.
+7. **Gate**: the tuned model passes only when it beats the baseline by the configured margins.
+8. **Promote** when the gate passes; otherwise **record the rejection** with the gate's reasons.
+
+``build_pipeline`` makes the pipeline for one component image; when notification
+recipients are given, the steps run inside an ExitHandler that emails them the
+run's final state (Vertex AI only).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from kfp import dsl
+
+from gemini_sft.components.base import DEFAULT_IMAGE, build_component
+from gemini_sft.components.clean import clean_data
+from gemini_sft.components.evaluate import evaluate_models
+from gemini_sft.components.gate import gate_model
+from gemini_sft.components.promote import find_champion, promote_model, record_rejection
+from gemini_sft.components.tune import tune_model
+from gemini_sft.components.validate import validate_data
+
+PIPELINE_NAME = "gemini-sft"
+PIPELINE_DESCRIPTION = (
+    "Clean, validate, tune, evaluate and promote a supervised fine-tune of Gemini on Vertex AI."
+)
+
+
+def build_pipeline(
+    image: str = DEFAULT_IMAGE, notification_emails: Sequence[str] = ()
+) -> Callable:
+    """The pipeline function for components running in ``image``.
+
+    Args:
+        image: container image every component runs in (built from this repository).
+        notification_emails: when non-empty, the run is wrapped in an ExitHandler whose exit
+            task emails these addresses (Google's VertexNotificationEmailOp; Vertex AI only,
+            so the local run builds the pipeline without it).
+    """
+    clean_op = build_component(clean_data, image)
+    validate_op = build_component(validate_data, image)
+    tune_op = build_component(tune_model, image)
+    evaluate_op = build_component(evaluate_models, image)
+    gate_op = build_component(gate_model, image)
+    find_champion_op = build_component(find_champion, image)
+    promote_op = build_component(promote_model, image)
+    reject_op = build_component(record_rejection, image)
+    recipients = list(notification_emails)
+
+    def _steps(
+        project: str,
+        location: str,
+        api_endpoint: str,
+        raw_data_uri: str,
+        registry_uri: str,
+        base_model: str,
+        epochs: int,
+        adapter_size: int,
+        learning_rate_multiplier: float,
+        tuned_model_display_name: str,
+        tuning_description: str,
+        tuning_labels: dict,
+        encryption_key: str,
+        tuning_output_uri: str,
+        export_last_checkpoint_only: bool,
+        continuous_tuning: bool,
+        poll_interval_seconds: float,
+        max_wait_hours: float,
+        train_fraction: float,
+        validation_fraction: float,
+        holdout_fraction: float,
+        seed: int,
+        system_instruction: str,
+        min_response_chars: int,
+        conflict_policy: str,
+        mask_pii: bool,
+        stratify_by: str,
+        max_validation_examples: int,
+        validation_overflow: str,
+        max_budget_usd: float,
+        price_per_million_tokens_usd: float,
+        count_tokens_with_api: bool,
+        max_output_tokens: int,
+        eval_max_concurrency: int,
+        eval_requests_per_minute: int,
+        label_pattern: str,
+        bootstrap_samples: int,
+        primary_metric: str,
+        min_score: float,
+        min_improvement: float,
+        improvement_mode: str,
+        require_significant: bool,
+        max_champion_regression: float,
+        max_error_rate: float,
+        production_alias: str,
+    ) -> None:
+        run_name = dsl.PIPELINE_JOB_NAME_PLACEHOLDER
+
+        raw = dsl.importer(
+            artifact_uri=raw_data_uri, artifact_class=dsl.Dataset, reimport=False
+        ).set_display_name("Import raw data")
+
+        champion = find_champion_op(
+            project=project,
+            location=location,
+            api_endpoint=api_endpoint,
+            registry_uri=registry_uri,
+        ).set_display_name("Find production model")
+        champion.set_caching_options(False)
+
+        clean = clean_op(
+            raw_data=raw.output,
+            train_fraction=train_fraction,
+            validation_fraction=validation_fraction,
+            holdout_fraction=holdout_fraction,
+            seed=seed,
+            system_instruction=system_instruction,
+            min_response_chars=min_response_chars,
+            conflict_policy=conflict_policy,
+            mask_pii=mask_pii,
+            stratify_by=stratify_by,
+            max_validation_examples=max_validation_examples,
+            validation_overflow=validation_overflow,
+        ).set_display_name("Clean and split data")
+        clean.set_cpu_limit("2").set_memory_limit("8G")
+
+        validate = validate_op(
+            train=clean.outputs["train"],
+            validation=clean.outputs["validation"],
+            base_model=base_model,
+            epochs=epochs,
+            max_budget_usd=max_budget_usd,
+            price_per_million_tokens_usd=price_per_million_tokens_usd,
+            project=project,
+            location=location,
+            api_endpoint=api_endpoint,
+            count_tokens_with_api=count_tokens_with_api,
+        ).set_display_name("Validate dataset and estimate cost")
+        validate.set_cpu_limit("2").set_memory_limit("8G")
+
+        tune = tune_op(
+            train=clean.outputs["train"],
+            validation=clean.outputs["validation"],
+            project=project,
+            location=location,
+            api_endpoint=api_endpoint,
+            base_model=base_model,
+            epochs=epochs,
+            adapter_size=adapter_size,
+            learning_rate_multiplier=learning_rate_multiplier,
+            tuned_model_display_name=tuned_model_display_name,
+            description=tuning_description,
+            labels=tuning_labels,
+            dataset_hash=clean.outputs["dataset_hash"],
+            estimated_cost_usd=validate.outputs["estimated_cost_usd"],
+            encryption_key=encryption_key,
+            output_uri=tuning_output_uri,
+            export_last_checkpoint_only=export_last_checkpoint_only,
+            continuous_tuning=continuous_tuning,
+            champion_model=champion.outputs["champion_model"],
+            poll_interval_seconds=poll_interval_seconds,
+            max_wait_hours=max_wait_hours,
+            pipeline_run=run_name,
+        ).set_display_name("Tune Gemini (supervised)")
+        # Safe to retry: the step finds the job an earlier attempt launched and resumes it.
+        tune.set_retry(num_retries=2, backoff_duration="60s", backoff_factor=2.0)
+        tune.set_caching_options(False)
+
+        evaluate = evaluate_op(
+            holdout=clean.outputs["holdout"],
+            project=project,
+            location=location,
+            api_endpoint=api_endpoint,
+            base_model=base_model,
+            tuned_endpoint=tune.outputs["endpoint"],
+            champion_model=champion.outputs["champion_endpoint"],
+            max_output_tokens=max_output_tokens,
+            max_concurrency=eval_max_concurrency,
+            requests_per_minute=eval_requests_per_minute,
+            label_pattern=label_pattern,
+            bootstrap_samples=bootstrap_samples,
+            seed=seed,
+        ).set_display_name("Evaluate base vs tuned on holdout")
+        evaluate.set_retry(num_retries=1, backoff_duration="30s")
+        evaluate.set_caching_options(False)
+
+        gate = gate_op(
+            evaluation=evaluate.outputs["evaluation"],
+            primary_metric=primary_metric,
+            min_score=min_score,
+            min_improvement=min_improvement,
+            improvement_mode=improvement_mode,
+            require_significant=require_significant,
+            max_champion_regression=max_champion_regression,
+            max_error_rate=max_error_rate,
+        ).set_display_name("Gate: does the tuned model beat the baseline?")
+        gate.set_caching_options(False)
+
+        with dsl.If(gate.outputs["passed"] == True, name="gate-passed"):  # noqa: E712 (KFP needs ==)
+            promote = promote_op(
+                tuned_model=tune.outputs["tuned_model"],
+                decision=gate.outputs["decision"],
+                evaluation=evaluate.outputs["evaluation"],
+                project=project,
+                location=location,
+                api_endpoint=api_endpoint,
+                registry_uri=registry_uri,
+                pipeline_run=run_name,
+                dataset_hash=clean.outputs["dataset_hash"],
+                production_alias=production_alias,
+            ).set_display_name("Promote tuned model to production")
+            promote.set_caching_options(False)
+        with dsl.Else(name="gate-failed"):
+            reject = reject_op(
+                tuned_model=tune.outputs["tuned_model"],
+                decision=gate.outputs["decision"],
+                registry_uri=registry_uri,
+                pipeline_run=run_name,
+            ).set_display_name("Record rejection and reasons")
+            reject.set_caching_options(False)
+
+    @dsl.pipeline(name=PIPELINE_NAME, description=PIPELINE_DESCRIPTION)
+    def gemini_sft_pipeline(
+        project: str,
+        raw_data_uri: str,
+        registry_uri: str,
+        location: str = "us-central1",
+        api_endpoint: str = "",
+        base_model: str = "gemini-2.5-flash",
+        epochs: int = 3,
+        adapter_size: int = 4,
+        learning_rate_multiplier: float = 1.0,
+        tuned_model_display_name: str = "gemini-sft-{run}",
+        tuning_description: str = "Supervised fine-tune made by the gemini-sft pipeline.",
+        tuning_labels: dict = {},
+        encryption_key: str = "",
+        tuning_output_uri: str = "",
+        export_last_checkpoint_only: bool = False,
+        continuous_tuning: bool = False,
+        poll_interval_seconds: float = 60.0,
+        max_wait_hours: float = 24.0,
+        train_fraction: float = 0.8,
+        validation_fraction: float = 0.1,
+        holdout_fraction: float = 0.1,
+        seed: int = 42,
+        system_instruction: str = "",
+        min_response_chars: int = 0,
+        conflict_policy: str = "drop_all",
+        mask_pii: bool = False,
+        stratify_by: str = "",
+        max_validation_examples: int = 5000,
+        validation_overflow: str = "train",
+        max_budget_usd: float = 100.0,
+        price_per_million_tokens_usd: float = 0.0,
+        count_tokens_with_api: bool = True,
+        max_output_tokens: int = 1024,
+        eval_max_concurrency: int = 8,
+        eval_requests_per_minute: int = 300,
+        label_pattern: str = "",
+        bootstrap_samples: int = 1000,
+        primary_metric: str = "rougeL",
+        min_score: float = 0.0,
+        min_improvement: float = 0.0,
+        improvement_mode: str = "absolute",
+        require_significant: bool = False,
+        max_champion_regression: float = 0.0,
+        max_error_rate: float = 0.05,
+        production_alias: str = "production",
+        notification_emails: list = recipients,
+    ) -> None:
+        """Clean, validate, tune, evaluate and gate a Gemini fine-tune; promote it when it wins.
+
+        Args:
+            project: Google Cloud project that runs the tuning job and hosts the models.
+            raw_data_uri: the raw examples (JSONL/CSV/TSV, optionally gzip), gs://... on Vertex.
+            registry_uri: where promotion records live (gs://BUCKET/gemini-sft/registry).
+            location: Vertex AI region; it must offer Gemini tuning.
+            api_endpoint: Vertex API endpoint; empty means Vertex itself.
+            base_model: the Gemini model to tune and to compare against.
+            epochs, adapter_size, learning_rate_multiplier: tuning hyperparameters.
+            continuous_tuning: start from the model now in production instead of base_model.
+            max_budget_usd: the run stops before tuning when the estimated cost is above this.
+            primary_metric, min_score, min_improvement, improvement_mode, require_significant,
+            max_champion_regression, max_error_rate: the promotion gate's policy.
+            notification_emails: recipients of the end-of-run email (only used when the
+                pipeline was compiled with recipients).
+        """
+        kwargs = dict(
+            project=project,
+            location=location,
+            api_endpoint=api_endpoint,
+            raw_data_uri=raw_data_uri,
+            registry_uri=registry_uri,
+            base_model=base_model,
+            epochs=epochs,
+            adapter_size=adapter_size,
+            learning_rate_multiplier=learning_rate_multiplier,
+            tuned_model_display_name=tuned_model_display_name,
+            tuning_description=tuning_description,
+            tuning_labels=tuning_labels,
+            encryption_key=encryption_key,
+            tuning_output_uri=tuning_output_uri,
+            export_last_checkpoint_only=export_last_checkpoint_only,
+            continuous_tuning=continuous_tuning,
+            poll_interval_seconds=poll_interval_seconds,
+            max_wait_hours=max_wait_hours,
+            train_fraction=train_fraction,
+            validation_fraction=validation_fraction,
+            holdout_fraction=holdout_fraction,
+            seed=seed,
+            system_instruction=system_instruction,
+            min_response_chars=min_response_chars,
+            conflict_policy=conflict_policy,
+            mask_pii=mask_pii,
+            stratify_by=stratify_by,
+            max_validation_examples=max_validation_examples,
+            validation_overflow=validation_overflow,
+            max_budget_usd=max_budget_usd,
+            price_per_million_tokens_usd=price_per_million_tokens_usd,
+            count_tokens_with_api=count_tokens_with_api,
+            max_output_tokens=max_output_tokens,
+            eval_max_concurrency=eval_max_concurrency,
+            eval_requests_per_minute=eval_requests_per_minute,
+            label_pattern=label_pattern,
+            bootstrap_samples=bootstrap_samples,
+            primary_metric=primary_metric,
+            min_score=min_score,
+            min_improvement=min_improvement,
+            improvement_mode=improvement_mode,
+            require_significant=require_significant,
+            max_champion_regression=max_champion_regression,
+            max_error_rate=max_error_rate,
+            production_alias=production_alias,
+        )
+        if recipients:
+            from google_cloud_pipeline_components.v1.vertex_notification_email import (
+                VertexNotificationEmailOp,
+            )
+
+            notify = VertexNotificationEmailOp(recipients=notification_emails)
+            notify.set_display_name("Email the run's outcome")
+            with dsl.ExitHandler(notify, name="notify-on-exit"):
+                _steps(**kwargs)
+        else:
+            _steps(**kwargs)
+
+    return gemini_sft_pipeline
+
+
+gemini_sft_pipeline = build_pipeline()

@@ -1,0 +1,38 @@
+"""``gemini-sft run --local``: the whole pipeline on this machine, offline."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run the whole pipeline locally against the offline stand-in",
+        description=(
+            "Run clean, validate, tune, evaluate and gate with kfp.local on this machine. Vertex calls go "
+            "to an offline stand-in on 127.0.0.1: nothing is billed, no Gemini model answers. To run on "
+            "Vertex AI use `gemini-sft submit`."
+        ),
+    )
+    parser.add_argument("--local", action="store_true", required=True, help="run locally (required)")
+    parser.add_argument("--data", type=Path, help="raw examples (default: the shipped support-ticket sample)")
+    parser.add_argument("--output", type=Path, help="run folder (default: runs/local-<UTC time>)")
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a pipeline parameter, e.g. --param epochs=5 (repeatable)",
+    )
+    parser.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from gemini_sft.local_run import format_result, run_local
+    from gemini_sft.parameters import parse_assignments, pipeline_parameter_types
+    from gemini_sft.pipelines.gemini_sft_pipeline import build_pipeline
+
+    parameters = parse_assignments(args.param, pipeline_parameter_types(build_pipeline()))
+    result = run_local(data=args.data, output_dir=args.output, parameters=parameters)
+    print(format_result(result))
+    return 0

@@ -1,0 +1,289 @@
+"""Running the whole pipeline on this machine, offline.
+
+The pipeline runs with ``kfp.local``'s SubprocessRunner (each step in a
+subprocess of this interpreter, the same code the component image runs on
+Vertex), and every Vertex call goes over HTTP to the offline stand-in on
+127.0.0.1. Nothing made this way comes from Gemini, and the run folder says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterator, Mapping, TextIO
+
+from gemini_sft.errors import ConfigError, GeminiSftError, InputFormatError
+
+log = logging.getLogger(__name__)
+
+LOCAL_PROJECT = "local-project"
+LOCAL_REGION = "us-central1"
+SAMPLE_DATASET = "support_tickets.jsonl"
+
+STANDIN_NOTICE = (
+    "Made by the OFFLINE STAND-IN of the Vertex API: no Gemini model was called and no job was "
+    "billed. Use it to check the pipeline, not to judge a model."
+)
+
+# Settings that suit the shipped sample and a run against the stand-in; --param overrides them.
+LOCAL_DEFAULTS: dict[str, Any] = {
+    "poll_interval_seconds": 0.2,
+    "max_wait_hours": 0.1,
+    "eval_requests_per_minute": 6000,
+    "label_pattern": r"Category: (\w+)",
+    "stratify_by": r"regex:Category: (\w+)",
+    "bootstrap_samples": 500,
+}
+
+
+class LocalRunError(GeminiSftError):
+    """The local pipeline run failed; the message names the step and the log file."""
+
+
+@dataclass
+class LocalRunResult:
+    """Where a local run's outputs are and what the gate decided."""
+
+    output_dir: Path
+    run_dir: Path
+    log_file: Path
+    seconds: float
+    gate_passed: bool
+    gate_reasons: list[str]
+    metrics: dict[str, float] = field(default_factory=dict)
+    artifacts: dict[str, Path] = field(default_factory=dict)
+
+
+def sample_dataset_path() -> Path:
+    """Path of the shipped sample dataset (customer-support triage, mixed formats)."""
+    return Path(str(resources.files("gemini_sft") / "data" / SAMPLE_DATASET))
+
+
+def default_output_dir() -> Path:
+    """A new run folder under ./runs named by the UTC time."""
+    return Path("runs") / datetime.now(timezone.utc).strftime("local-%Y%m%d-%H%M%S")
+
+
+class _ProgressTee:
+    """A text stream that writes everything to a log file and shows task progress lines."""
+
+    _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+    _PROGRESS = re.compile(r"Executing task '([^']+)'|Task '([^']+)' finished with status (\w+)")
+
+    def __init__(self, log_stream: TextIO, console: TextIO) -> None:
+        self._log = log_stream
+        self._console = console
+        self._buffer = ""
+
+    def write(self, text: str) -> int:
+        self._log.write(text)
+        self._buffer += text
+        while "\n" in self._buffer:
+            line, self._buffer = self._buffer.split("\n", 1)
+            self._show_progress(self._ANSI.sub("", line))
+        return len(text)
+
+    def _show_progress(self, line: str) -> None:
+        match = self._PROGRESS.search(line)
+        if not match:
+            return
+        if match.group(1):
+            self._console.write(f"  running  {match.group(1)}\n")
+        else:
+            self._console.write(f"  {match.group(3).lower():8} {match.group(2)}\n")
+        self._console.flush()
+
+    def flush(self) -> None:
+        self._log.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
+@contextlib.contextmanager
+def _captured_output(log_file: Path, console: TextIO) -> Iterator[None]:
+    with open(log_file, "w", encoding="utf-8") as log_stream:
+        tee = _ProgressTee(log_stream, console)
+        with contextlib.redirect_stdout(tee):  # kfp.local prints step logs to stdout
+            yield
+
+
+def _newest_run_dir(pipeline_root: Path) -> Path:
+    runs = [p for p in pipeline_root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    if not runs:
+        raise LocalRunError(f"The pipeline wrote no run folder under {pipeline_root}.")
+    return max(runs, key=lambda p: p.stat().st_mtime)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def run_local(
+    data: Path | None = None,
+    output_dir: Path | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    console: TextIO | None = None,
+    standin_options: Mapping[str, Any] | None = None,
+) -> LocalRunResult:
+    """Run the whole pipeline locally against the offline stand-in.
+
+    Args:
+        data: raw examples; the shipped sample when None.
+        output_dir: the run folder to create; ``runs/local-<time>`` when None.
+        parameters: pipeline parameter overrides (names as in the compiled spec).
+        console: where progress goes (stdout by default); step logs go to ``pipeline.log``.
+        standin_options: keyword arguments for the stand-in (e.g. ``latency_seconds``).
+
+    Returns the run's outputs and the gate's decision. Raises InputFormatError
+    when ``data`` does not exist and LocalRunError when a step fails (the
+    message names the log file holding the step's output).
+    """
+    from kfp import local
+
+    from gemini_sft.pipelines.gemini_sft_pipeline import build_pipeline
+    from gemini_sft.standin import VertexStandIn
+
+    console = console or sys.stdout
+    data = Path(data) if data else sample_dataset_path()
+    if not data.is_file():
+        raise InputFormatError(f"Raw data file {data} does not exist.")
+    output_dir = Path(output_dir) if output_dir else default_output_dir()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    pipeline_root = (output_dir / "pipeline_root").resolve()
+    registry = (output_dir / "registry").resolve()
+    log_file = output_dir / "pipeline.log"
+
+    arguments: dict[str, Any] = {
+        "project": LOCAL_PROJECT,
+        "location": LOCAL_REGION,
+        "raw_data_uri": str(data.resolve()),
+        "registry_uri": str(registry),
+        **LOCAL_DEFAULTS,
+        **dict(parameters or {}),
+    }
+    pipeline = build_pipeline()
+    started = time.monotonic()
+    with VertexStandIn(**dict(standin_options or {})) as standin:
+        arguments["api_endpoint"] = standin.base_url
+        console.write(f"Offline stand-in of the Vertex API at {standin.base_url}\n")
+        console.write(f"Running the pipeline on {data} (step logs: {log_file})\n")
+        local.init(
+            runner=local.SubprocessRunner(use_venv=False),
+            pipeline_root=str(pipeline_root),
+            raise_on_error=True,
+        )
+        try:
+            with _captured_output(log_file, console):
+                pipeline(**arguments)
+        except TypeError as exc:
+            raise ConfigError(f"Invalid pipeline parameter: {exc}") from exc
+        except RuntimeError as exc:
+            raise LocalRunError(f"{exc} See {log_file} for the failing step's output.") from exc
+    seconds = time.monotonic() - started
+
+    run_dir = _newest_run_dir(pipeline_root)
+    result = _collect_outputs(output_dir, run_dir, log_file, seconds)
+    _write_summary(result, data)
+    return result
+
+
+def _collect_outputs(output_dir: Path, run_dir: Path, log_file: Path, seconds: float) -> LocalRunResult:
+    """Copy the reports next to the run folder's top and read the gate's decision."""
+    artifacts: dict[str, Path] = {}
+    for label, relative, copy_as in (
+        ("train split", "clean-data/train", None),
+        ("validation split", "clean-data/validation", None),
+        ("holdout split", "clean-data/holdout", None),
+        ("rejected rows", "clean-data/rejected", None),
+        ("dataset version record", "clean-data/dataset_version", None),
+        ("cleaning report", "clean-data/report", "cleaning_report.md"),
+        ("validation report", "validate-data/report", "validation_report.md"),
+        ("tuning summary", "tune-model/summary", "tuning_summary.md"),
+        ("predictions", "evaluate-models/predictions", None),
+        ("evaluation report (Markdown)", "evaluate-models/report", "evaluation_report.md"),
+        ("evaluation report (HTML)", "evaluate-models/html_report", "evaluation_report.html"),
+        ("gate decision", "gate-model/decision", "gate_decision.json"),
+        ("promotion record", "promote-model/promotion_record", "promotion_record.json"),
+        ("rejection record", "record-rejection/rejection_record", "rejection_record.json"),
+    ):
+        source = run_dir / relative
+        if not source.is_file():
+            continue
+        if copy_as:
+            target = output_dir / copy_as
+            shutil.copyfile(source, target)
+            artifacts[label] = target
+        else:
+            artifacts[label] = source
+
+    decision_path = run_dir / "gate-model" / "decision"
+    if not decision_path.is_file():
+        raise LocalRunError(f"The gate wrote no decision ({decision_path}); see {log_file}.")
+    decision = _read_json(decision_path)
+    evaluation_path = run_dir / "evaluate-models" / "evaluation"
+    metrics = _read_json(evaluation_path).get("metrics", {}) if evaluation_path.is_file() else {}
+    return LocalRunResult(
+        output_dir=output_dir,
+        run_dir=run_dir,
+        log_file=log_file,
+        seconds=seconds,
+        gate_passed=bool(decision.get("passed")),
+        gate_reasons=[str(r) for r in decision.get("reasons", [])],
+        metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float))},
+        artifacts=artifacts,
+    )
+
+
+def _write_summary(result: LocalRunResult, data: Path) -> None:
+    """Write SUMMARY.md at the top of the run folder."""
+    lines = [
+        "# gemini-sft local run",
+        "",
+        f"> {STANDIN_NOTICE}",
+        "",
+        f"- Data: `{data}`",
+        f"- Duration: {result.seconds:.1f} s",
+        f"- Gate: **{'PASSED: promoted' if result.gate_passed else 'FAILED: not promoted'}**",
+        "",
+        "## Gate reasons",
+        "",
+        *[f"- {reason}" for reason in result.gate_reasons],
+        "",
+        "## Outputs",
+        "",
+        *[f"- {label}: `{path}`" for label, path in result.artifacts.items()],
+        f"- step logs: `{result.log_file}`",
+        f"- every artifact: `{result.run_dir}`",
+        "",
+    ]
+    (result.output_dir / "SUMMARY.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+def format_result(result: LocalRunResult) -> str:
+    """The end-of-run text printed by ``gemini-sft run --local``."""
+    keys = [k for k in ("base_rougeL", "tuned_rougeL", "delta_rougeL", "champion_rougeL") if k in result.metrics]
+    lines = [
+        "",
+        f"Finished in {result.seconds:.1f} s. Run folder: {result.output_dir}",
+        STANDIN_NOTICE,
+        "",
+        *[f"  {label:32} {path}" for label, path in result.artifacts.items()],
+        "",
+        *[f"  {key:16} {result.metrics[key]:.4f}" for key in keys],
+        "",
+        f"Gate: {'PASSED, tuned model promoted' if result.gate_passed else 'FAILED, tuned model not promoted'}",
+        *[f"  - {reason}" for reason in result.gate_reasons],
+        "",
+    ]
+    return "\n".join(lines)
