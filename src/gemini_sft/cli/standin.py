@@ -1,0 +1,88 @@
+"""``gemini-sft standin``: run the offline Vertex stand-in in the foreground until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import signal
+import sys
+import threading
+from typing import Any, TextIO
+
+from gemini_sft.errors import ConfigError
+from gemini_sft.standin import Route, VertexStandIn
+from gemini_sft.vertex_client import API_ENDPOINT_ENV
+
+log = logging.getLogger(__name__)
+
+PLATFORM_ROUTES_MODULE = "gemini_sft.standin.platform"
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``standin`` sub-command."""
+    parser = subparsers.add_parser(
+        "standin",
+        help="run the offline stand-in of the Vertex API (for tests and demos; not Gemini)",
+        description=(
+            "Serve a local, offline stand-in of the Vertex AI API on 127.0.0.1: tuning jobs, "
+            "generateContent and countTokens answered by deterministic stand-in models, not Gemini."
+        ),
+    )
+    parser.add_argument("--port", type=int, default=0, help="port to listen on (default: a free port)")
+    parser.add_argument("--latency", type=float, default=0.0, metavar="SECONDS",
+                        help="delay added to every request (default: 0)")
+    parser.add_argument("--polls-per-state", type=int, default=1, metavar="N",
+                        help="GETs that see each of PENDING and RUNNING before a tuning job moves on (default: 1)")
+    parser.add_argument("--fail-jobs-with", default=None, metavar="MESSAGE",
+                        help="make every tuning job fail with this error message")
+    parser.set_defaults(handler=run_standin)
+
+
+def extension_routes() -> list[Route]:
+    """Routes of ``gemini_sft.standin.platform`` (its ``routes()``) when that module exists, else none."""
+    if importlib.util.find_spec(PLATFORM_ROUTES_MODULE) is None:
+        return []
+    module = importlib.import_module(PLATFORM_ROUTES_MODULE)
+    provider = getattr(module, "routes", None)
+    if provider is None:
+        log.debug("%s has no routes(); serving the built-in routes only", PLATFORM_ROUTES_MODULE)
+        return []
+    return list(provider())
+
+
+def serve(args: argparse.Namespace, stop: threading.Event, out: TextIO = sys.stdout) -> int:
+    """Run the stand-in until ``stop`` is set; prints its base URL first. ConfigError for bad options."""
+    if args.latency < 0:
+        raise ConfigError(f"--latency must be >= 0, got {args.latency}.")
+    if args.polls_per_state < 0:
+        raise ConfigError(f"--polls-per-state must be >= 0, got {args.polls_per_state}.")
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must be within 0-65535, got {args.port}.")
+    standin = VertexStandIn(
+        port=args.port,
+        latency_seconds=args.latency,
+        polls_per_state=args.polls_per_state,
+        fail_jobs_with=args.fail_jobs_with,
+        extra_routes=extension_routes(),
+    )
+    with standin:
+        print(f"Offline Vertex stand-in (not Vertex AI, not Gemini) listening on {standin.base_url}", file=out)
+        print(f"Point gemini-sft at it with: export {API_ENDPOINT_ENV}={standin.base_url}", file=out)
+        print("Press Ctrl-C to stop.", file=out, flush=True)
+        stop.wait()
+    print("Offline Vertex stand-in stopped.", file=out, flush=True)
+    return 0
+
+
+def run_standin(args: argparse.Namespace) -> int:
+    """Handler of ``gemini-sft standin``: serve until Ctrl-C or SIGTERM; returns the exit code."""
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    try:
+        return serve(args, stop)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)

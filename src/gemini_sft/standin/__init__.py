@@ -1,0 +1,59 @@
+"""An offline stand-in of the Vertex AI API, for tests and demos. It is not Gemini.
+
+A small HTTP server on 127.0.0.1 that the unmodified google-genai client
+reaches through its base URL::
+
+    from gemini_sft.standin import VertexStandIn
+    from gemini_sft.vertex_client import VertexSettings, genai_client
+
+    with VertexStandIn() as standin:
+        client = genai_client(VertexSettings.create("p", "us-central1", standin.base_url))
+        client.models.generate_content(model="gemini-2.5-flash", contents="Hello")
+
+It serves, under ``/v1/projects/{project}/locations/{location}/``:
+
+* ``tuningJobs``: create, get (moves the job PENDING -> RUNNING -> SUCCEEDED
+  over ``polls_per_state`` GETs per state), list (``filter`` on labels,
+  ``pageSize``, ``pageToken``) and ``:cancel`` (see :mod:`.tuning`);
+* ``publishers/google/models/{model}:generateContent`` and ``:countTokens``
+  (a "base model" that knows nothing of the training data) and
+  ``endpoints/{id}:generateContent`` and ``:countTokens`` (the "tuned
+  model" of the job that deployed that endpoint, answering from its training
+  file; see :mod:`.responder`).
+
+Everything it makes is labelled: ``modelVersion`` is
+``offline-stand-in/base/{model}`` or ``offline-stand-in/tuned/{endpoint-id}``,
+every response has the header ``X-Gemini-Sft-Standin: offline``, and tuning
+jobs' descriptions say they were made by the stand-in.
+
+Knobs (thread-safe, settable while running): ``latency_seconds``,
+``polls_per_state``, ``fail_jobs_with``, ``inject_faults(status_codes, rate,
+seed)``, ``fail_next(n, status)``; the request log: ``requests``,
+``requests_to(fragment)``, ``route_counts``, ``reset()``.
+
+Extension point: other modules add routes without touching this package's
+code. A route is ``Route(method, pattern, handler, name=...)``: ``pattern`` is
+a regular expression matched against the whole path (no query string;
+:func:`api_path` prefixes ``/v1/projects/(?P<project>..)/locations/(?P<location>..)/``),
+``handler(request: StandInRequest) -> (status, json_body)`` may raise
+:class:`StandInError` for a Google-style error answer. Pass routes as
+``VertexStandIn(extra_routes=routes)`` or ``standin.add_routes(routes)``; they
+are tried after the built-in routes. ``request.standin`` gives handlers the
+server (``standin.tuning_jobs`` for tuning jobs and their tuned models,
+``standin.extension_state`` for their own state). By convention a module
+offering routes exposes ``routes() -> list[Route]``; ``gemini-sft standin``
+serves those of ``gemini_sft.standin.platform`` when that module exists.
+"""
+
+from gemini_sft.standin.routing import Route, StandInError, StandInRequest, api_path
+from gemini_sft.standin.server import STANDIN_HEADER, RequestRecord, VertexStandIn
+
+__all__ = [
+    "STANDIN_HEADER",
+    "RequestRecord",
+    "Route",
+    "StandInError",
+    "StandInRequest",
+    "VertexStandIn",
+    "api_path",
+]

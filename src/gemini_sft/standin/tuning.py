@@ -1,0 +1,587 @@
+"""Supervised tuning jobs of the offline stand-in.
+
+Routes (under ``/v1/projects/{project}/locations/{location}/``):
+
+* ``POST tuningJobs`` creates a job from the body the SDK sends (stored in
+  full and echoed back), reads its training file and builds the tuned
+  model's answer index right away. 400 for a body Vertex would refuse (no
+  training file, no base model, epochs < 1, multiplier <= 0, unknown adapter
+  size).
+* ``GET tuningJobs/{id}`` returns the job and moves it on: each of
+  ``JOB_STATE_PENDING`` and ``JOB_STATE_RUNNING`` is returned by exactly
+  ``polls_per_state`` GETs (0: the first GET already sees the end), then the
+  job ends ``JOB_STATE_SUCCEEDED`` with ``tunedModel`` (model ``.../models/ID@1``,
+  endpoint ``.../endpoints/ID``, one checkpoint per epoch, or only the last
+  with ``exportLastCheckpointOnly``) or ``JOB_STATE_FAILED`` with ``error``.
+* ``GET tuningJobs`` lists jobs newest first, with ``filter``
+  (``labels.KEY="v"``, ``labels.KEY!="v"``, ``labels.KEY:*``, ``state="..."``,
+  ``baseModel="..."``, ``tunedModelDisplayName="..."`` joined with ``AND``),
+  ``pageSize`` and ``pageToken``. Listing does not move jobs on.
+* ``POST tuningJobs/{id}:cancel`` ends a job that has not ended as
+  ``JOB_STATE_CANCELLED``; 400 ``FAILED_PRECONDITION`` for an ended job.
+
+How a job ends is decided when it is created: a training (or validation)
+file that cannot be read or is not Gemini JSONL fails it right after
+PENDING with error code 3 and a message naming the file and line; otherwise,
+if ``fail_jobs_with`` is set, it fails after RUNNING with that message (code
+13); otherwise it succeeds. ``tuningDataStats.supervisedTuningDataStats``
+holds the example count and ``totalBillableTokenCount`` = estimated dataset
+tokens (:func:`gemini_sft.tokens.estimate_example_tokens`) x epochs; int64
+fields are JSON strings, as Vertex sends them. The job's ``description``
+says it was made by the offline stand-in.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import logging
+import math
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from gemini_sft.errors import InputFormatError
+from gemini_sft.examples import Example, content_text
+from gemini_sft.model_catalog import ADAPTER_SIZE_ENUM
+from gemini_sft.standin.responder import NearestExampleIndex, TunedResponder
+from gemini_sft.standin.routing import Route, StandInError, StandInRequest, api_path
+from gemini_sft.storage import GCS_PREFIX, local_path
+from gemini_sft.tokens import estimate_example_tokens
+
+log = logging.getLogger(__name__)
+
+PENDING = "JOB_STATE_PENDING"
+RUNNING = "JOB_STATE_RUNNING"
+SUCCEEDED = "JOB_STATE_SUCCEEDED"
+FAILED = "JOB_STATE_FAILED"
+CANCELLED = "JOB_STATE_CANCELLED"
+ENDED_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED})
+
+STANDIN_DESCRIPTION = "Made by the gemini-sft offline stand-in of the Vertex API: no Gemini model was tuned."
+# Used when the request sets no epoch count (Vertex chooses one itself).
+DEFAULT_EPOCH_COUNT = 3
+# The stand-in's own assumption for tuningStepCount and checkpoint steps.
+STANDIN_BATCH_SIZE = 8
+DEFAULT_PAGE_SIZE = 100
+
+# google.rpc codes used in job errors.
+RPC_CANCELLED = 1
+RPC_INVALID_ARGUMENT = 3
+RPC_INTERNAL = 13
+
+
+class TrainingFileError(InputFormatError):
+    """A tuning job's training or validation file cannot be read or is not Gemini JSONL."""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _readable_path(uri: str, role: str) -> Path:
+    """The local file behind a dataset URI; TrainingFileError when it does not exist."""
+    path = local_path(uri)
+    if path.is_file():
+        return path
+    if uri.startswith(GCS_PREFIX):
+        raise TrainingFileError(
+            f"Cannot read the {role} file {uri}: the offline stand-in reads gs:// URIs through the "
+            f"Cloud Storage FUSE mount, and {path} does not exist. Use a local path or mount the bucket at /gcs/."
+        )
+    raise TrainingFileError(f"Cannot read the {role} file {uri}: {path} does not exist or is not a file.")
+
+
+def _has_user_then_model_turn(contents: list[Any]) -> bool:
+    seen_user = False
+    for content in contents:
+        role = content.get("role") if isinstance(content, dict) else None
+        if role == "model" and seen_user:
+            return True
+        seen_user = seen_user or role == "user"
+    return False
+
+
+def read_examples(uri: str, role: str = "training") -> list[Example]:
+    """The Gemini examples of a JSONL dataset (local path, file:// or gs:// through /gcs/).
+
+    Blank lines are skipped. Raises TrainingFileError naming the file and line
+    when the file is missing, unreadable, empty, or a line is not a JSON
+    object with a ``contents`` list holding a user turn followed by a model
+    turn. Messages never include example content.
+    """
+    path = _readable_path(uri, role)
+    examples: list[Example] = []
+    try:
+        with path.open(encoding="utf-8") as lines:
+            for line_number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    example = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise TrainingFileError(
+                        f"Line {line_number} of the {role} file {uri} is not valid JSON ({exc.msg})."
+                    ) from exc
+                if not isinstance(example, dict) or not isinstance(example.get("contents"), list):
+                    raise TrainingFileError(
+                        f"Line {line_number} of the {role} file {uri} is not a Gemini example "
+                        "(a JSON object with a `contents` list)."
+                    )
+                if not _has_user_then_model_turn(example["contents"]):
+                    raise TrainingFileError(
+                        f"Line {line_number} of the {role} file {uri} has no user turn followed by a model turn."
+                    )
+                examples.append(example)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TrainingFileError(f"Cannot read the {role} file {uri}: {exc}") from exc
+    if not examples:
+        raise TrainingFileError(f"The {role} file {uri} holds no examples.")
+    return examples
+
+
+def _character_count(example: Example) -> int:
+    turns = list(example.get("contents") or [])
+    if isinstance(example.get("systemInstruction"), dict):
+        turns.append(example["systemInstruction"])
+    return sum(len(content_text(t)) for t in turns if isinstance(t, dict))
+
+
+def supervised_tuning_data_stats(examples: list[Example], epochs: int) -> dict[str, Any]:
+    """``supervisedTuningDataStats`` for a training set (int64 fields as strings, as Vertex sends them)."""
+    dataset_tokens = sum(estimate_example_tokens(e) for e in examples)
+    characters = sum(_character_count(e) for e in examples)
+    steps = epochs * math.ceil(len(examples) / STANDIN_BATCH_SIZE)
+    return {
+        "tuningDatasetExampleCount": str(len(examples)),
+        "totalTuningCharacterCount": str(characters),
+        "totalBillableCharacterCount": str(characters * epochs),
+        "totalBillableTokenCount": str(dataset_tokens * epochs),
+        "tuningStepCount": str(steps),
+    }
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def proto_field(message: dict[str, Any], camel_name: str) -> Any:
+    """A field of a JSON-encoded proto message under its lowerCamel or its snake_case name.
+
+    Vertex parses both spellings, and google-genai sends some nested messages
+    (``preTunedModel``, ``encryptionSpec``) with snake_case keys.
+    """
+    if camel_name in message:
+        return message[camel_name]
+    snake_name = re.sub(r"(?<!^)(?=[A-Z])", "_", camel_name).lower()
+    return message.get(snake_name)
+
+
+def camel_case_keys(value: Any) -> Any:
+    """A JSON value with every object key in lowerCamelCase, as Vertex writes resources (label keys kept)."""
+    if isinstance(value, list):
+        return [camel_case_keys(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    return {
+        _camel(key): (dict(item) if key == "labels" and isinstance(item, dict) else camel_case_keys(item))
+        for key, item in value.items()
+    }
+
+
+@dataclass(frozen=True)
+class TuningRequest:
+    """The parts of a create body the stand-in acts on (the full body is kept as sent)."""
+
+    base_model: str | None
+    pre_tuned_model: str | None
+    training_uri: str
+    validation_uri: str | None
+    epochs: int
+    export_last_checkpoint_only: bool
+
+
+def parse_tuning_request(body: dict[str, Any]) -> TuningRequest:
+    """Check a create body as Vertex would; StandInError(400) naming the offending field."""
+    spec = body.get("supervisedTuningSpec")
+    if not isinstance(spec, dict):
+        raise StandInError(400, "supervisedTuningSpec is required: the offline stand-in only runs supervised tuning.")
+    training_uri = spec.get("trainingDatasetUri")
+    if not isinstance(training_uri, str) or not training_uri:
+        raise StandInError(400, "supervisedTuningSpec.trainingDatasetUri is required.")
+    validation_uri = spec.get("validationDatasetUri")
+    if validation_uri is not None and (not isinstance(validation_uri, str) or not validation_uri):
+        raise StandInError(400, "supervisedTuningSpec.validationDatasetUri must be a non-empty string.")
+    base_model = body.get("baseModel")
+    pre_tuned = body.get("preTunedModel")
+    pre_tuned_name = proto_field(pre_tuned, "tunedModelName") if isinstance(pre_tuned, dict) else None
+    if not base_model and not pre_tuned_name:
+        raise StandInError(400, "baseModel (or preTunedModel.tunedModelName for continuous tuning) is required.")
+    hyper = spec.get("hyperParameters") or {}
+    if not isinstance(hyper, dict):
+        raise StandInError(400, "supervisedTuningSpec.hyperParameters must be an object.")
+    epochs_value = hyper.get("epochCount", DEFAULT_EPOCH_COUNT)
+    try:
+        epochs = int(epochs_value)
+    except (TypeError, ValueError):
+        raise StandInError(400, f"hyperParameters.epochCount must be an integer, got {epochs_value!r}.") from None
+    if epochs < 1:
+        raise StandInError(400, f"hyperParameters.epochCount must be at least 1, got {epochs}.")
+    multiplier = hyper.get("learningRateMultiplier")
+    if multiplier is not None and (not isinstance(multiplier, (int, float)) or multiplier <= 0):
+        raise StandInError(400, f"hyperParameters.learningRateMultiplier must be > 0, got {multiplier!r}.")
+    adapter = hyper.get("adapterSize")
+    if adapter is not None and adapter not in ADAPTER_SIZE_ENUM.values():
+        allowed = ", ".join(ADAPTER_SIZE_ENUM.values())
+        raise StandInError(400, f"hyperParameters.adapterSize {adapter!r} is not one of {allowed}.")
+    return TuningRequest(
+        base_model=base_model if isinstance(base_model, str) else None,
+        pre_tuned_model=pre_tuned_name if isinstance(pre_tuned_name, str) else None,
+        training_uri=training_uri,
+        validation_uri=validation_uri,
+        epochs=epochs,
+        export_last_checkpoint_only=bool(spec.get("exportLastCheckpointOnly", False)),
+    )
+
+
+@dataclass
+class _Job:
+    """Mutable job state; only touched under the store's lock."""
+
+    sequence: int
+    name: str
+    parent: str
+    request: TuningRequest
+    body: dict[str, Any]
+    create_time: str
+    model_id: str
+    endpoint_id: str
+    planned_error: dict[str, Any] | None  # None: the job will succeed
+    fails_before_running: bool
+    responder: TunedResponder | None
+    data_stats: dict[str, Any] | None
+    state: str = PENDING
+    polls_in_state: int = 0
+    start_time: str | None = None
+    end_time: str | None = None
+    update_time: str = ""
+    error: dict[str, Any] | None = None
+    base_model: str | None = None
+
+    @property
+    def model_name(self) -> str:
+        return f"{self.parent}/models/{self.model_id}@1"
+
+    @property
+    def endpoint_name(self) -> str:
+        return f"{self.parent}/endpoints/{self.endpoint_id}"
+
+    def _end(self, state: str, error: dict[str, Any] | None) -> None:
+        self.state = state
+        self.error = error
+        self.end_time = self.update_time = _now()
+
+    def advance(self) -> None:
+        """Move to the next state (PENDING -> RUNNING -> SUCCEEDED/FAILED)."""
+        if self.state == PENDING:
+            if self.fails_before_running:
+                self._end(FAILED, self.planned_error)
+            else:
+                self.state = RUNNING
+                self.start_time = self.update_time = _now()
+        elif self.state == RUNNING:
+            self._end(FAILED if self.planned_error else SUCCEEDED, self.planned_error)
+        self.polls_in_state = 0
+        log.info("offline stand-in: tuning job %s is now %s", self.name, self.state)
+
+    def cancel(self) -> None:
+        self._end(CANCELLED, {"code": RPC_CANCELLED, "message": "The tuning job was cancelled by a cancel request."})
+        log.info("offline stand-in: tuning job %s cancelled", self.name)
+
+    def checkpoints(self) -> list[dict[str, Any]]:
+        steps_per_epoch = int(self.data_stats["tuningStepCount"]) // self.request.epochs if self.data_stats else 0
+        first_epoch = self.request.epochs if self.request.export_last_checkpoint_only else 1
+        checkpoints = []
+        for epoch in range(first_epoch, self.request.epochs + 1):
+            checkpoint: dict[str, Any] = {
+                "checkpointId": str(epoch),
+                "epoch": str(epoch),
+                "step": str(epoch * steps_per_epoch),
+            }
+            if epoch == self.request.epochs:
+                checkpoint["endpoint"] = self.endpoint_name
+            checkpoints.append(checkpoint)
+        return checkpoints
+
+    def resource(self) -> dict[str, Any]:
+        """The job as Vertex returns it: the create body (lowerCamelCase keys) + state, times, stats, model, error."""
+        resource = camel_case_keys(self.body)
+        description = resource.get("description")
+        resource.update(
+            name=self.name,
+            state=self.state,
+            createTime=self.create_time,
+            updateTime=self.update_time,
+            description=f"{description}\n\n{STANDIN_DESCRIPTION}" if description else STANDIN_DESCRIPTION,
+        )
+        if self.base_model and "baseModel" not in resource:
+            resource["baseModel"] = self.base_model
+        if self.start_time:
+            resource["startTime"] = self.start_time
+        if self.end_time:
+            resource["endTime"] = self.end_time
+        if self.error:
+            resource["error"] = dict(self.error)
+        if self.data_stats and self.start_time:
+            resource["tuningDataStats"] = {"supervisedTuningDataStats": dict(self.data_stats)}
+        if self.state == SUCCEEDED:
+            resource["tunedModel"] = {
+                "model": self.model_name,
+                "endpoint": self.endpoint_name,
+                "checkpoints": self.checkpoints(),
+            }
+        return resource
+
+
+_FILTER_TERM = re.compile(
+    r'\s*(?P<field>[A-Za-z_][\w.\-]*)\s*(?P<op>!=|=|:)\s*(?P<value>"(?:[^"\\]|\\.)*"|\*|[^\s"()]+)\s*'
+)
+_FILTER_AND = re.compile(r"AND\s+")
+_FILTER_FIELDS = ("state", "baseModel", "tunedModelDisplayName", "name")
+FILTER_SYNTAX = (
+    'terms such as labels.KEY="value", labels.KEY!="value", labels.KEY:*, state="JOB_STATE_SUCCEEDED", '
+    'baseModel="...", tunedModelDisplayName="..." joined with AND'
+)
+
+
+@dataclass(frozen=True)
+class FilterTerm:
+    """One ``field op value`` term of a list filter."""
+
+    key: str
+    op: str
+    value: str
+
+    def accepts(self, job_resource: dict[str, Any]) -> bool:
+        """Whether a job resource satisfies this term (a missing label satisfies only ``!=``)."""
+        if self.key.startswith("labels."):
+            labels = job_resource.get("labels") or {}
+            actual = labels.get(self.key[len("labels."):])
+        else:
+            actual = job_resource.get(self.key)
+        if self.op == ":":
+            return actual is not None
+        if self.op == "=":
+            return actual == self.value
+        return actual != self.value
+
+
+def parse_filter(text: str) -> list[FilterTerm]:
+    """The AND-ed terms of a list filter; StandInError(400) for syntax the stand-in does not support."""
+    terms: list[FilterTerm] = []
+    position = 0
+    text = text.strip()
+    while position < len(text):
+        if terms:
+            joiner = _FILTER_AND.match(text, position)
+            if joiner is None:
+                raise StandInError(400, f"Unsupported filter {text!r}: the offline stand-in supports {FILTER_SYNTAX}.")
+            position = joiner.end()
+        match = _FILTER_TERM.match(text, position)
+        if match is None:
+            raise StandInError(400, f"Unsupported filter {text!r}: the offline stand-in supports {FILTER_SYNTAX}.")
+        field_name, op, raw_value = match.group("field", "op", "value")
+        if not (field_name.startswith("labels.") or field_name in _FILTER_FIELDS):
+            raise StandInError(
+                400, f"Unsupported filter field {field_name!r}: the offline stand-in supports {FILTER_SYNTAX}."
+            )
+        if op == ":" and raw_value != "*":
+            raise StandInError(400, f"Unsupported filter term {match.group(0).strip()!r}: use ':*' to test presence.")
+        value = json.loads(raw_value) if raw_value.startswith('"') else raw_value
+        terms.append(FilterTerm(field_name, op, value))
+        position = match.end()
+    return terms
+
+
+@dataclass
+class TuningJobStore:
+    """Every tuning job of one stand-in, thread-safe.
+
+    ``polls_per_state`` and ``fail_jobs_with`` may be changed at any time;
+    ``fail_jobs_with`` applies to jobs created afterwards. Resource ids are
+    numeric, increasing from ``first_id`` (by default derived from the clock,
+    so ids differ between stand-in runs).
+    """
+
+    polls_per_state: int = 1
+    fail_jobs_with: str | None = None
+    first_id: int | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _jobs: dict[str, _Job] = field(default_factory=dict, init=False, repr=False)
+    _ids: Callable[[], int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.polls_per_state < 0:
+            raise ValueError("polls_per_state must be >= 0")
+        start = self.first_id if self.first_id is not None else time.time_ns() // 1000
+        self._ids = itertools.count(start).__next__
+
+    def create(self, project: str, location: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create a job from a create body; returns its resource. StandInError(400) for a refused body."""
+        request = parse_tuning_request(body)
+        parent = f"projects/{project}/locations/{location}"
+        planned_error: dict[str, Any] | None = None
+        fails_before_running = False
+        responder: TunedResponder | None = None
+        data_stats: dict[str, Any] | None = None
+        with self._lock:
+            job_id, model_id, endpoint_id = (str(self._ids()) for _ in range(3))
+            fail_message = self.fail_jobs_with
+        try:
+            examples = read_examples(request.training_uri, "training")
+            if request.validation_uri:
+                read_examples(request.validation_uri, "validation")
+            responder = TunedResponder(endpoint_id, NearestExampleIndex.from_examples(examples))
+            data_stats = supervised_tuning_data_stats(examples, request.epochs)
+            log.info("offline stand-in: indexed %d training pairs for job %s", responder.index.size, job_id)
+        except TrainingFileError as exc:
+            planned_error = {"code": RPC_INVALID_ARGUMENT, "message": str(exc)}
+            fails_before_running = True
+        if planned_error is None and fail_message is not None:
+            planned_error = {"code": RPC_INTERNAL, "message": fail_message}
+        now = _now()
+        with self._lock:
+            job = _Job(
+                sequence=len(self._jobs),
+                name=f"{parent}/tuningJobs/{job_id}",
+                parent=parent,
+                request=request,
+                body=copy.deepcopy(body),
+                create_time=now,
+                update_time=now,
+                model_id=model_id,
+                endpoint_id=endpoint_id,
+                planned_error=planned_error,
+                fails_before_running=fails_before_running,
+                responder=responder,
+                data_stats=data_stats,
+                base_model=request.base_model or self._base_model_of(request.pre_tuned_model),
+            )
+            self._jobs[job.name] = job
+            log.info("offline stand-in: created tuning job %s", job.name)
+            return job.resource()
+
+    def _base_model_of(self, tuned_model_name: str | None) -> str | None:
+        """Base model of a stand-in tuned model (``.../models/ID@version``), for continuous tuning."""
+        if not tuned_model_name:
+            return None
+        model_id = tuned_model_name.rsplit("/", 1)[-1].split("@", 1)[0]
+        for job in self._jobs.values():
+            if job.model_id == model_id:
+                return job.base_model
+        return None
+
+    def _job(self, name: str) -> _Job:
+        job = self._jobs.get(name)
+        if job is None:
+            raise StandInError(404, f"Tuning job {name} not found in this offline stand-in.")
+        return job
+
+    def poll(self, name: str) -> dict[str, Any]:
+        """GET: the job's resource after moving it on by one poll; StandInError(404) when unknown."""
+        with self._lock:
+            job = self._job(name)
+            while job.state not in ENDED_STATES and job.polls_in_state >= self.polls_per_state:
+                job.advance()
+            if job.state not in ENDED_STATES:
+                job.polls_in_state += 1
+            return job.resource()
+
+    def peek(self, name: str) -> dict[str, Any]:
+        """The job's resource without moving it on; StandInError(404) when unknown."""
+        with self._lock:
+            return self._job(name).resource()
+
+    def cancel(self, name: str) -> None:
+        """Cancel a job that has not ended; StandInError(404) unknown, (400 FAILED_PRECONDITION) ended."""
+        with self._lock:
+            job = self._job(name)
+            if job.state in ENDED_STATES:
+                raise StandInError(400, f"Tuning job {name} has already ended ({job.state}).", "FAILED_PRECONDITION")
+            job.cancel()
+
+    def list(self, parent: str, filter_text: str = "", page_size: int = 0, page_token: str = "") -> dict[str, Any]:
+        """One page of the parent's jobs, newest first, as a ListTuningJobsResponse body."""
+        terms = parse_filter(filter_text) if filter_text else []
+        try:
+            offset = int(page_token) if page_token else 0
+        except ValueError:
+            raise StandInError(400, f"Invalid pageToken {page_token!r}.") from None
+        size = page_size if page_size > 0 else DEFAULT_PAGE_SIZE
+        with self._lock:
+            jobs = sorted((j for j in self._jobs.values() if j.parent == parent), key=lambda j: -j.sequence)
+            resources = [r for r in (j.resource() for j in jobs) if all(t.accepts(r) for t in terms)]
+        page = resources[offset : offset + size]
+        response: dict[str, Any] = {"tuningJobs": page} if page else {}
+        if offset + size < len(resources):
+            response["nextPageToken"] = str(offset + size)
+        return response
+
+    def responder_for_endpoint(self, endpoint_name: str) -> TunedResponder | None:
+        """The tuned model served at an endpoint, or None when no succeeded job deployed it."""
+        with self._lock:
+            for job in self._jobs.values():
+                if job.state == SUCCEEDED and job.endpoint_name == endpoint_name:
+                    return job.responder
+        return None
+
+    def job_names(self) -> list[str]:
+        """Names of every job, oldest first."""
+        with self._lock:
+            return [j.name for j in sorted(self._jobs.values(), key=lambda j: j.sequence)]
+
+    def clear(self) -> None:
+        """Forget every job."""
+        with self._lock:
+            self._jobs.clear()
+
+
+def tuning_routes(store: TuningJobStore) -> list[Route]:
+    """The tuningJobs routes, served from ``store``."""
+
+    def parent(request: StandInRequest) -> str:
+        return f"projects/{request.group('project')}/locations/{request.group('location')}"
+
+    def create(request: StandInRequest) -> tuple[int, Any]:
+        return 200, store.create(request.group("project"), request.group("location"), request.json_object())
+
+    def get(request: StandInRequest) -> tuple[int, Any]:
+        return 200, store.poll(f"{parent(request)}/tuningJobs/{request.group('job_id')}")
+
+    def list_jobs(request: StandInRequest) -> tuple[int, Any]:
+        page_size_text = request.query.get("pageSize", "0") or "0"
+        try:
+            page_size = int(page_size_text)
+        except ValueError:
+            raise StandInError(400, f"pageSize must be an integer, got {page_size_text!r}.") from None
+        return 200, store.list(
+            parent(request), request.query.get("filter", ""), page_size, request.query.get("pageToken", "")
+        )
+
+    def cancel(request: StandInRequest) -> tuple[int, Any]:
+        store.cancel(f"{parent(request)}/tuningJobs/{request.group('job_id')}")
+        return 200, {}
+
+    job = r"tuningJobs/(?P<job_id>[^/:]+)"
+    return [
+        Route("POST", api_path("tuningJobs"), create, name="tuningJobs.create"),
+        Route("GET", api_path("tuningJobs"), list_jobs, name="tuningJobs.list"),
+        Route("GET", api_path(job), get, name="tuningJobs.get"),
+        Route("POST", api_path(job + ":cancel"), cancel, name="tuningJobs.cancel"),
+    ]
