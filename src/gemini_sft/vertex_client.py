@@ -12,11 +12,13 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Mapping
 from urllib.parse import urlparse
 
-from gemini_sft.errors import ConfigError
+from gemini_sft.errors import ConfigError, VertexApiError
+from gemini_sft.tune import Checkpoint, JobSnapshot, TransientApiError, TuningRequest
 
 log = logging.getLogger(__name__)
 
@@ -114,3 +116,528 @@ def init_aiplatform(settings: VertexSettings, staging_bucket: str | None = None)
 
             kwargs["credentials"] = AnonymousCredentials()
     aiplatform.init(**kwargs)
+
+
+class VertexModelRegistry:
+    """Model Registry version aliases and labels through google-cloud-aiplatform.
+
+    Implements ``gemini_sft.promotion.ModelRegistry``. Every failed call raises
+    ``PromotionError`` naming the model version and the API's message.
+    """
+
+    def __init__(self, settings: VertexSettings) -> None:
+        init_aiplatform(settings)
+        self.settings = settings
+
+    def _registry(self, version: Any) -> Any:
+        from google.cloud import aiplatform
+
+        return aiplatform.models.ModelRegistry(
+            version.model, location=self.settings.location, project=self.settings.project
+        )
+
+    def version_aliases(self, version: Any) -> list[str]:
+        """The aliases ``version`` (a ``promotion.ModelVersion``) carries now."""
+        with _registry_errors("read", version):
+            return list(self._registry(version).get_version_info(version.version).version_aliases)
+
+    def add_alias(self, version: Any, alias: str) -> None:
+        """Give ``version`` the alias (``models/ID@V:mergeVersionAliases`` with ``[alias]``)."""
+        with _registry_errors(f"add alias {alias!r} to", version):
+            self._registry(version).add_version_aliases([alias], version=version.version)
+        log.info("Alias %r added to %s", alias, version.versioned_name)
+
+    def remove_alias(self, version: Any, alias: str) -> None:
+        """Take the alias off ``version`` when it carries it (``mergeVersionAliases`` with ``[-alias]``)."""
+        if alias not in self.version_aliases(version):
+            log.info("%s does not carry alias %r; nothing to remove", version.versioned_name, alias)
+            return
+        with _registry_errors(f"remove alias {alias!r} from", version):
+            self._registry(version).remove_version_aliases([alias], version=version.version)
+        log.info("Alias %r removed from %s", alias, version.versioned_name)
+
+    def labels(self, version: Any) -> dict[str, str]:
+        """The labels of one model version."""
+        with _registry_errors("read the labels of", version):
+            model = self._registry(version).client.get_model(name=version.versioned_name)
+        return dict(model.labels)
+
+    def merge_labels(self, version: Any, labels: dict[str, str]) -> None:
+        """Set ``labels`` on one model version, keeping its other labels.
+
+        Updates ``models/ID@V`` itself (a name without ``@V`` would update the
+        model's default version instead).
+        """
+        from google.cloud.aiplatform.compat.types import model as gca_model
+        from google.protobuf import field_mask_pb2
+
+        merged = {**self.labels(version), **labels}
+        with _registry_errors("update the labels of", version):
+            self._registry(version).client.update_model(
+                model=gca_model.Model(name=version.versioned_name, labels=merged),
+                update_mask=field_mask_pb2.FieldMask(paths=["labels"]),
+            )
+        log.info("Labels %s set on %s", sorted(labels), version.versioned_name)
+
+
+class _registry_errors:
+    """Context manager turning an API error into PromotionError that names the operation and model version."""
+
+    def __init__(self, operation: str, version: Any) -> None:
+        self.operation = operation
+        self.version = version
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, traceback: Any) -> bool:
+        from google.api_core import exceptions as api_exceptions
+
+        from gemini_sft.errors import PromotionError
+
+        if exc is not None and isinstance(exc, api_exceptions.GoogleAPIError):
+            raise PromotionError(
+                f"Model Registry could not {self.operation} {self.version.versioned_name}: {exc}. "
+                "Check that the model version exists and the caller has roles/aiplatform.user."
+            ) from exc
+        return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Tuning jobs (google-genai `client.tunings`), used by the tune stage (gemini_sft.tune)
+# ---------------------------------------------------------------------------------------------
+
+_TRANSIENT_HTTP_CODES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class VertexRequestError(VertexApiError):
+    """Vertex refused a call for good (4xx other than 408/429, or 501); ``status_code`` is the HTTP status."""
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class GenAITuningService:
+    """The tune stage's :class:`gemini_sft.tune.TuningService` over google-genai ``client.tunings``.
+
+    Errors: 408/429/5xx answers, timeouts and dropped connections raise
+    ``gemini_sft.tune.TransientApiError`` (the caller retries); any other API
+    error raises :class:`VertexRequestError` with Vertex's status and message.
+    The client does not retry by itself: retry policy belongs to the tune stage.
+    """
+
+    def __init__(self, settings: VertexSettings, timeout_ms: int = 60_000) -> None:
+        self.settings = settings
+        self._timeout_ms = timeout_ms
+        self._client = genai_client(settings, timeout_ms=timeout_ms)
+
+    def create(self, request: TuningRequest) -> JobSnapshot:
+        """Launch a supervised tuning job for a ``gemini_sft.tune.TuningRequest``; returns its JobSnapshot."""
+        from google.genai import types
+
+        config = types.CreateTuningJobConfig(
+            tuned_model_display_name=request.tuned_model_display_name,
+            description=request.description,
+            epoch_count=request.epoch_count,
+            learning_rate_multiplier=request.learning_rate_multiplier,
+            adapter_size=request.adapter_size,
+            labels=dict(request.labels),
+            export_last_checkpoint_only=request.export_last_checkpoint_only,
+            validation_dataset=(
+                types.TuningValidationDataset(gcs_uri=request.validation_dataset_uri)
+                if request.validation_dataset_uri
+                else None
+            ),
+            encryption_spec=(
+                types.EncryptionSpec(kms_key_name=request.kms_key_name) if request.kms_key_name else None
+            ),
+            output_uri=request.output_uri,
+        )
+        with warnings.catch_warnings():
+            # `tunings.tune` warns on every call that the SDK's tuning surface is experimental.
+            warnings.filterwarnings("ignore", message=".*tuning implementation is experimental")
+            job = self._call(
+                "create",
+                lambda: self._client.tunings.tune(
+                    base_model=request.base_model,
+                    training_dataset=types.TuningDataset(gcs_uri=request.training_dataset_uri),
+                    config=config,
+                ),
+            )
+        return job_snapshot(job)
+
+    def get(self, name: str) -> JobSnapshot:
+        """The current JobSnapshot of tuning job ``name``."""
+        return job_snapshot(self._call("get", lambda: self._client.tunings.get(name=name)))
+
+    def find_by_labels(self, labels: Mapping[str, str]) -> list[JobSnapshot]:
+        """Tuning jobs of this project and region carrying every label given.
+
+        Filters on the server (``labels.KEY="value" AND ...``); should the
+        server refuse the filter (400), lists every job and filters here, so
+        the resume lookup never blocks a run.
+        """
+        from google.genai import types
+
+        filter_text = " AND ".join(f'labels.{key}="{value}"' for key, value in sorted(labels.items()))
+        try:
+            jobs = self._call(
+                "list",
+                lambda: list(self._client.tunings.list(config=types.ListTuningJobsConfig(filter=filter_text))),
+            )
+        except VertexRequestError as error:
+            if error.status_code != 400:
+                raise
+            log.warning("the tuning job list refused the label filter; listing every job and filtering locally")
+            jobs = self._call("list", lambda: list(self._client.tunings.list()))
+        snapshots = [job_snapshot(job) for job in jobs]
+        return [s for s in snapshots if all(s.labels.get(k) == v for k, v in labels.items())]
+
+    def cancel(self, name: str) -> None:
+        """Ask Vertex to cancel tuning job ``name`` (on a fresh client: it may run after an interrupted call)."""
+        client = genai_client(self.settings, timeout_ms=self._timeout_ms)
+        self._call("cancel", lambda: client.tunings.cancel(name=name))
+
+    @staticmethod
+    def _call(what: str, call: Callable[[], Any]) -> Any:
+        import httpx
+        from google.auth import exceptions as auth_exceptions
+        from google.genai import errors as genai_errors
+
+        try:
+            return call()
+        except genai_errors.APIError as error:
+            if error.code in _TRANSIENT_HTTP_CODES:
+                raise TransientApiError(f"tuning {what}: {error.code} {error.status}", error.code) from error
+            raise VertexRequestError(
+                f"Vertex tuning {what} call failed: {error.code} {error.status}: {error.message}", error.code
+            ) from error
+        except (httpx.TransportError, auth_exceptions.TransportError, ConnectionError, TimeoutError) as error:
+            raise TransientApiError(f"tuning {what}: {type(error).__name__}") from error
+
+
+def job_snapshot(job: Any) -> JobSnapshot:
+    """A google-genai ``TuningJob`` as an SDK-independent :class:`gemini_sft.tune.JobSnapshot`."""
+
+    def _state(value: Any) -> str:
+        if value is None:
+            return "JOB_STATE_UNSPECIFIED"
+        return str(getattr(value, "value", value))
+
+    def _time(value: Any) -> str:
+        return value.isoformat() if value is not None else ""
+
+    tuned = job.tuned_model
+    stats = job.tuning_data_stats.supervised_tuning_data_stats if job.tuning_data_stats else None
+    hyper = job.supervised_tuning_spec.hyper_parameters if job.supervised_tuning_spec else None
+    base_model = job.base_model or (job.pre_tuned_model.base_model if job.pre_tuned_model else None) or ""
+    return JobSnapshot(
+        name=job.name or "",
+        state=_state(job.state),
+        error_message=(job.error.message or "") if job.error else "",
+        error_code=job.error.code if job.error else None,
+        tuned_model=(tuned.model or "") if tuned else "",
+        endpoint=(tuned.endpoint or "") if tuned else "",
+        checkpoints=tuple(
+            Checkpoint(checkpoint_id=c.checkpoint_id or "", epoch=c.epoch, step=c.step, endpoint=c.endpoint)
+            for c in ((tuned.checkpoints or []) if tuned else [])
+        ),
+        billable_tokens=stats.total_billable_token_count if stats else None,
+        tuning_characters=stats.total_tuning_character_count if stats else None,
+        billable_characters=stats.total_billable_character_count if stats else None,
+        epoch_count=hyper.epoch_count if hyper else None,
+        tuning_step_count=stats.tuning_step_count if stats else None,
+        training_examples=stats.tuning_dataset_example_count if stats else None,
+        base_model=base_model,
+        description=job.description or "",
+        labels=dict(job.labels or {}),
+        create_time=_time(job.create_time),
+        start_time=_time(job.start_time),
+        end_time=_time(job.end_time),
+    )
+
+
+class GenAIGenerator:
+    """Answers evaluation cases with ``client.models.generate_content`` (temperature 0).
+
+    ``model`` is passed as given: a publisher model id (``gemini-2.5-flash``) or a
+    tuned model's endpoint (``projects/P/locations/L/endpoints/ID``). Failures are
+    raised as :class:`gemini_sft.evaluate.GenerationCallError`, retryable for HTTP
+    408/429/500/502/503/504, timeouts and connection errors; retries themselves are
+    the caller's job (the SDK's own retries stay off). ``thinking_budget`` (None = the
+    model's default) lets base and tuned be compared with the same thinking setting.
+    """
+
+    def __init__(
+        self,
+        settings: VertexSettings,
+        model: str,
+        max_output_tokens: int = 1024,
+        *,
+        thinking_budget: int | None = None,
+        client: Any = None,
+    ) -> None:
+        if not model:
+            raise ConfigError("a model name or endpoint resource name is required to generate answers")
+        if max_output_tokens < 1:
+            raise ConfigError(f"max_output_tokens must be at least 1, got {max_output_tokens}")
+        self.settings = settings
+        self.model = model
+        self.max_output_tokens = max_output_tokens
+        self.thinking_budget = thinking_budget
+        self._client = client if client is not None else genai_client(settings, timeout_ms=120_000)
+
+    def __call__(self, case: Any) -> Any:
+        """Generate an answer for an EvaluationCase; returns a GenerationResult."""
+        import httpx
+        from google.genai import errors as genai_errors
+        from google.genai import types
+
+        from gemini_sft.evaluate import RETRYABLE_STATUS_CODES, GenerationCallError, GenerationResult
+
+        config = types.GenerateContentConfig(
+            temperature=0.0,
+            max_output_tokens=self.max_output_tokens,
+            system_instruction=case.system_instruction or None,
+            thinking_config=(
+                types.ThinkingConfig(thinking_budget=self.thinking_budget)
+                if self.thinking_budget is not None
+                else None
+            ),
+            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+        )
+        try:
+            response = self._client.models.generate_content(model=self.model, contents=case.contents, config=config)
+        except genai_errors.APIError as exc:
+            code = int(exc.code) if exc.code else None
+            raise GenerationCallError(
+                f"{self.model}: {exc.status or 'error'} {exc.message or ''}".strip(),
+                status_code=code,
+                retryable=code in RETRYABLE_STATUS_CODES,
+            ) from exc
+        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            raise GenerationCallError(f"{self.model}: {type(exc).__name__}", retryable=True) from exc
+        candidates = response.candidates or []
+        finish = candidates[0].finish_reason if candidates else None
+        return GenerationResult(
+            text=_response_text(response),
+            model_version=response.model_version or "",
+            finish_reason=str(getattr(finish, "value", finish) or ""),
+        )
+
+
+def quiet_http_logs() -> None:
+    """Keep per-request INFO lines of the HTTP client and google-genai out of the logs (counts only)."""
+    for name in ("httpx", "httpcore", "google_genai"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _response_text(response: Any) -> str:
+    """The text parts of the first candidate joined ('' when the answer has no text, e.g. blocked)."""
+    candidates = response.candidates or []
+    if not candidates or candidates[0].content is None:
+        return ""
+    parts = candidates[0].content.parts or []
+    return "".join(p.text for p in parts if getattr(p, "text", None) and not getattr(p, "thought", False))
+
+
+class ApiTokenCounter:
+    """Counts the tokens of whole tuning examples with ``client.models.count_tokens``.
+
+    One request per distinct example (contents, system instruction and tools), up
+    to ``max_concurrency`` at a time; counts are cached by a digest of the example
+    (duplicates cost one request; the cache holds at most ``cache_size`` digests,
+    never example content). HTTP 408/429/5xx, timeouts and connection errors are
+    retried ``attempts`` times with backoff; anything else, or retries running
+    out, raises VertexApiError (the validator then falls back to its offline
+    estimate). Implements :class:`gemini_sft.validate.TokenCounter`.
+    """
+
+    def __init__(
+        self,
+        settings: VertexSettings,
+        model: str,
+        *,
+        max_concurrency: int = 8,
+        cache_size: int = 100_000,
+        attempts: int = 3,
+        backoff_seconds: float = 0.5,
+        client: Any = None,
+    ) -> None:
+        from gemini_sft.model_catalog import base_model_id, limits_for
+
+        if max_concurrency < 1 or attempts < 1:
+            raise ConfigError("max_concurrency and attempts must be at least 1")
+        self.settings = settings
+        # A tuned model (continuous tuning) counts like its family; publisher ids are used as given.
+        self.model = base_model_id(model) if not model.startswith("projects/") else limits_for(model).name
+        self.max_concurrency = max_concurrency
+        self.cache_size = cache_size
+        self.attempts = attempts
+        self.backoff_seconds = backoff_seconds
+        self._client = client
+        self._cache: dict[bytes, int] = {}
+        self.requests = 0
+
+    def _get_client(self) -> Any:
+        if self._client is None:
+            from google.auth.exceptions import GoogleAuthError
+
+            try:
+                self._client = genai_client(self.settings, timeout_ms=60_000)
+            except (GoogleAuthError, ValueError) as exc:  # no credentials / incomplete settings
+                raise VertexApiError(f"cannot build a countTokens client: {type(exc).__name__}: {exc}") from exc
+        return self._client
+
+    @staticmethod
+    def _digest(example: Mapping[str, Any]) -> bytes:
+        import hashlib
+        import json
+
+        canonical = json.dumps(
+            [example.get("contents"), example.get("systemInstruction"), example.get("tools")],
+            sort_keys=True,
+            ensure_ascii=True,
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(canonical.encode("ascii")).digest()
+
+    def _count_one(self, example: Mapping[str, Any]) -> int:
+        import time
+
+        import httpx
+        from google.genai import errors as genai_errors
+        from google.genai import types
+
+        client = self._get_client()
+        config = types.CountTokensConfig(
+            system_instruction=example.get("systemInstruction"),
+            tools=example.get("tools"),
+        )
+        last_problem = ""
+        for attempt in range(self.attempts):
+            if attempt:
+                time.sleep(self.backoff_seconds * 2 ** (attempt - 1))
+            try:
+                self.requests += 1
+                response = client.models.count_tokens(model=self.model, contents=example["contents"], config=config)
+            except genai_errors.APIError as exc:
+                code = int(exc.code) if exc.code else None
+                last_problem = f"HTTP {code} {exc.status or ''}".strip()
+                if code in (408, 429, 500, 502, 503, 504):
+                    continue
+                raise VertexApiError(f"countTokens for {self.model} failed: {last_problem}") from exc
+            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                last_problem = type(exc).__name__
+                continue
+            if response.total_tokens is None:
+                raise VertexApiError(f"countTokens for {self.model} returned no totalTokens")
+            return int(response.total_tokens)
+        raise VertexApiError(f"countTokens for {self.model} failed after {self.attempts} attempts: {last_problem}")
+
+    def count_example_tokens(self, examples: Any) -> list[int]:
+        """Token count of each example (input + output, system instruction included), in order."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        digests = [self._digest(example) for example in examples]
+        missing: dict[bytes, Mapping[str, Any]] = {}
+        for digest, example in zip(digests, examples):
+            if digest not in self._cache and digest not in missing:
+                missing[digest] = example
+        if missing:
+            with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(missing))) as pool:
+                counts = list(pool.map(self._count_one, missing.values()))
+            fresh = dict(zip(missing, counts))
+            if len(self._cache) + len(fresh) > self.cache_size:
+                self._cache.clear()
+            self._cache.update(fresh)
+        else:
+            fresh = {}
+        return [fresh[d] if d in fresh else self._cache[d] for d in digests]
+
+
+class CloudStorageFiles:
+    """Text files under ``gs://BUCKET/PREFIX`` through the Cloud Storage API.
+
+    Implements ``gemini_sft.promotion.RecordFiles`` for machines without the
+    ``/gcs`` mount (a laptop running ``gemini-sft status``). Uses Application
+    Default Credentials, or ``$STORAGE_EMULATOR_HOST`` when set. Failures are
+    OSError subclasses: FileNotFoundError, FileExistsError, PermissionError.
+    """
+
+    def __init__(self, uri: str) -> None:
+        from google.cloud import storage
+
+        if not uri.startswith("gs://") or len(uri) <= len("gs://"):
+            raise ConfigError(f"{uri!r} is not a Cloud Storage URI (gs://BUCKET/PREFIX).")
+        bucket, _, prefix = uri[len("gs://"):].partition("/")
+        self.location = uri.rstrip("/")
+        self.prefix = prefix.strip("/")
+        # project=None: bucket-level calls need no project, and none may be configured on the machine.
+        self._bucket = storage.Client(project=None).bucket(bucket)
+
+    def _key(self, path: str) -> str:
+        return f"{self.prefix}/{path}" if self.prefix else path
+
+    def names(self, folder: str) -> list[str]:
+        """Object names directly under ``folder`` (no deeper levels)."""
+        folder_key = self._key(folder).rstrip("/") + "/"
+        with _storage_errors(self.location, folder):
+            blobs = self._bucket.client.list_blobs(self._bucket, prefix=folder_key, delimiter="/")
+            names = [blob.name[len(folder_key):] for blob in blobs]
+        return sorted(name for name in names if name and not name.startswith("."))
+
+    def folders(self, folder: str = "") -> list[str]:
+        """Names of the sub-folders directly under ``folder`` (object name prefixes up to the next ``/``)."""
+        folder_key = self._key(folder).strip("/")
+        folder_key = f"{folder_key}/" if folder_key else ""
+        with _storage_errors(self.location, folder):
+            iterator = self._bucket.client.list_blobs(self._bucket, prefix=folder_key, delimiter="/")
+            for _ in iterator:  # prefixes are known once every page is read
+                pass
+            names = [prefix[len(folder_key):].rstrip("/") for prefix in iterator.prefixes]
+        return sorted(name for name in names if name and not name.startswith("."))
+
+    def read_text(self, path: str) -> str:
+        with _storage_errors(self.location, path):
+            return self._bucket.blob(self._key(path)).download_as_text(encoding="utf-8")
+
+    def write_text(self, path: str, text: str, *, create_only: bool = False) -> None:
+        """One upload request, so readers see the old or the new object, never half of it."""
+        with _storage_errors(self.location, path):
+            self._bucket.blob(self._key(path)).upload_from_string(
+                text, content_type="application/json", if_generation_match=0 if create_only else None
+            )
+
+    def delete(self, path: str) -> None:
+        from google.api_core import exceptions as api_exceptions
+
+        with _storage_errors(self.location, path):
+            try:
+                self._bucket.blob(self._key(path)).delete()
+            except api_exceptions.NotFound:
+                log.debug("%s/%s was already absent", self.location, path)
+
+
+class _storage_errors:
+    """Context manager turning Cloud Storage API errors into the OSError subclass that says what went wrong."""
+
+    def __init__(self, location: str, path: str) -> None:
+        self.where = f"{location}/{path}"
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, traceback: Any) -> bool:
+        from google.api_core import exceptions as api_exceptions
+
+        if exc is None or not isinstance(exc, api_exceptions.GoogleAPIError):
+            return False
+        if isinstance(exc, api_exceptions.NotFound):
+            raise FileNotFoundError(2, f"not found ({exc.message})", self.where) from exc
+        if isinstance(exc, api_exceptions.PreconditionFailed):
+            raise FileExistsError(17, "already exists", self.where) from exc
+        if isinstance(exc, (api_exceptions.Forbidden, api_exceptions.Unauthorized)):
+            raise PermissionError(13, f"permission denied ({exc.message})", self.where) from exc
+        raise OSError(5, f"Cloud Storage error: {exc}", self.where) from exc
