@@ -9,12 +9,13 @@ Vertex-compatible server (such as the offline stand-in) when
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import os
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 from urllib.parse import urlparse
 
 from gemini_sft.errors import ConfigError, VertexApiError
@@ -180,27 +181,20 @@ class VertexModelRegistry:
         log.info("Labels %s set on %s", sorted(labels), version.versioned_name)
 
 
-class _registry_errors:
-    """Context manager turning an API error into PromotionError that names the operation and model version."""
+@contextlib.contextmanager
+def _registry_errors(operation: str, version: Any) -> Iterator[None]:
+    """Turn an API error into PromotionError naming the operation and the model version."""
+    from google.api_core import exceptions as api_exceptions
 
-    def __init__(self, operation: str, version: Any) -> None:
-        self.operation = operation
-        self.version = version
+    from gemini_sft.errors import PromotionError
 
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, traceback: Any) -> bool:
-        from google.api_core import exceptions as api_exceptions
-
-        from gemini_sft.errors import PromotionError
-
-        if exc is not None and isinstance(exc, api_exceptions.GoogleAPIError):
-            raise PromotionError(
-                f"Model Registry could not {self.operation} {self.version.versioned_name}: {exc}. "
-                "Check that the model version exists and the caller has roles/aiplatform.user."
-            ) from exc
-        return False
+    try:
+        yield
+    except api_exceptions.GoogleAPIError as exc:
+        raise PromotionError(
+            f"Model Registry could not {operation} {version.versioned_name}: {exc}. "
+            "Check that the model version exists and the caller has roles/aiplatform.user."
+        ) from exc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -620,24 +614,19 @@ class CloudStorageFiles:
                 log.debug("%s/%s was already absent", self.location, path)
 
 
-class _storage_errors:
-    """Context manager turning Cloud Storage API errors into the OSError subclass that says what went wrong."""
+@contextlib.contextmanager
+def _storage_errors(location: str, path: str) -> Iterator[None]:
+    """Turn a Cloud Storage API error into the OSError subclass that says what went wrong."""
+    from google.api_core import exceptions as api_exceptions
 
-    def __init__(self, location: str, path: str) -> None:
-        self.where = f"{location}/{path}"
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, traceback: Any) -> bool:
-        from google.api_core import exceptions as api_exceptions
-
-        if exc is None or not isinstance(exc, api_exceptions.GoogleAPIError):
-            return False
-        if isinstance(exc, api_exceptions.NotFound):
-            raise FileNotFoundError(2, f"not found ({exc.message})", self.where) from exc
-        if isinstance(exc, api_exceptions.PreconditionFailed):
-            raise FileExistsError(17, "already exists", self.where) from exc
-        if isinstance(exc, (api_exceptions.Forbidden, api_exceptions.Unauthorized)):
-            raise PermissionError(13, f"permission denied ({exc.message})", self.where) from exc
-        raise OSError(5, f"Cloud Storage error: {exc}", self.where) from exc
+    where = f"{location}/{path}"
+    try:
+        yield
+    except api_exceptions.NotFound as exc:
+        raise FileNotFoundError(2, f"not found ({exc.message})", where) from exc
+    except api_exceptions.PreconditionFailed as exc:
+        raise FileExistsError(17, "already exists", where) from exc
+    except (api_exceptions.Forbidden, api_exceptions.Unauthorized) as exc:
+        raise PermissionError(13, f"permission denied ({exc.message})", where) from exc
+    except api_exceptions.GoogleAPIError as exc:
+        raise OSError(5, f"Cloud Storage error: {exc}", where) from exc

@@ -1,0 +1,366 @@
+"""One YAML file per environment: where and how the pipeline runs on Vertex AI.
+
+A file such as ``configs/prod.yaml`` holds the project, region, pipeline root,
+service account, network, labels, caching choice, component image, promotion
+registry, notification recipients, default pipeline parameter values and the
+schedule defaults. :func:`load_config` reads it, applies environment
+variable overrides and validates it, raising :class:`ConfigError` whose message
+names the file, each wrong field and how to fix it.
+
+Environment variables override single fields (empty values are ignored)::
+
+    GEMINI_SFT_PROJECT, GEMINI_SFT_REGION, GEMINI_SFT_PIPELINE_ROOT,
+    GEMINI_SFT_SERVICE_ACCOUNT, GEMINI_SFT_NETWORK, GEMINI_SFT_IMAGE,
+    GEMINI_SFT_REGISTRY_URI, GEMINI_SFT_TEMPLATE_PATH, GEMINI_SFT_DISPLAY_NAME,
+    GEMINI_SFT_ENABLE_CACHING (true/false/default), GEMINI_SFT_API_ENDPOINT,
+    GEMINI_SFT_NOTIFICATION_EMAILS (comma-separated),
+    GEMINI_SFT_LABELS (comma-separated key=value, merged over the file's labels)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zoneinfo
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from gemini_sft.errors import ConfigError
+
+ENV_PREFIX = "GEMINI_SFT_"
+DEFAULT_TEMPLATE_PATH = "compiled/gemini_sft_pipeline.yaml"
+
+_PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+_REGION = re.compile(r"^[a-z]+(-[a-z]+)+[0-9]+$")
+_SERVICE_ACCOUNT = re.compile(r"^[a-z0-9][a-z0-9-]*@[a-z0-9.-]+\.(iam\.)?gserviceaccount\.com$")
+_NETWORK = re.compile(r"^projects/[0-9]+/global/networks/[a-z][-a-z0-9]*$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
+_CRON_FIELD = re.compile(r"^[A-Za-z0-9*,/?LW#-]+$")
+_TZ_PREFIX = re.compile(r"^(?:CRON_)?TZ=(\S+)\s+(.*)$")
+_DISPLAY_NAME_MAX = 128
+
+
+def validate_labels(labels: Mapping[str, str], where: str = "") -> dict[str, str]:
+    """The labels when Google Cloud accepts them; ValueError naming the offending key or value.
+
+    Keys: lowercase letter first, then lowercase letters, digits, ``_`` or ``-``
+    (at most 63). Values: the same characters, at most 63, may be empty.
+    At most 64 labels.
+    """
+    prefix = f"{where}: " if where else ""
+    if len(labels) > 64:
+        raise ValueError(f"{prefix}at most 64 labels are allowed, got {len(labels)}")
+    checked: dict[str, str] = {}
+    for key, value in labels.items():
+        text = "" if value is None else str(value)
+        if not _LABEL_KEY.match(str(key)):
+            raise ValueError(
+                f"{prefix}key {key!r} must start with a lowercase letter and use only a-z, 0-9, '_' or '-' "
+                "(at most 63 characters)"
+            )
+        if not _LABEL_VALUE.match(text):
+            raise ValueError(
+                f"{prefix}value {text!r} of {key!r} may use only a-z, 0-9, '_' or '-' (at most 63 characters)"
+            )
+        checked[str(key)] = text
+    return checked
+
+
+def split_cron(cron: str) -> tuple[str | None, str]:
+    """``(time zone or None, five-field expression)`` of ``"TZ=Europe/Amsterdam 0 3 * * 1"``.
+
+    Raises ValueError when the time zone is unknown or the expression does not
+    have five fields of cron characters.
+    """
+    text = " ".join(cron.split())
+    zone: str | None = None
+    match = _TZ_PREFIX.match(text)
+    if match:
+        zone, text = match.group(1), match.group(2)
+        validate_time_zone(zone)
+    fields = text.split(" ") if text else []
+    if len(fields) != 5 or not all(_CRON_FIELD.match(field) for field in fields):
+        raise ValueError(
+            f"{cron!r} is not a cron expression: expected five fields 'MINUTE HOUR DAY MONTH WEEKDAY', "
+            "optionally after 'TZ=Area/City', e.g. 'TZ=Europe/Amsterdam 0 3 * * 1'"
+        )
+    return zone, text
+
+
+def validate_time_zone(zone: str) -> str:
+    """The IANA time zone name when it is known here, else ValueError."""
+    try:
+        zoneinfo.ZoneInfo(zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"{zone!r} is not an IANA time zone, e.g. Europe/Amsterdam or UTC") from exc
+    return zone
+
+
+def cron_with_time_zone(cron: str, time_zone: str | None) -> str:
+    """The cron string Vertex expects: ``"TZ=<zone> <expression>"`` (a zone in ``cron`` itself wins)."""
+    zone, expression = split_cron(cron)
+    zone = zone or time_zone
+    return f"TZ={zone} {expression}" if zone else expression
+
+
+def parse_timestamp(value: str, field: str) -> str:
+    """``value`` when it is an RFC 3339 time with a zone (``2026-12-01T00:00:00Z``), else ValueError."""
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(f"{field}: {value!r} is not an RFC 3339 time such as 2026-12-01T03:00:00Z") from exc
+    if moment.tzinfo is None:
+        raise ValueError(f"{field}: {value!r} has no time zone; add 'Z' or an offset such as +01:00")
+    return value
+
+
+class ScheduleDefaults(BaseModel):
+    """Defaults for ``gemini-sft schedule create``; every field can be overridden on the command line.
+
+    ``parameters`` are merged over the config's ``parameters`` for scheduled runs only.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: str = "gemini-sft-retraining"
+    cron: str = "0 3 * * 1"
+    time_zone: str = "UTC"
+    max_concurrent_run_count: int = Field(1, ge=1)
+    max_run_count: int | None = Field(None, ge=1)
+    allow_queueing: bool = False
+    start_time: str | None = None
+    end_time: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("cron")
+    @classmethod
+    def _check_cron(cls, value: str) -> str:
+        split_cron(value)
+        return value
+
+    @field_validator("time_zone")
+    @classmethod
+    def _check_time_zone(cls, value: str) -> str:
+        return validate_time_zone(value)
+
+    @field_validator("start_time", "end_time")
+    @classmethod
+    def _check_times(cls, value: str | None, info: Any) -> str | None:
+        return parse_timestamp(value, info.field_name) if value else None
+
+    @model_validator(mode="after")
+    def _check_window(self) -> "ScheduleDefaults":
+        if self.start_time and self.end_time:
+            start = datetime.fromisoformat(self.start_time.replace("Z", "+00:00"))
+            end = datetime.fromisoformat(self.end_time.replace("Z", "+00:00"))
+            if end <= start:
+                raise ValueError(f"end_time {self.end_time} must be after start_time {self.start_time}")
+        return self
+
+    @property
+    def vertex_cron(self) -> str:
+        """The cron string sent to Vertex, time zone included."""
+        return cron_with_time_zone(self.cron, self.time_zone)
+
+
+class EnvironmentConfig(BaseModel):
+    """Everything needed to submit or schedule the pipeline in one environment.
+
+    ``parameters`` are pipeline parameter values used by every submission
+    (command-line ``--param`` wins over them); ``enable_caching`` None keeps
+    each task's own caching setting from the compiled spec.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    project: str
+    region: str = "us-central1"
+    pipeline_root: str
+    service_account: str = ""
+    network: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)
+    enable_caching: bool | None = None
+    image: str = ""
+    template_path: str = DEFAULT_TEMPLATE_PATH
+    display_name: str = "gemini-sft"
+    registry_uri: str = ""
+    notification_emails: list[str] = Field(default_factory=list)
+    api_endpoint: str = ""
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    schedule: ScheduleDefaults = Field(default_factory=ScheduleDefaults)
+
+    @field_validator("project")
+    @classmethod
+    def _check_project(cls, value: str) -> str:
+        if not _PROJECT_ID.match(value):
+            raise ValueError(
+                f"{value!r} is not a project id: 6-30 characters, lowercase letters, digits and '-', "
+                "starting with a letter (the id, not the project name or number)"
+            )
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _check_region(cls, value: str) -> str:
+        if not _REGION.match(value):
+            raise ValueError(f"{value!r} is not a region such as us-central1 or europe-west4")
+        return value
+
+    @field_validator("pipeline_root")
+    @classmethod
+    def _check_pipeline_root(cls, value: str) -> str:
+        if not value.startswith("gs://") or len(value) <= len("gs://"):
+            raise ValueError(f"{value!r} must be a Cloud Storage URI such as gs://my-bucket/pipeline-root")
+        return value.rstrip("/")
+
+    @field_validator("registry_uri")
+    @classmethod
+    def _check_registry_uri(cls, value: str) -> str:
+        if value and not value.startswith("gs://"):
+            raise ValueError(f"{value!r} must be a Cloud Storage URI such as gs://my-bucket/gemini-sft/registry")
+        return value.rstrip("/")
+
+    @field_validator("service_account")
+    @classmethod
+    def _check_service_account(cls, value: str) -> str:
+        if value and not _SERVICE_ACCOUNT.match(value):
+            raise ValueError(
+                f"{value!r} is not a service account email such as "
+                "gemini-sft-pipelines@PROJECT.iam.gserviceaccount.com"
+            )
+        return value
+
+    @field_validator("network")
+    @classmethod
+    def _check_network(cls, value: str) -> str:
+        if value and not _NETWORK.match(value):
+            raise ValueError(
+                f"{value!r} is not a VPC network name: use projects/PROJECT_NUMBER/global/networks/NAME "
+                "(the project number, not its id)"
+            )
+        return value
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _check_labels(cls, value: Any) -> Any:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise ValueError("labels must be a mapping of key: value")
+        return validate_labels(value)
+
+    @field_validator("notification_emails")
+    @classmethod
+    def _check_emails(cls, value: list[str]) -> list[str]:
+        wrong = [address for address in value if not _EMAIL.match(address)]
+        if wrong:
+            raise ValueError(f"not email addresses: {', '.join(repr(address) for address in wrong)}")
+        if len(value) > 3:
+            raise ValueError("Vertex sends pipeline notification emails to at most 3 recipients")
+        return value
+
+    @field_validator("display_name")
+    @classmethod
+    def _check_display_name(cls, value: str) -> str:
+        if not value.strip() or len(value) > _DISPLAY_NAME_MAX:
+            raise ValueError(f"display_name must be 1-{_DISPLAY_NAME_MAX} characters")
+        return value
+
+    @property
+    def console_project_url(self) -> str:
+        """The Vertex AI Pipelines page of this project and region."""
+        return f"https://console.cloud.google.com/vertex-ai/pipelines?project={self.project}&region={self.region}"
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Field values from ``GEMINI_SFT_*`` variables (unset or empty ones ignored)."""
+    overrides: dict[str, Any] = {}
+    simple = (
+        "project", "region", "pipeline_root", "service_account", "network", "image",
+        "registry_uri", "template_path", "display_name", "api_endpoint",
+    )
+    for field in simple:
+        value = environ.get(ENV_PREFIX + field.upper(), "").strip()
+        if value:
+            overrides[field] = value
+    caching = environ.get(ENV_PREFIX + "ENABLE_CACHING", "").strip().lower()
+    if caching:
+        choices = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False, "default": None}
+        if caching not in choices:
+            raise ConfigError(f"{ENV_PREFIX}ENABLE_CACHING={caching!r}: use true, false or default.")
+        overrides["enable_caching"] = choices[caching]
+    emails = environ.get(ENV_PREFIX + "NOTIFICATION_EMAILS", "").strip()
+    if emails:
+        overrides["notification_emails"] = [address.strip() for address in emails.split(",") if address.strip()]
+    labels = environ.get(ENV_PREFIX + "LABELS", "").strip()
+    if labels:
+        parsed: dict[str, str] = {}
+        for pair in labels.split(","):
+            key, sep, value = pair.partition("=")
+            if not sep or not key.strip():
+                raise ConfigError(f"{ENV_PREFIX}LABELS: {pair!r} is not key=value (e.g. team=support,env=prod).")
+            parsed[key.strip()] = value.strip()
+        overrides["labels"] = parsed
+    return overrides
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    lines = [f"{source} is not a valid environment config:"]
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = str(item["msg"]).removeprefix("Value error, ")
+        if item["type"] == "missing":
+            message = "is required"
+        elif item["type"] == "extra_forbidden":
+            message = "is not a known setting (check the spelling; see configs/dev.yaml)"
+        lines.append(f"  - {where}: {message}")
+    return "\n".join(lines)
+
+
+def parse_config(data: Any, source: str = "config", environ: Mapping[str, str] | None = None) -> EnvironmentConfig:
+    """Validate a config mapping (as read from YAML) with environment overrides applied.
+
+    ``environ`` defaults to ``os.environ``. Raises ConfigError listing every problem.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source} must hold a YAML mapping of settings (project: ..., region: ...).")
+    overrides = _env_overrides(os.environ if environ is None else environ)
+    merged = dict(data)
+    for key, value in overrides.items():
+        if key == "labels":
+            merged["labels"] = {**(data.get("labels") or {}), **value}
+        else:
+            merged[key] = value
+    try:
+        return EnvironmentConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from None
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> EnvironmentConfig:
+    """Read, override from the environment and validate one environment's YAML file.
+
+    Raises ConfigError when the file is missing, is not YAML, or a field is invalid.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"Config file {file} does not exist; start from configs/dev.yaml.")
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file} is not valid YAML: {exc}") from None
+    return parse_config(data, source=str(file), environ=environ)
+
+
+def env_overrides_in_use(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Names of the ``GEMINI_SFT_*`` variables that override the file (for ``config check``)."""
+    env = os.environ if environ is None else environ
+    return sorted(name for name, value in env.items() if name.startswith(ENV_PREFIX) and value.strip())

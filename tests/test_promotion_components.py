@@ -1,0 +1,101 @@
+"""The promote.py shells: find_champion, promote_model and record_rejection on artifacts in tmp_path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from kfp.dsl import Artifact, Model
+
+from gemini_sft.components.promote import find_champion_op, promote_model_op, record_rejection_op
+from gemini_sft.errors import PromotionError
+
+PARENT = "projects/p/locations/us-central1/models"
+
+
+def tuned_model_artifact(tmp_path: Path, model_id: str) -> Model:
+    artifact = Model(name="tuned_model", uri=str(tmp_path / f"model-{model_id}"))
+    artifact.metadata.update(
+        {
+            "model_resource": f"{PARENT}/{model_id}@1",
+            "model_version": "1",
+            "endpoint": f"projects/p/locations/us-central1/endpoints/{model_id}",
+            "tuning_job": f"projects/p/locations/us-central1/tuningJobs/{model_id}",
+            "base_model": "gemini-2.5-flash",
+        }
+    )
+    return artifact
+
+
+def json_artifact(tmp_path: Path, name: str, payload: dict) -> Artifact:
+    path = tmp_path / name
+    path.write_text(json.dumps(payload))
+    return Artifact(name=name, uri=str(path))
+
+
+def output_artifact(tmp_path: Path, name: str) -> Artifact:
+    return Artifact(name=name, uri=str(tmp_path / "out" / name))
+
+
+def test_find_champion_is_empty_before_any_promotion(tmp_path: Path) -> None:
+    result = find_champion_op.python_func(project="p", registry_uri=str(tmp_path / "registry"))
+    assert (result.champion_model, result.champion_endpoint) == ("", "")
+    assert find_champion_op.python_func(project="p", registry_uri="") == ("", "")
+
+
+def test_promote_then_find_champion_then_reject(tmp_path: Path) -> None:
+    registry_uri = str(tmp_path / "registry")
+    passed = json_artifact(tmp_path, "decision.json", {"passed": True, "reasons": []})
+    evaluation = json_artifact(tmp_path, "evaluation.json", {"metrics": {"tuned_rougeL": 0.7, "delta_rougeL": 0.2}})
+    record_out = output_artifact(tmp_path, "promotion_record")
+
+    promote_model_op.python_func(
+        tuned_model=tuned_model_artifact(tmp_path, "11"), decision=passed, evaluation=evaluation,
+        promotion_record=record_out, project="p", registry_uri=registry_uri, pipeline_run="run-1",
+        dataset_hash="f" * 64, update_model_registry=False,
+    )
+    record = json.loads(Path(record_out.path).read_text())
+    assert record["kind"] == "promotion"
+    assert record["model"] == {"model": f"{PARENT}/11", "version": "1", "endpoint": "projects/p/locations/us-central1/endpoints/11"}
+    assert record["metrics"] == {"tuned_rougeL": 0.7, "delta_rougeL": 0.2}
+    assert record["pipeline_run"] == "run-1" and record["dataset_hash"] == "f" * 64
+    assert record_out.metadata["model"] == f"{PARENT}/11@1"
+
+    champion = find_champion_op.python_func(project="p", registry_uri=registry_uri)
+    assert champion.champion_model == f"{PARENT}/11@1"
+    assert champion.champion_endpoint == "projects/p/locations/us-central1/endpoints/11"
+
+    failed = json_artifact(tmp_path, "failed.json", {"passed": False, "reasons": ["delta_rougeL -0.1 < 0.0"], "metrics": {"delta_rougeL": -0.1}})
+    rejection_out = output_artifact(tmp_path, "rejection_record")
+    record_rejection_op.python_func(
+        tuned_model=tuned_model_artifact(tmp_path, "12"), decision=failed, rejection_record=rejection_out,
+        registry_uri=registry_uri, pipeline_run="run-2",
+    )
+    rejection = json.loads(Path(rejection_out.path).read_text())
+    assert rejection["kind"] == "rejection"
+    assert rejection["reasons"] == ["delta_rougeL -0.1 < 0.0"]
+    assert rejection["previous_champion"]["model"] == f"{PARENT}/11"
+    assert find_champion_op.python_func(project="p", registry_uri=registry_uri).champion_model == f"{PARENT}/11@1"
+
+
+def test_promote_refuses_a_failed_decision(tmp_path: Path) -> None:
+    failed = json_artifact(tmp_path, "decision.json", {"passed": False, "reasons": ["too low"]})
+    evaluation = json_artifact(tmp_path, "evaluation.json", {"metrics": {}})
+    with pytest.raises(PromotionError, match="did not pass"):
+        promote_model_op.python_func(
+            tuned_model=tuned_model_artifact(tmp_path, "11"), decision=failed, evaluation=evaluation,
+            promotion_record=output_artifact(tmp_path, "r"), project="p", registry_uri=str(tmp_path / "reg"),
+            update_model_registry=False,
+        )
+    assert not (tmp_path / "reg").exists()
+
+
+def test_promote_requires_a_registry_uri(tmp_path: Path) -> None:
+    passed = json_artifact(tmp_path, "decision.json", {"passed": True, "reasons": []})
+    evaluation = json_artifact(tmp_path, "evaluation.json", {"metrics": {}})
+    with pytest.raises(PromotionError, match="registry_uri"):
+        promote_model_op.python_func(
+            tuned_model=tuned_model_artifact(tmp_path, "11"), decision=passed, evaluation=evaluation,
+            promotion_record=output_artifact(tmp_path, "r"), project="p", update_model_registry=False,
+        )
