@@ -429,21 +429,21 @@ def test_unknown_path_is_404_and_logged(client: Any, standin: VertexStandIn) -> 
 
 def test_extra_routes_extend_the_standin(train_file: Path) -> None:
     def describe(request: Any) -> tuple[int, Any]:
-        if request.group("model_id") == "0":
-            raise StandInError(404, "no model 0")
+        if request.group("dataset_id") == "0":
+            raise StandInError(404, "no dataset 0")
         return 200, {"name": request.path, "jobs": len(request.standin.tuning_jobs.job_names())}
 
-    route = Route("GET", api_path(r"models/(?P<model_id>[^/:]+)"), describe, name="models.get")
+    route = Route("GET", api_path(r"datasets/(?P<dataset_id>[^/:]+)"), describe, name="datasets.get")
     with VertexStandIn(extra_routes=[route]) as extended:
         settings = VertexSettings.create("p", "us-central1", extended.base_url)
         extended_client = genai_client(settings)
         api = extended_client._api_client
-        response = api.request("get", "models/7", {})
-        assert json.loads(response.body) == {"name": "/v1/projects/p/locations/us-central1/models/7", "jobs": 0}
+        response = api.request("get", "datasets/7", {})
+        assert json.loads(response.body) == {"name": "/v1/projects/p/locations/us-central1/datasets/7", "jobs": 0}
         with pytest.raises(errors.APIError) as missing:
-            api.request("get", "models/0", {})
-        assert missing.value.code == 404 and missing.value.message == "no model 0"
-        assert extended.route_counts == {"models.get": 2}
+            api.request("get", "datasets/0", {})
+        assert missing.value.code == 404 and missing.value.message == "no dataset 0"
+        assert extended.route_counts == {"datasets.get": 2}
 
 
 def test_standin_refuses_non_loopback_hosts() -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import logging
 import signal
 import sys
@@ -12,13 +10,10 @@ import threading
 from typing import Any, TextIO
 
 from gemini_sft.errors import ConfigError
-from gemini_sft.standin import Route, VertexStandIn
+from gemini_sft.standin import VertexStandIn
 from gemini_sft.vertex_client import API_ENDPOINT_ENV
 
 log = logging.getLogger(__name__)
-
-PLATFORM_ROUTES_MODULE = "gemini_sft.standin.platform"
-
 
 def register(subparsers: Any) -> None:
     """Add the ``standin`` sub-command."""
@@ -40,18 +35,6 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run_standin)
 
 
-def extension_routes() -> list[Route]:
-    """Routes of ``gemini_sft.standin.platform`` (its ``routes()``) when that module exists, else none."""
-    if importlib.util.find_spec(PLATFORM_ROUTES_MODULE) is None:
-        return []
-    module = importlib.import_module(PLATFORM_ROUTES_MODULE)
-    provider = getattr(module, "routes", None)
-    if provider is None:
-        log.debug("%s has no routes(); serving the built-in routes only", PLATFORM_ROUTES_MODULE)
-        return []
-    return list(provider())
-
-
 def serve(args: argparse.Namespace, stop: threading.Event, out: TextIO = sys.stdout) -> int:
     """Run the stand-in until ``stop`` is set; prints its base URL first. ConfigError for bad options."""
     if args.latency < 0:
@@ -65,7 +48,6 @@ def serve(args: argparse.Namespace, stop: threading.Event, out: TextIO = sys.std
         latency_seconds=args.latency,
         polls_per_state=args.polls_per_state,
         fail_jobs_with=args.fail_jobs_with,
-        extra_routes=extension_routes(),
     )
     with standin:
         print(f"Offline Vertex stand-in (not Vertex AI, not Gemini) listening on {standin.base_url}", file=out)

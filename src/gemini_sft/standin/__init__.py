@@ -41,8 +41,9 @@ a regular expression matched against the whole path (no query string;
 are tried after the built-in routes. ``request.standin`` gives handlers the
 server (``standin.tuning_jobs`` for tuning jobs and their tuned models,
 ``standin.extension_state`` for their own state). By convention a module
-offering routes exposes ``routes() -> list[Route]``; ``gemini-sft standin``
-serves those of ``gemini_sft.standin.platform`` when that module exists.
+offering routes exposes ``routes() -> list[Route]``. The platform routes
+(pipeline jobs, schedules, Model Registry) of ``gemini_sft.standin.platform``
+are served by every stand-in.
 """
 
 from gemini_sft.standin.routing import Route, StandInError, StandInRequest, api_path

@@ -33,6 +33,7 @@ from typing import Any, Iterable, Sequence
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from gemini_sft.errors import ConfigError
+from gemini_sft.standin.platform import routes as platform_routes
 from gemini_sft.standin.responder import generation_routes
 from gemini_sft.standin.routing import Route, StandInError, StandInRequest, error_body, grpc_status
 from gemini_sft.standin.tuning import TuningJobStore, tuning_routes
@@ -113,7 +114,9 @@ class VertexStandIn:
             polls_per_state=polls_per_state, fail_jobs_with=fail_jobs_with, first_id=first_resource_id
         )
         self._builtin_routes: tuple[Route, ...] = tuple(
-            tuning_routes(self.tuning_jobs) + generation_routes(self.tuning_jobs.responder_for_endpoint)
+            tuning_routes(self.tuning_jobs)
+            + generation_routes(self.tuning_jobs.responder_for_endpoint)
+            + platform_routes()
         )
         self._extra_routes: tuple[Route, ...] = tuple(extra_routes)
         self._records: list[RequestRecord] = []
