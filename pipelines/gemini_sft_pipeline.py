@@ -2,7 +2,8 @@
 
 Steps, in order:
 
-1. **Import raw data**: the raw examples file (``raw_data_uri``) becomes a Dataset artifact.
+1. **Find and import raw data**: ``raw_data_uri``, with ``{date}``/``{latest}`` resolved for
+   scheduled runs, becomes a Dataset artifact.
 2. **Find the production model**: the champion now in production, if any, from the promotion registry.
 3. **Clean and split**: formats normalised to Gemini examples, bad rows rejected with reasons,
    train / validation / holdout splits with no prompt in two splits, a dataset version record.
@@ -18,7 +19,6 @@ recipients are given, the steps run inside an ExitHandler that emails them the
 run's final state (Vertex AI only).
 """
 
-from __future__ import annotations
 
 from typing import Callable, Sequence
 
@@ -29,6 +29,7 @@ from gemini_sft.components.clean import clean_data
 from gemini_sft.components.evaluate import evaluate_models
 from gemini_sft.components.gate import gate_model
 from gemini_sft.components.promote import find_champion, promote_model, record_rejection
+from gemini_sft.components.resolve_data import resolve_raw_data
 from gemini_sft.components.tune import tune_model
 from gemini_sft.components.validate import validate_data
 
@@ -49,6 +50,7 @@ def build_pipeline(
             task emails these addresses (Google's VertexNotificationEmailOp; Vertex AI only,
             so the local run builds the pipeline without it).
     """
+    resolve_op = build_component(resolve_raw_data, image)
     clean_op = build_component(clean_data, image)
     validate_op = build_component(validate_data, image)
     tune_op = build_component(tune_model, image)
@@ -108,8 +110,10 @@ def build_pipeline(
     ) -> None:
         run_name = dsl.PIPELINE_JOB_NAME_PLACEHOLDER
 
+        resolved = resolve_op(raw_data_uri=raw_data_uri).set_display_name("Find this run's raw data")
+        resolved.set_caching_options(False)  # {latest} must be looked up again on every run
         raw = dsl.importer(
-            artifact_uri=raw_data_uri, artifact_class=dsl.Dataset, reimport=False
+            artifact_uri=resolved.output, artifact_class=dsl.Dataset, reimport=False
         ).set_display_name("Import raw data")
 
         champion = find_champion_op(
@@ -284,7 +288,8 @@ def build_pipeline(
 
         Args:
             project: Google Cloud project that runs the tuning job and hosts the models.
-            raw_data_uri: the raw examples (JSONL/CSV/TSV, optionally gzip), gs://... on Vertex.
+            raw_data_uri: the raw examples (JSONL/CSV/TSV, optionally gzip), gs://... on Vertex;
+                ``{date}`` and ``{latest}`` pick a dated or the newest folder at run time.
             registry_uri: where promotion records live (gs://BUCKET/gemini-sft/registry).
             location: Vertex AI region; it must offer Gemini tuning.
             api_endpoint: Vertex API endpoint; empty means Vertex itself.

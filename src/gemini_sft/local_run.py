@@ -15,6 +15,7 @@ import re
 import shutil
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import resources
@@ -134,7 +135,7 @@ def run_local(
     output_dir: Path | None = None,
     parameters: Mapping[str, Any] | None = None,
     console: TextIO | None = None,
-    standin_options: Mapping[str, Any] | None = None,
+    standin: Any | None = None,
 ) -> LocalRunResult:
     """Run the whole pipeline locally against the offline stand-in.
 
@@ -143,7 +144,8 @@ def run_local(
         output_dir: the run folder to create; ``runs/local-<time>`` when None.
         parameters: pipeline parameter overrides (names as in the compiled spec).
         console: where progress goes (stdout by default); step logs go to ``pipeline.log``.
-        standin_options: keyword arguments for the stand-in (e.g. ``latency_seconds``).
+        standin: a running VertexStandIn to use (tests inspect what it received); when
+            None, one is started for the run and stopped after it.
 
     Returns the run's outputs and the gate's decision. Raises InputFormatError
     when ``data`` does not exist and LocalRunError when a step fails (the
@@ -174,7 +176,9 @@ def run_local(
     }
     pipeline = build_pipeline()
     started = time.monotonic()
-    with VertexStandIn(**dict(standin_options or {})) as standin:
+    with contextlib.ExitStack() as stack:
+        if standin is None:
+            standin = stack.enter_context(VertexStandIn())
         arguments["api_endpoint"] = standin.base_url
         console.write(f"Offline stand-in of the Vertex API at {standin.base_url}\n")
         console.write(f"Running the pipeline on {data} (step logs: {log_file})\n")
@@ -184,7 +188,11 @@ def run_local(
             raise_on_error=True,
         )
         try:
-            with _captured_output(log_file, console):
+            with _captured_output(log_file, console), warnings.catch_warnings():
+                # Display names and resource limits apply on Vertex only, and the steps run in this
+                # interpreter (where the package is installed) instead of the image: both expected.
+                warnings.filterwarnings("ignore", message=".*have no effect in the current local runner")
+                warnings.filterwarnings("ignore", message=".*custom or non-Python base image")
                 pipeline(**arguments)
         except TypeError as exc:
             raise ConfigError(f"Invalid pipeline parameter: {exc}") from exc

@@ -19,8 +19,18 @@ from gemini_sft import __version__
 from gemini_sft.errors import ConfigError, GeminiSftError
 
 COMMAND_MODULES: tuple[str, ...] = (
+    "clean",
+    "validate",
     "compile",
     "run",
+    "evaluate",
+    "standin",
+    "submit",
+    "schedule",
+    "status",
+    "rollback",
+    "dag",
+    "config",
 )
 
 EXIT_OK = 0

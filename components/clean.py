@@ -1,0 +1,103 @@
+"""KFP shell of the clean stage: read the raw data artifact, clean and split it, write the artifacts.
+
+The work is done by :func:`gemini_sft.clean.clean_dataset`; this shell maps
+artifacts to paths, writes the version record and report, and logs counts.
+"""
+
+from typing import NamedTuple
+
+from gemini_sft.components.base import build_component
+from kfp.dsl import Artifact, Dataset, Input, Markdown, Metrics, Output
+
+
+def clean_data(
+    raw_data: Input[Dataset],
+    train: Output[Dataset],
+    validation: Output[Dataset],
+    holdout: Output[Dataset],
+    rejected: Output[Dataset],
+    dataset_version: Output[Artifact],
+    report: Output[Markdown],
+    metrics: Output[Metrics],
+    train_fraction: float = 0.8,
+    validation_fraction: float = 0.1,
+    holdout_fraction: float = 0.1,
+    seed: int = 42,
+    system_instruction: str = "",
+    min_response_chars: int = 0,
+    conflict_policy: str = "drop_all",
+    mask_pii: bool = False,
+    stratify_by: str = "",
+    max_validation_examples: int = 5000,
+    validation_overflow: str = "train",
+) -> NamedTuple("CleanOutputs", [("dataset_hash", str), ("kept_rows", int), ("train_rows", int)]):
+    """Clean ``raw_data`` into Gemini train / validation / holdout JSONL splits.
+
+    Inputs: ``raw_data`` (JSONL in any supported format, CSV/TSV, optionally
+    gzip) and the cleaning settings (see ``gemini_sft.clean.CleanConfig``).
+    Outputs: the three splits, ``rejected`` (one JSON object per rejected row:
+    line, reason, detail, raw), ``dataset_version`` (JSON version record),
+    ``report`` (Markdown), ``metrics`` (counts); returns the dataset hash (a
+    valid GCP label value), the kept rows and the train rows.
+    Fails with ConfigError on invalid settings, InputFormatError when the file
+    cannot be read, DatasetInvalidError when no training example survives.
+    """
+    import logging
+    from collections import namedtuple
+    from pathlib import Path
+
+    from gemini_sft.clean import CleanConfig, SplitPaths, clean_dataset
+    from gemini_sft.errors import DatasetInvalidError
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logger = logging.getLogger("gemini_sft.components.clean")
+
+    config = CleanConfig(
+        train_fraction=train_fraction,
+        validation_fraction=validation_fraction,
+        holdout_fraction=holdout_fraction,
+        seed=seed,
+        system_instruction=system_instruction,
+        min_response_chars=min_response_chars,
+        conflict_policy=conflict_policy,
+        mask_pii=mask_pii,
+        stratify_by=stratify_by,
+        max_validation_examples=max_validation_examples,
+        validation_overflow=validation_overflow,
+    )
+    outputs = SplitPaths(
+        train=Path(train.path), validation=Path(validation.path), holdout=Path(holdout.path),
+        rejected=Path(rejected.path),
+    )
+    result = clean_dataset(Path(raw_data.path), outputs, config, source_uri=raw_data.uri)
+
+    version = result.version
+    Path(dataset_version.path).parent.mkdir(parents=True, exist_ok=True)
+    Path(dataset_version.path).write_text(version.to_json() + "\n", encoding="utf-8")
+    Path(report.path).parent.mkdir(parents=True, exist_ok=True)
+    Path(report.path).write_text(result.to_markdown(), encoding="utf-8")
+
+    for name, artifact in (("train", train), ("validation", validation), ("holdout", holdout)):
+        record = version.splits[name]
+        artifact.metadata.update(
+            {"rows": record.rows, "sha256": record.sha256, "dataset_hash": version.dataset_hash, "format": "gemini"}
+        )
+    rejected.metadata.update({"rows": version.rejected.rows, "rejected_by_reason": version.rejected_by_reason})
+    dataset_version.metadata.update({"dataset_hash": version.dataset_hash, "code_version": version.code_version})
+    for name, value in result.metrics().items():
+        metrics.log_metric(name, value)
+    logger.info(
+        "clean: %d read, %d kept (train %d, validation %d, holdout %d), %d rejected; dataset %s",
+        result.rows_read, result.kept_rows, result.train_rows, result.validation_rows, result.holdout_rows,
+        result.rejected_rows, version.dataset_hash,
+    )
+    if result.train_rows == 0:
+        raise DatasetInvalidError(
+            f"no training example survived cleaning ({result.rows_read} rows read, {result.rejected_rows} rejected); "
+            "see the rejected artifact for each row's reason"
+        )
+    outputs_type = namedtuple("CleanOutputs", ["dataset_hash", "kept_rows", "train_rows"])
+    return outputs_type(version.dataset_hash, result.kept_rows, result.train_rows)
+
+
+clean_data_op = build_component(clean_data)

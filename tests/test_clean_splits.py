@@ -1,0 +1,74 @@
+"""Split assignment on compact arrays: groups stay together, fractions per stratum, cap, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gemini_sft.splits import (
+    DROPPED,
+    HOLDOUT,
+    TRAIN,
+    VALIDATION,
+    SplitPlan,
+    assign_splits,
+    group_ids_by_first_appearance,
+)
+
+PLAN = SplitPlan(0.8, 0.1, 0.1, seed=42, max_validation=5000, overflow="train")
+
+
+def test_examples_of_one_group_share_a_split() -> None:
+    groups = np.repeat(np.arange(200, dtype=np.int64), 3)  # every group has three examples
+    splits = assign_splits(groups, np.zeros(len(groups), dtype=np.int64), PLAN)
+    assert all(len(set(splits[groups == g])) == 1 for g in range(200))
+    assert np.bincount(splits, minlength=3).tolist() == [480, 60, 60]
+
+
+def test_fractions_hold_inside_every_stratum() -> None:
+    labels = np.array([0] * 700 + [1] * 200 + [2] * 100)
+    splits = assign_splits(np.arange(1000, dtype=np.int64), labels, PLAN)
+    for label, size in ((0, 700), (1, 200), (2, 100)):
+        counts = np.bincount(splits[labels == label], minlength=3)
+        assert counts.tolist() == [size * 8 // 10, size // 10, size // 10]
+
+
+def test_same_seed_same_split_other_seed_other_split() -> None:
+    groups = np.arange(500, dtype=np.int64)
+    labels = np.zeros(500, dtype=np.int64)
+    first = assign_splits(groups, labels, PLAN)
+    assert np.array_equal(first, assign_splits(groups, labels, PLAN))
+    other = assign_splits(groups, labels, SplitPlan(0.8, 0.1, 0.1, seed=43, max_validation=5000, overflow="train"))
+    assert not np.array_equal(first, other)
+    assert np.bincount(other).tolist() == np.bincount(first).tolist()
+
+
+@pytest.mark.parametrize(("overflow", "destination"), [("train", TRAIN), ("holdout", HOLDOUT), ("drop", DROPPED)])
+def test_validation_cap_moves_whole_groups_keeping_the_label_mix(overflow: str, destination: int) -> None:
+    groups = np.repeat(np.arange(1000, dtype=np.int64), 2)
+    labels = np.repeat(np.arange(1000) % 4 == 0, 2).astype(np.int64)  # a quarter of the groups are label 1
+    plan = SplitPlan(0.5, 0.4, 0.1, seed=1, max_validation=100, overflow=overflow)
+    uncapped = assign_splits(groups, labels, SplitPlan(0.5, 0.4, 0.1, 1, 10**9, "train"))
+    splits = assign_splits(groups, labels, plan)
+    assert (splits == VALIDATION).sum() == 100
+    moved = (uncapped == VALIDATION) & (splits != VALIDATION)
+    assert moved.sum() == 800 - 100 and set(splits[moved].tolist()) == {destination}
+    assert abs((labels[splits == VALIDATION] == 1).sum() - 25) <= 2  # a quarter, up to one group of rounding
+    assert all(len(set(splits[groups == g])) == 1 for g in range(0, 1000, 37))
+
+
+def test_empty_input() -> None:
+    assert assign_splits(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), PLAN).size == 0
+
+
+def test_group_ids_follow_first_appearance_whatever_the_key_values() -> None:
+    keys = np.array([42, -7, 42, 99, -7, 5], dtype=np.int64)
+    assert group_ids_by_first_appearance(keys).tolist() == [0, 1, 0, 2, 1, 3]
+    assert group_ids_by_first_appearance(keys * -3 + 11).tolist() == [0, 1, 0, 2, 1, 3]
+    assert group_ids_by_first_appearance(np.empty(0, dtype=np.int64)).size == 0
+
+
+def test_interleaved_groups_stay_together() -> None:
+    ids = group_ids_by_first_appearance(np.tile(np.arange(100, dtype=np.int64) * 31, 3))
+    splits = assign_splits(ids, np.zeros(len(ids), dtype=np.int64), PLAN)
+    assert all(len(set(splits[ids == g])) == 1 for g in range(100))

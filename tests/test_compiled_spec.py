@@ -1,0 +1,94 @@
+"""The compiled spec is a product: it matches the code, installs nothing at run time and names every task."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import yaml
+
+from gemini_sft.components.base import DEFAULT_IMAGE
+from gemini_sft.pipelines.compiler import compile_pipeline
+
+REPO = Path(__file__).resolve().parents[1]
+CHECKED_IN_SPEC = REPO / "compiled" / "gemini_sft_pipeline.yaml"
+
+EXPECTED_STEPS = {
+    "resolve-raw-data": "Find this run's raw data",
+    "importer": "Import raw data",
+    "find-champion": "Find production model",
+    "clean-data": "Clean and split data",
+    "validate-data": "Validate dataset and estimate cost",
+    "tune-model": "Tune Gemini (supervised)",
+    "evaluate-models": "Evaluate base vs tuned on holdout",
+    "gate-model": "Gate: does the tuned model beat the baseline?",
+    "promote-model": "Promote tuned model to production",
+    "record-rejection": "Record rejection and reasons",
+}
+
+
+@pytest.fixture(scope="module")
+def spec() -> dict[str, Any]:
+    return yaml.safe_load(CHECKED_IN_SPEC.read_text(encoding="utf-8"))
+
+
+def _dag_tasks(spec: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    yield from spec["root"]["dag"]["tasks"].items()
+    for component in spec["components"].values():
+        yield from component.get("dag", {}).get("tasks", {}).items()
+
+
+def test_checked_in_spec_matches_the_code(tmp_path: Path) -> None:
+    fresh = compile_pipeline(tmp_path / "spec.yaml")
+    assert fresh.read_text(encoding="utf-8") == CHECKED_IN_SPEC.read_text(encoding="utf-8"), (
+        "compiled/gemini_sft_pipeline.yaml is stale: run `make compile` and commit the result."
+    )
+
+
+def test_compiling_twice_gives_the_same_bytes(tmp_path: Path) -> None:
+    first = compile_pipeline(tmp_path / "a.yaml").read_bytes()
+    second = compile_pipeline(tmp_path / "b.yaml").read_bytes()
+    assert first == second
+
+
+def test_every_step_runs_in_the_project_image_and_installs_nothing(spec: dict[str, Any]) -> None:
+    executors = spec["deploymentSpec"]["executors"]
+    containers = [e["container"] for e in executors.values() if "container" in e]
+    assert len(containers) == 9
+    for container in containers:
+        assert container["image"] == DEFAULT_IMAGE
+        command_line = " ".join(container.get("command", []) + container.get("args", []))
+        assert "pip install" not in command_line
+        assert "pip3 install" not in command_line
+
+
+def test_every_task_has_a_display_name(spec: dict[str, Any]) -> None:
+    names = {key: task["taskInfo"]["name"] for key, task in _dag_tasks(spec)}
+    for key, display in EXPECTED_STEPS.items():
+        assert names.get(key) == display
+    component_tasks = {k: v for k, v in names.items() if not k.startswith("condition")}
+    assert all(display != key for key, display in component_tasks.items())
+
+
+def test_promotion_is_conditional_on_the_gate(spec: dict[str, Any]) -> None:
+    tasks = dict(_dag_tasks(spec))
+    conditions = [
+        t["triggerPolicy"]["condition"] for t in tasks.values() if "condition" in t.get("triggerPolicy", {})
+    ]
+    assert any("gate-model" in c and "== true" in c for c in conditions)
+    assert any("!(" in c and "gate-model" in c for c in conditions)
+
+
+def test_custom_image_and_notifications(tmp_path: Path) -> None:
+    path = compile_pipeline(
+        tmp_path / "spec.yaml", image="europe-docker.pkg.dev/p/r/gemini-sft:1", notification_emails=["ml@example.com"]
+    )
+    spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values() if "container" in e}
+    assert "europe-docker.pkg.dev/p/r/gemini-sft:1" in images
+    assert any("notification-email" in key for key, _ in _dag_tasks(spec))
+    assert any("exit-handler" in key for key, _ in _dag_tasks(spec))
+    assert spec["root"]["inputDefinitions"]["parameters"]["notification_emails"]["defaultValue"] == [
+        "ml@example.com"
+    ]
