@@ -18,31 +18,36 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator, Mapping, TextIO
 
 from gemini_sft.errors import ConfigError, GeminiSftError, InputFormatError
+from gemini_sft.sample_data import LABEL_PATTERN, SYSTEM_INSTRUCTION, shipped_sample_path
 
 log = logging.getLogger(__name__)
 
 LOCAL_PROJECT = "local-project"
 LOCAL_REGION = "us-central1"
-SAMPLE_DATASET = "support_tickets.jsonl"
 
 STANDIN_NOTICE = (
     "Made by the OFFLINE STAND-IN of the Vertex API: no Gemini model was called and no job was "
     "billed. Use it to check the pipeline, not to judge a model."
 )
 
-# Settings that suit the shipped sample and a run against the stand-in; --param overrides them.
+# Settings that suit a run against the stand-in; --param overrides them.
 LOCAL_DEFAULTS: dict[str, Any] = {
     "poll_interval_seconds": 0.2,
     "max_wait_hours": 0.1,
     "eval_requests_per_minute": 6000,
-    "label_pattern": r"Category: (\w+)",
-    "stratify_by": r"regex:Category: (\w+)",
     "bootstrap_samples": 500,
+}
+
+# Settings that suit the shipped sample: only some of its rows carry its system instruction, so
+# every example gets it (as production would send it), and its answers start with a category label.
+SAMPLE_DEFAULTS: dict[str, Any] = {
+    "system_instruction": SYSTEM_INSTRUCTION,
+    "label_pattern": LABEL_PATTERN,
+    "stratify_by": f"regex:{LABEL_PATTERN}",
 }
 
 
@@ -62,11 +67,6 @@ class LocalRunResult:
     gate_reasons: list[str]
     metrics: dict[str, float] = field(default_factory=dict)
     artifacts: dict[str, Path] = field(default_factory=dict)
-
-
-def sample_dataset_path() -> Path:
-    """Path of the shipped sample dataset (customer-support triage, mixed formats)."""
-    return Path(str(resources.files("gemini_sft") / "data" / SAMPLE_DATASET))
 
 
 def default_output_dir() -> Path:
@@ -157,13 +157,13 @@ def run_local(
     from gemini_sft.standin import VertexStandIn
 
     console = console or sys.stdout
-    data = Path(data) if data else sample_dataset_path()
+    data = Path(data) if data else shipped_sample_path()
     if not data.is_file():
         raise InputFormatError(f"Raw data file {data} does not exist.")
-    output_dir = Path(output_dir) if output_dir else default_output_dir()
+    output_dir = (Path(output_dir) if output_dir else default_output_dir()).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
-    pipeline_root = (output_dir / "pipeline_root").resolve()
-    registry = (output_dir / "registry").resolve()
+    pipeline_root = output_dir / "pipeline_root"
+    registry = output_dir / "registry"
     log_file = output_dir / "pipeline.log"
 
     arguments: dict[str, Any] = {
@@ -172,6 +172,7 @@ def run_local(
         "raw_data_uri": str(data.resolve()),
         "registry_uri": str(registry),
         **LOCAL_DEFAULTS,
+        **(SAMPLE_DEFAULTS if data == shipped_sample_path() else {}),
         **dict(parameters or {}),
     }
     pipeline = build_pipeline()
