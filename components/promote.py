@@ -85,11 +85,7 @@ def promote_model(
             "Wire promote_model under dsl.If(gate.outputs['passed'] == True)."
         )
     metadata = tuned_model.metadata
-    candidate = ModelVersion.parse(
-        str(metadata.get("model_resource", "")),
-        version=str(metadata.get("model_version", "")),
-        endpoint=str(metadata.get("endpoint", "")),
-    )
+    candidate = ModelVersion.from_metadata(metadata)
     metrics = read_metrics(Path(evaluation.path).read_text(encoding="utf-8"))
     store = PromotionStore(registry_uri)
     registry = None
@@ -150,11 +146,7 @@ def record_rejection(
         log.warning("The gate passed but the rejection branch ran; recording it as rejected anyway")
     metrics = read_metrics(decision_text)
     metadata = tuned_model.metadata
-    candidate = ModelVersion.parse(
-        str(metadata.get("model_resource", "")),
-        version=str(metadata.get("model_version", "")),
-        endpoint=str(metadata.get("endpoint", "")),
-    )
+    candidate = ModelVersion.from_metadata(metadata)
     record = record_rejection_in_store(
         PromotionStore(registry_uri),
         candidate,

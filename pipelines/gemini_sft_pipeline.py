@@ -20,6 +20,7 @@ run's final state (Vertex AI only).
 """
 
 
+import contextlib
 from typing import Callable, Sequence
 
 from kfp import dsl
@@ -60,180 +61,6 @@ def build_pipeline(
     promote_op = build_component(promote_model, image)
     reject_op = build_component(record_rejection, image)
     recipients = list(notification_emails)
-
-    def _steps(
-        project: str,
-        location: str,
-        api_endpoint: str,
-        raw_data_uri: str,
-        registry_uri: str,
-        base_model: str,
-        epochs: int,
-        adapter_size: int,
-        learning_rate_multiplier: float,
-        tuned_model_display_name: str,
-        tuning_description: str,
-        tuning_labels: dict,
-        encryption_key: str,
-        tuning_output_uri: str,
-        export_last_checkpoint_only: bool,
-        continuous_tuning: bool,
-        poll_interval_seconds: float,
-        max_wait_hours: float,
-        train_fraction: float,
-        validation_fraction: float,
-        holdout_fraction: float,
-        seed: int,
-        system_instruction: str,
-        min_response_chars: int,
-        conflict_policy: str,
-        mask_pii: bool,
-        stratify_by: str,
-        max_validation_examples: int,
-        validation_overflow: str,
-        max_budget_usd: float,
-        price_per_million_tokens_usd: float,
-        count_tokens_with_api: bool,
-        max_output_tokens: int,
-        eval_max_concurrency: int,
-        eval_requests_per_minute: int,
-        label_pattern: str,
-        bootstrap_samples: int,
-        primary_metric: str,
-        min_score: float,
-        min_improvement: float,
-        improvement_mode: str,
-        require_significant: bool,
-        max_champion_regression: float,
-        max_error_rate: float,
-        production_alias: str,
-    ) -> None:
-        run_name = dsl.PIPELINE_JOB_NAME_PLACEHOLDER
-
-        resolved = resolve_op(raw_data_uri=raw_data_uri).set_display_name("Find this run's raw data")
-        resolved.set_caching_options(False)  # {latest} must be looked up again on every run
-        raw = dsl.importer(
-            artifact_uri=resolved.output, artifact_class=dsl.Dataset, reimport=False
-        ).set_display_name("Import raw data")
-
-        champion = find_champion_op(
-            project=project,
-            location=location,
-            api_endpoint=api_endpoint,
-            registry_uri=registry_uri,
-        ).set_display_name("Find production model")
-        champion.set_caching_options(False)
-
-        clean = clean_op(
-            raw_data=raw.output,
-            train_fraction=train_fraction,
-            validation_fraction=validation_fraction,
-            holdout_fraction=holdout_fraction,
-            seed=seed,
-            system_instruction=system_instruction,
-            min_response_chars=min_response_chars,
-            conflict_policy=conflict_policy,
-            mask_pii=mask_pii,
-            stratify_by=stratify_by,
-            max_validation_examples=max_validation_examples,
-            validation_overflow=validation_overflow,
-        ).set_display_name("Clean and split data")
-        clean.set_cpu_limit("2").set_memory_limit("8G")
-
-        validate = validate_op(
-            train=clean.outputs["train"],
-            validation=clean.outputs["validation"],
-            base_model=base_model,
-            epochs=epochs,
-            max_budget_usd=max_budget_usd,
-            price_per_million_tokens_usd=price_per_million_tokens_usd,
-            project=project,
-            location=location,
-            api_endpoint=api_endpoint,
-            count_tokens_with_api=count_tokens_with_api,
-        ).set_display_name("Validate dataset and estimate cost")
-        validate.set_cpu_limit("2").set_memory_limit("8G")
-
-        tune = tune_op(
-            train=clean.outputs["train"],
-            validation=clean.outputs["validation"],
-            project=project,
-            location=location,
-            api_endpoint=api_endpoint,
-            base_model=base_model,
-            epochs=epochs,
-            adapter_size=adapter_size,
-            learning_rate_multiplier=learning_rate_multiplier,
-            tuned_model_display_name=tuned_model_display_name,
-            description=tuning_description,
-            labels=tuning_labels,
-            dataset_hash=clean.outputs["dataset_hash"],
-            estimated_cost_usd=validate.outputs["estimated_cost_usd"],
-            encryption_key=encryption_key,
-            output_uri=tuning_output_uri,
-            export_last_checkpoint_only=export_last_checkpoint_only,
-            continuous_tuning=continuous_tuning,
-            champion_model=champion.outputs["champion_model"],
-            poll_interval_seconds=poll_interval_seconds,
-            max_wait_hours=max_wait_hours,
-            pipeline_run=run_name,
-        ).set_display_name("Tune Gemini (supervised)")
-        # Safe to retry: the step finds the job an earlier attempt launched and resumes it.
-        tune.set_retry(num_retries=2, backoff_duration="60s", backoff_factor=2.0)
-        tune.set_caching_options(False)
-
-        evaluate = evaluate_op(
-            holdout=clean.outputs["holdout"],
-            project=project,
-            location=location,
-            api_endpoint=api_endpoint,
-            base_model=base_model,
-            tuned_endpoint=tune.outputs["endpoint"],
-            champion_model=champion.outputs["champion_endpoint"],
-            max_output_tokens=max_output_tokens,
-            max_concurrency=eval_max_concurrency,
-            requests_per_minute=eval_requests_per_minute,
-            label_pattern=label_pattern,
-            bootstrap_samples=bootstrap_samples,
-            seed=seed,
-        ).set_display_name("Evaluate base vs tuned on holdout")
-        evaluate.set_retry(num_retries=1, backoff_duration="30s")
-        evaluate.set_caching_options(False)
-
-        gate = gate_op(
-            evaluation=evaluate.outputs["evaluation"],
-            primary_metric=primary_metric,
-            min_score=min_score,
-            min_improvement=min_improvement,
-            improvement_mode=improvement_mode,
-            require_significant=require_significant,
-            max_champion_regression=max_champion_regression,
-            max_error_rate=max_error_rate,
-        ).set_display_name("Gate: does the tuned model beat the baseline?")
-        gate.set_caching_options(False)
-
-        with dsl.If(gate.outputs["passed"] == True, name="gate-passed"):  # noqa: E712 (KFP needs ==)
-            promote = promote_op(
-                tuned_model=tune.outputs["tuned_model"],
-                decision=gate.outputs["decision"],
-                evaluation=evaluate.outputs["evaluation"],
-                project=project,
-                location=location,
-                api_endpoint=api_endpoint,
-                registry_uri=registry_uri,
-                pipeline_run=run_name,
-                dataset_hash=clean.outputs["dataset_hash"],
-                production_alias=production_alias,
-            ).set_display_name("Promote tuned model to production")
-            promote.set_caching_options(False)
-        with dsl.Else(name="gate-failed"):
-            reject = reject_op(
-                tuned_model=tune.outputs["tuned_model"],
-                decision=gate.outputs["decision"],
-                registry_uri=registry_uri,
-                pipeline_run=run_name,
-            ).set_display_name("Record rejection and reasons")
-            reject.set_caching_options(False)
 
     @dsl.pipeline(name=PIPELINE_NAME, description=PIPELINE_DESCRIPTION)
     def gemini_sft_pipeline(
@@ -302,53 +129,6 @@ def build_pipeline(
             notification_emails: recipients of the end-of-run email (only used when the
                 pipeline was compiled with recipients).
         """
-        kwargs = dict(
-            project=project,
-            location=location,
-            api_endpoint=api_endpoint,
-            raw_data_uri=raw_data_uri,
-            registry_uri=registry_uri,
-            base_model=base_model,
-            epochs=epochs,
-            adapter_size=adapter_size,
-            learning_rate_multiplier=learning_rate_multiplier,
-            tuned_model_display_name=tuned_model_display_name,
-            tuning_description=tuning_description,
-            tuning_labels=tuning_labels,
-            encryption_key=encryption_key,
-            tuning_output_uri=tuning_output_uri,
-            export_last_checkpoint_only=export_last_checkpoint_only,
-            continuous_tuning=continuous_tuning,
-            poll_interval_seconds=poll_interval_seconds,
-            max_wait_hours=max_wait_hours,
-            train_fraction=train_fraction,
-            validation_fraction=validation_fraction,
-            holdout_fraction=holdout_fraction,
-            seed=seed,
-            system_instruction=system_instruction,
-            min_response_chars=min_response_chars,
-            conflict_policy=conflict_policy,
-            mask_pii=mask_pii,
-            stratify_by=stratify_by,
-            max_validation_examples=max_validation_examples,
-            validation_overflow=validation_overflow,
-            max_budget_usd=max_budget_usd,
-            price_per_million_tokens_usd=price_per_million_tokens_usd,
-            count_tokens_with_api=count_tokens_with_api,
-            max_output_tokens=max_output_tokens,
-            eval_max_concurrency=eval_max_concurrency,
-            eval_requests_per_minute=eval_requests_per_minute,
-            label_pattern=label_pattern,
-            bootstrap_samples=bootstrap_samples,
-            primary_metric=primary_metric,
-            min_score=min_score,
-            min_improvement=min_improvement,
-            improvement_mode=improvement_mode,
-            require_significant=require_significant,
-            max_champion_regression=max_champion_regression,
-            max_error_rate=max_error_rate,
-            production_alias=production_alias,
-        )
         if recipients:
             from google_cloud_pipeline_components.v1.vertex_notification_email import (
                 VertexNotificationEmailOp,
@@ -356,10 +136,137 @@ def build_pipeline(
 
             notify = VertexNotificationEmailOp(recipients=notification_emails)
             notify.set_display_name("Email the run's outcome")
-            with dsl.ExitHandler(notify, name="notify-on-exit"):
-                _steps(**kwargs)
+            steps: contextlib.AbstractContextManager = dsl.ExitHandler(notify, name="notify-on-exit")
         else:
-            _steps(**kwargs)
+            steps = contextlib.nullcontext()
+
+        with steps:
+            run_name = dsl.PIPELINE_JOB_NAME_PLACEHOLDER
+
+            resolved = resolve_op(raw_data_uri=raw_data_uri).set_display_name("Find this run's raw data")
+            resolved.set_caching_options(False)  # {latest} must be looked up again on every run
+            raw = dsl.importer(
+                artifact_uri=resolved.output, artifact_class=dsl.Dataset, reimport=False
+            ).set_display_name("Import raw data")
+
+            champion = find_champion_op(
+                project=project,
+                location=location,
+                api_endpoint=api_endpoint,
+                registry_uri=registry_uri,
+            ).set_display_name("Find production model")
+            champion.set_caching_options(False)
+
+            clean = clean_op(
+                raw_data=raw.output,
+                train_fraction=train_fraction,
+                validation_fraction=validation_fraction,
+                holdout_fraction=holdout_fraction,
+                seed=seed,
+                system_instruction=system_instruction,
+                min_response_chars=min_response_chars,
+                conflict_policy=conflict_policy,
+                mask_pii=mask_pii,
+                stratify_by=stratify_by,
+                max_validation_examples=max_validation_examples,
+                validation_overflow=validation_overflow,
+            ).set_display_name("Clean and split data")
+            clean.set_cpu_limit("2").set_memory_limit("8G")
+
+            validate = validate_op(
+                train=clean.outputs["train"],
+                validation=clean.outputs["validation"],
+                base_model=base_model,
+                epochs=epochs,
+                max_budget_usd=max_budget_usd,
+                price_per_million_tokens_usd=price_per_million_tokens_usd,
+                project=project,
+                location=location,
+                api_endpoint=api_endpoint,
+                count_tokens_with_api=count_tokens_with_api,
+            ).set_display_name("Validate dataset and estimate cost")
+            validate.set_cpu_limit("2").set_memory_limit("8G")
+
+            tune = tune_op(
+                train=clean.outputs["train"],
+                validation=clean.outputs["validation"],
+                project=project,
+                location=location,
+                api_endpoint=api_endpoint,
+                base_model=base_model,
+                epochs=epochs,
+                adapter_size=adapter_size,
+                learning_rate_multiplier=learning_rate_multiplier,
+                tuned_model_display_name=tuned_model_display_name,
+                description=tuning_description,
+                labels=tuning_labels,
+                dataset_hash=clean.outputs["dataset_hash"],
+                estimated_cost_usd=validate.outputs["estimated_cost_usd"],
+                encryption_key=encryption_key,
+                output_uri=tuning_output_uri,
+                export_last_checkpoint_only=export_last_checkpoint_only,
+                continuous_tuning=continuous_tuning,
+                champion_model=champion.outputs["champion_model"],
+                poll_interval_seconds=poll_interval_seconds,
+                max_wait_hours=max_wait_hours,
+                pipeline_run=run_name,
+            ).set_display_name("Tune Gemini (supervised)")
+            # Safe to retry: the step finds the job an earlier attempt launched and resumes it.
+            tune.set_retry(num_retries=2, backoff_duration="60s", backoff_factor=2.0)
+            tune.set_caching_options(False)
+
+            evaluate = evaluate_op(
+                holdout=clean.outputs["holdout"],
+                project=project,
+                location=location,
+                api_endpoint=api_endpoint,
+                base_model=base_model,
+                tuned_endpoint=tune.outputs["endpoint"],
+                champion_model=champion.outputs["champion_endpoint"],
+                max_output_tokens=max_output_tokens,
+                max_concurrency=eval_max_concurrency,
+                requests_per_minute=eval_requests_per_minute,
+                label_pattern=label_pattern,
+                bootstrap_samples=bootstrap_samples,
+                seed=seed,
+            ).set_display_name("Evaluate base vs tuned on holdout")
+            evaluate.set_retry(num_retries=1, backoff_duration="30s")
+            evaluate.set_caching_options(False)
+
+            gate = gate_op(
+                evaluation=evaluate.outputs["evaluation"],
+                primary_metric=primary_metric,
+                min_score=min_score,
+                min_improvement=min_improvement,
+                improvement_mode=improvement_mode,
+                require_significant=require_significant,
+                max_champion_regression=max_champion_regression,
+                max_error_rate=max_error_rate,
+            ).set_display_name("Gate: does the tuned model beat the baseline?")
+            gate.set_caching_options(False)
+
+            with dsl.If(gate.outputs["passed"] == True, name="gate-passed"):  # noqa: E712 (KFP needs ==)
+                promote = promote_op(
+                    tuned_model=tune.outputs["tuned_model"],
+                    decision=gate.outputs["decision"],
+                    evaluation=evaluate.outputs["evaluation"],
+                    project=project,
+                    location=location,
+                    api_endpoint=api_endpoint,
+                    registry_uri=registry_uri,
+                    pipeline_run=run_name,
+                    dataset_hash=clean.outputs["dataset_hash"],
+                    production_alias=production_alias,
+                ).set_display_name("Promote tuned model to production")
+                promote.set_caching_options(False)
+            with dsl.Else(name="gate-failed"):
+                reject = reject_op(
+                    tuned_model=tune.outputs["tuned_model"],
+                    decision=gate.outputs["decision"],
+                    registry_uri=registry_uri,
+                    pipeline_run=run_name,
+                ).set_display_name("Record rejection and reasons")
+                reject.set_caching_options(False)
 
     return gemini_sft_pipeline
 

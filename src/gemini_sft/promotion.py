@@ -28,7 +28,7 @@ import re
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Mapping, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -94,6 +94,18 @@ class ModelVersion(BaseModel):
                 f"Model {model_resource!r} names version {match.group('version')} but version {version!r} was given."
             )
         return cls(model=match.group("parent"), version=resolved_version, endpoint=endpoint.strip())
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, Any]) -> "ModelVersion":
+        """The version a tuned-model artifact describes (its ``model_resource``, ``model_version``, ``endpoint``).
+
+        Raises PromotionError as :meth:`parse` does.
+        """
+        return cls.parse(
+            str(metadata.get("model_resource", "")),
+            version=str(metadata.get("model_version", "")),
+            endpoint=str(metadata.get("endpoint", "")),
+        )
 
 
 class PromotionRecord(BaseModel):
