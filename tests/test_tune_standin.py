@@ -221,6 +221,16 @@ def test_a_failed_job_fails_the_step_with_its_message_and_name(standin: VertexSt
     assert "Training diverged at step 12 (loss is NaN)" in str(raised.value)
 
 
+def test_an_expired_job_fails_the_step_with_its_message_and_name(standin: VertexStandIn, tmp_path: Path) -> None:
+    standin.expire_jobs = True
+    with pytest.raises(TuningJobFailedError) as raised:
+        run_step(tmp_path, **step_params(standin))
+    (job_name,) = standin.tuning_jobs.job_names()
+    assert standin.tuning_jobs.peek(job_name)["state"] == "JOB_STATE_EXPIRED"
+    assert "EXPIRED" in str(raised.value) and job_name in str(raised.value)
+    assert "did not finish within its maximum run time" in str(raised.value)
+
+
 def test_a_job_vertex_rejects_for_its_data_fails_with_the_line(standin: VertexStandIn, tmp_path: Path) -> None:
     write_splits(tmp_path)
     with (tmp_path / "train.jsonl").open("a") as train:

@@ -220,6 +220,15 @@ class VertexStandIn:
     def fail_jobs_with(self, message: str | None) -> None:
         self.tuning_jobs.fail_jobs_with = message
 
+    @property
+    def expire_jobs(self) -> bool:
+        """When true, tuning jobs created from now on end EXPIRED after RUNNING (unless told to fail)."""
+        return self.tuning_jobs.expire_jobs
+
+    @expire_jobs.setter
+    def expire_jobs(self, value: bool) -> None:
+        self.tuning_jobs.expire_jobs = bool(value)
+
     def inject_faults(
         self, status_codes: Sequence[int] = (429, 503), rate: float = 0.1, seed: int = 0
     ) -> None:
@@ -267,6 +276,7 @@ class VertexStandIn:
             self._latency_seconds = latency
         self.tuning_jobs.polls_per_state = polls
         self.tuning_jobs.fail_jobs_with = fail_with
+        self.tuning_jobs.expire_jobs = False
         if jobs:
             self.tuning_jobs.clear()
             self.extension_state.clear()

@@ -61,7 +61,8 @@ RUNNING = "JOB_STATE_RUNNING"
 SUCCEEDED = "JOB_STATE_SUCCEEDED"
 FAILED = "JOB_STATE_FAILED"
 CANCELLED = "JOB_STATE_CANCELLED"
-ENDED_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED})
+EXPIRED = "JOB_STATE_EXPIRED"
+ENDED_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED, EXPIRED})
 
 STANDIN_DESCRIPTION = "Made by the gemini-sft offline stand-in of the Vertex API: no Gemini model was tuned."
 # Used when the request sets no epoch count (Vertex chooses one itself).
@@ -73,6 +74,7 @@ DEFAULT_PAGE_SIZE = 100
 # google.rpc codes used in job errors.
 RPC_CANCELLED = 1
 RPC_INVALID_ARGUMENT = 3
+RPC_DEADLINE_EXCEEDED = 4
 RPC_INTERNAL = 13
 
 
@@ -266,6 +268,7 @@ class _Job:
     fails_before_running: bool
     responder: TunedResponder | None
     data_stats: dict[str, Any] | None
+    planned_end_state: str = FAILED  # the state a job with a planned error ends in
     state: str = PENDING
     polls_in_state: int = 0
     start_time: str | None = None
@@ -296,7 +299,7 @@ class _Job:
                 self.state = RUNNING
                 self.start_time = self.update_time = _now()
         elif self.state == RUNNING:
-            self._end(FAILED if self.planned_error else SUCCEEDED, self.planned_error)
+            self._end(self.planned_end_state if self.planned_error else SUCCEEDED, self.planned_error)
         self.polls_in_state = 0
         log.info("offline stand-in: tuning job %s is now %s", self.name, self.state)
 
@@ -421,6 +424,7 @@ class TuningJobStore:
 
     polls_per_state: int = 1
     fail_jobs_with: str | None = None
+    expire_jobs: bool = False
     first_id: int | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _jobs: dict[str, _Job] = field(default_factory=dict, init=False, repr=False)
@@ -443,6 +447,7 @@ class TuningJobStore:
         with self._lock:
             job_id, model_id, endpoint_id = (str(self._ids()) for _ in range(3))
             fail_message = self.fail_jobs_with
+            expire = self.expire_jobs
         try:
             examples = read_examples(request.training_uri, "training")
             if request.validation_uri:
@@ -453,8 +458,15 @@ class TuningJobStore:
         except TrainingFileError as exc:
             planned_error = {"code": RPC_INVALID_ARGUMENT, "message": str(exc)}
             fails_before_running = True
+        planned_end_state = FAILED
         if planned_error is None and fail_message is not None:
             planned_error = {"code": RPC_INTERNAL, "message": fail_message}
+        elif planned_error is None and expire:
+            planned_error = {
+                "code": RPC_DEADLINE_EXCEEDED,
+                "message": "The tuning job expired: it did not finish within its maximum run time.",
+            }
+            planned_end_state = EXPIRED
         now = _now()
         with self._lock:
             job = _Job(
@@ -471,6 +483,7 @@ class TuningJobStore:
                 fails_before_running=fails_before_running,
                 responder=responder,
                 data_stats=data_stats,
+                planned_end_state=planned_end_state,
                 base_model=request.base_model or self._base_model_of(request.pre_tuned_model),
             )
             self._jobs[job.name] = job
