@@ -8,10 +8,10 @@ rest. Every row read ends in exactly one split file or in the rejected file
 
 Memory does not grow with the size of the examples: the first pass converts
 each row once, writes the converted line to a temporary file and keeps only a
-few integers per row (about 35 bytes: three hashes, a line number, a fate
-byte, a label id); duplicates, conflicts and splits are decided on those
-arrays (about 100 bytes per row for a moment); the second pass routes the
-converted lines to their split files in large chunks. Large plain JSONL files
+few integers per row (about 40 bytes: three hashes, a line number, a line
+length, a fate byte, a label id); duplicates, conflicts and splits are
+decided on those arrays (about 100 bytes per row for a moment); the second
+pass copies runs of consecutive converted lines to their split files. Large plain JSONL files
 are converted by several processes (one per CPU), with the same result.
 
 Nothing here logs or reports example content; only ``rejected.jsonl`` holds
@@ -33,12 +33,12 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
-from itertools import compress
 from json.scanner import make_scanner  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 
 from gemini_sft import __version__
 from gemini_sft.dedup import CONFLICT, DUPLICATE, KEEP, POLICIES, resolve_duplicates
@@ -47,12 +47,14 @@ from gemini_sft.formats import (
     ConvertedRecord,
     RejectReason,
     RowRejected,
+    SingleTurnFields,
     convert_record,
     gemini_json_line,
     normalize_text,
     prompt_key_of,
     single_turn_fields,
     single_turn_line,
+    single_turn_line_utf8,
 )
 from gemini_sft.pii import PII_KINDS, PiiCounts, mask_pii
 from gemini_sft.sources import (
@@ -62,6 +64,7 @@ from gemini_sft.sources import (
     SourceInfo,
     count_newlines,
     detect_source,
+    jsonl_lines_at,
     line_aligned_ranges,
     open_rows,
 )
@@ -438,7 +441,7 @@ def clean_dataset(
     try:
         first = _first_pass(source, info, config, work_dir)
         decisions = _decide(first, config)
-        split_files = dict(zip(SPLIT_NAMES, _route_converted(first.converted_paths, decisions.destinations, outputs)))
+        split_files = dict(zip(SPLIT_NAMES, _route_converted(first, decisions.destinations, outputs)))
         rejected_written = _write_rejected(source, info, first, decisions, config, outputs.rejected)
     finally:
         for leftover in work_dir.iterdir():
@@ -449,7 +452,8 @@ def clean_dataset(
 
 @dataclass
 class _FirstPass:
-    """What the first pass keeps: per row a fate byte and a line number; per converted row three hashes.
+    """What the first pass keeps: per row a fate byte and a line number; per converted row three hashes
+    and the length of its converted line.
 
     The hashes come from Python's ``hash`` (process-local); every decision made
     from them depends only on equality and on file order, so results are the
@@ -467,7 +471,9 @@ class _FirstPass:
     format_counts: dict[str, int] = field(default_factory=dict)
     pii: PiiCounts = field(default_factory=PiiCounts)
     system_instructions_replaced: int = 0
+    line_lengths: array = field(default_factory=lambda: array("I"))  # per converted row: bytes of its line
     converted_paths: list[Path] = field(default_factory=list)  # converted lines, in row order across files
+    converted_rows: list[int] = field(default_factory=list)  # per converted-lines file: its lines
     early_rejects_paths: list[Path] = field(default_factory=list)  # early rejections, in row order across files
     source_sha256: str = ""  # when already computed
     # Distinct system instructions seen (None included), up to two: with one, prompt groups and
@@ -486,17 +492,17 @@ class _Decisions:
 _LATE = 3
 
 
-RowConverter = Callable[[dict[str, Any], bytes], tuple[str, int, int, int]]
+RowConverter = Callable[[dict[str, Any], "SingleTurnFields | None", bytes], tuple[bytes, int, int, int]]
 
 
 def _row_converter(config: CleanConfig, state: _FirstPass) -> RowConverter:
     """A function turning a parsed record into its output line and keys, applying ``config``.
 
-    It takes ``(record, raw line)`` and returns ``(output line with newline,
-    conflict key, response key, group key)``; it counts formats, PII matches
-    and labels in ``state`` for the rows it accepts, and raises RowRejected for
-    the others. A closure, because it runs once per row and local lookups are
-    the cheapest.
+    It takes ``(record, single_turn_fields(record), raw line)`` and returns
+    ``(UTF-8 output line with newline, conflict key, response key, group
+    key)``; it counts formats, PII matches and labels in ``state`` for the rows
+    it accepts, and raises RowRejected for the others. A closure, because it
+    runs once per row and local lookups are the cheapest.
     """
     configured_system = normalize_text(config.system_instruction) or None
     min_chars = config.min_response_chars
@@ -520,8 +526,7 @@ def _row_converter(config: CleanConfig, state: _FirstPass) -> RowConverter:
             label_id = label_names[label] = len(label_names)
         label_append(label_id)
 
-    def convert(record: dict[str, Any], raw: bytes) -> tuple[str, int, int, int]:
-        fields = single_turn_fields(record)
+    def convert(record: dict[str, Any], fields: SingleTurnFields | None, raw: bytes) -> tuple[bytes, int, int, int]:
         if fields is not None:  # the fast path: one user text, one answer
             fmt, system, prompt_key, response = fields
             converted = None
@@ -550,15 +555,15 @@ def _row_converter(config: CleanConfig, state: _FirstPass) -> RowConverter:
                 f"the response has {len(response)} characters; min_response_chars is {min_chars}",
             )
         if converted is None:
-            output_line = single_turn_line(system, prompt_key, response, "\n")
+            try:
+                output_line = single_turn_line_utf8(system, prompt_key, response, b"\n")
+            except TypeError:  # a lone surrogate, which orjson cannot encode
+                output_line = _utf8_line(single_turn_line(system, prompt_key, response, "\n"), raw)
         else:
-            output_line = gemini_json_line(system, converted, "\n")
-        # A lone surrogate (from a "\\udXXX" escape) cannot be written as UTF-8; it makes a line non-ASCII.
-        if not output_line.isascii() and b"\\u" in raw and _has_lone_surrogate(output_line):
-            raise RowRejected(RejectReason.INVALID_ENCODING, "the text contains an unpaired \\u surrogate escape")
+            output_line = _utf8_line(gemini_json_line(system, converted, "\n"), raw)
         group_key = hash(prompt_key)
         if stratify_field is not None:
-            add_label(_field_label(record, stratify_field))
+            add_label(_field_label(record, stratify_field, raw))
         elif stratify_pattern is not None:
             match = stratify_pattern.search(response)
             add_label(match.group(1) if match and match.group(1) else NO_LABEL)
@@ -575,6 +580,49 @@ def _row_converter(config: CleanConfig, state: _FirstPass) -> RowConverter:
         )
 
     return convert
+
+
+def _utf8_line(line: str, raw: bytes) -> bytes:
+    """``line`` encoded as UTF-8; raises RowRejected when it holds a lone surrogate from a ``\\u`` escape of ``raw``."""
+    # A lone surrogate (from a "\\udXXX" escape) cannot be written as UTF-8; it makes a line non-ASCII.
+    if not line.isascii() and b"\\u" in raw and _has_lone_surrogate(line):
+        raise RowRejected(RejectReason.INVALID_ENCODING, "the text contains an unpaired \\u surrogate escape")
+    return line.encode("utf-8")
+
+
+_ORJSON_MAX_NESTING = 500
+
+
+def _read_json_line(line: bytes) -> tuple[dict[str, Any], SingleTurnFields | None]:
+    """The JSON object on one source line and its single-turn fields; raises RowRejected as :func:`_parse_line`.
+
+    orjson parses first. Its result is used only for an object the single-turn
+    fast path accepts: that path reads nothing but strings, keys and container
+    shapes, on which orjson and the stdlib agree (numbers may differ; a
+    stratification label reads them with the stdlib, see :func:`_field_label`).
+    Every other line (NaN or Infinity, lone surrogate escapes, integers beyond
+    64 bits, which orjson reads as floats, nesting too deep for the stdlib,
+    other shapes, errors) is parsed again by the stdlib, so results and
+    rejection messages are exactly the stdlib's.
+    """
+    record = None
+    # The stdlib gives up on nesting around the recursion limit (1000 levels, less the stack in use),
+    # orjson at 1024: lines that could nest that deep are left to the stdlib. Nesting N levels takes
+    # 2N bytes, so short lines need no counting.
+    if len(line) < 2 * _ORJSON_MAX_NESTING or line.count(b"[") + line.count(b"{") < _ORJSON_MAX_NESTING:
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            pass
+    if type(record) is dict:
+        try:
+            fields = single_turn_fields(record)
+        except RowRejected:
+            fields = None
+        if fields is not None:
+            return record, fields
+    record = _parse_line(line)
+    return record, single_turn_fields(record)
 
 
 _scan_json = make_scanner(json.JSONDecoder())
@@ -685,10 +733,11 @@ def _convert_part(
     conflict_append = state.conflict_keys.append
     response_append = state.response_keys.append
     group_append = state.group_keys.append
+    length_append = state.line_lengths.append
     stream, rows = open_rows(source, info, state.counter, byte_range, first_line)
     try:
         with (
-            open(state.converted_paths[0], "w", encoding="utf-8", newline="\n", buffering=1 << 20) as converted_out,
+            open(state.converted_paths[0], "wb", buffering=1 << 20) as converted_out,
             open(state.early_rejects_paths[0], "w", encoding="utf-8", newline="\n", buffering=1 << 16) as rejects_out,
         ):
             write_converted = converted_out.write
@@ -696,18 +745,19 @@ def _convert_part(
                 lines_append(line_number)
                 try:
                     if payload is None:
-                        record = _parse_line(raw)
+                        record, fields = _read_json_line(raw)
                     elif type(payload) is dict:
-                        record = payload
+                        record, fields = payload, single_turn_fields(payload)
                     else:
                         raise payload
-                    output_line, conflict_key, response_key, group_key = convert(record, raw)
+                    output_line, conflict_key, response_key, group_key = convert(record, fields, raw)
                 except RowRejected as rejection:
                     fates_append(_FATE_OF_REASON[rejection.reason])
                     rejects_out.write(_rejected_line(line_number, rejection.reason, rejection.detail, raw))
                     continue
                 fates_append(_FATE_PENDING)
                 write_converted(output_line)
+                length_append(len(output_line))
                 conflict_append(conflict_key)
                 response_append(response_key)
                 group_append(group_key)
@@ -717,6 +767,7 @@ def _convert_part(
         ) from exc
     finally:
         stream.close()
+    state.converted_rows.append(len(state.conflict_keys))
     return state
 
 
@@ -727,7 +778,7 @@ def _merge_parts(parts: list[_FirstPass]) -> _FirstPass:
         merged.counter.rows += part.counter.rows
         merged.counter.blank_lines += part.counter.blank_lines
         merged.fates += part.fates
-        for name in ("lines", "conflict_keys", "response_keys", "group_keys"):
+        for name in ("lines", "conflict_keys", "response_keys", "group_keys", "line_lengths"):
             getattr(merged, name).extend(getattr(part, name))
         if part.label_names:
             # Label ids are numbered by first appearance: renumber each part's into the merged numbering.
@@ -744,6 +795,7 @@ def _merge_parts(parts: list[_FirstPass]) -> _FirstPass:
         merged.system_instructions_replaced += part.system_instructions_replaced
         merged.system_variants |= part.system_variants
         merged.converted_paths += part.converted_paths
+        merged.converted_rows += part.converted_rows
         merged.early_rejects_paths += part.early_rejects_paths
     return merged
 
@@ -775,8 +827,12 @@ def _masked(converted: ConvertedRecord, counts: PiiCounts) -> ConvertedRecord:
     )
 
 
-def _field_label(record: dict[str, Any], name: str) -> str:
+def _field_label(record: dict[str, Any], name: str, raw: bytes) -> str:
+    """The stratification label of ``record``: its field ``name`` as normalised text, or NO_LABEL."""
     value = record.get(name)
+    if type(value) is float:
+        # orjson reads integers beyond 64 bits as floats: take the number as the stdlib reads it.
+        value = _parse_line(raw).get(name)
     if value is None or isinstance(value, (dict, list)):
         return NO_LABEL
     text = normalize_text(str(value))
@@ -823,21 +879,6 @@ def _decide(state: _FirstPass, config: CleanConfig) -> _Decisions:
     return _Decisions(destinations, line_of_row[rows[duplicates.reference]])
 
 
-_ROUTE_CHUNK_BYTES = 16 << 20
-
-
-def _chunks(paths: list[Path]) -> Iterator[bytes]:
-    """The bytes of the temporary files ``paths`` one after the other, in large chunks; deletes each once read.
-
-    Deleting early spares the disk from writing back data nobody will read again.
-    """
-    for path in paths:
-        with open(path, "rb") as stream:
-            while chunk := stream.read(_ROUTE_CHUNK_BYTES):
-                yield chunk
-        path.unlink()
-
-
 def _lines(paths: list[Path]) -> Iterator[bytes]:
     """The lines of ``paths`` one after the other."""
     for path in paths:
@@ -845,42 +886,66 @@ def _lines(paths: list[Path]) -> Iterator[bytes]:
             yield from stream
 
 
-def _route_converted(converted_paths: list[Path], destinations: np.ndarray, outputs: SplitPaths) -> list[FileRecord]:
+_ROUTE_CHUNK_BYTES = 16 << 20
+_ROUTE_BUFFER_BYTES = 1 << 20  # runs are a few kB: buffered, they cost a system call per MB, not per run
+
+
+def _route_converted(state: _FirstPass, destinations: np.ndarray, outputs: SplitPaths) -> list[FileRecord]:
     """Copy each converted line to its split file (late rejections are skipped); returns what was written.
 
-    Works on large chunks so the per-line work runs in C (``bytes.split``,
-    ``itertools.compress``, ``bytes.join``); hashes the split files as it writes them.
+    Consecutive lines with the same destination form a run, located from the
+    line lengths and copied with one read and one write, so no per-line work
+    runs in Python; hashes the split files as it writes them. Deletes each
+    temporary file once copied, which spares the disk from writing back data
+    nobody will read again.
     """
+    if sum(state.converted_rows) != len(destinations) or len(state.line_lengths) != len(destinations):
+        raise CleanInvariantError("converted lines and converted rows differ in number")
+    lengths = np.frombuffer(state.line_lengths, dtype=np.uint32)
     counts = [0, 0, 0]
     sizes = [0, 0, 0]
     digests = [hashlib.sha256(), hashlib.sha256(), hashlib.sha256()]
     position = 0
     with (
-        open(outputs.train, "wb") as train_out,
-        open(outputs.validation, "wb") as validation_out,
-        open(outputs.holdout, "wb") as holdout_out,
+        open(outputs.train, "wb", buffering=_ROUTE_BUFFER_BYTES) as train_out,
+        open(outputs.validation, "wb", buffering=_ROUTE_BUFFER_BYTES) as validation_out,
+        open(outputs.holdout, "wb", buffering=_ROUTE_BUFFER_BYTES) as holdout_out,
     ):
         writers = (train_out.write, validation_out.write, holdout_out.write)
-        pending = b""
-        for chunk in _chunks(converted_paths):
-            lines = (pending + chunk).split(b"\n")
-            pending = lines.pop()  # the unfinished last line, or b"" after a final newline
-            chunk_destinations = destinations[position:position + len(lines)]
-            if len(chunk_destinations) != len(lines):
-                raise CleanInvariantError("more converted lines than converted rows")
-            position += len(lines)
-            for split in range(3):
-                selected = list(compress(lines, (chunk_destinations == split).tolist()))
-                if selected:
-                    selected.append(b"")
-                    blob = b"\n".join(selected)
-                    writers[split](blob)
-                    digests[split].update(blob)
-                    counts[split] += len(selected) - 1
-                    sizes[split] += len(blob)
-        if pending or position != len(destinations):
-            raise CleanInvariantError("converted lines and converted rows differ in number")
+        for path, rows in zip(state.converted_paths, state.converted_rows):
+            file_destinations = destinations[position:position + rows]
+            file_lengths = lengths[position:position + rows]
+            position += rows
+            if int(file_lengths.sum(dtype=np.int64)) != path.stat().st_size:
+                raise CleanInvariantError(f"the converted lines of {path.name} do not add up to its size")
+            with open(path, "rb", buffering=_ROUTE_BUFFER_BYTES) as stream:
+                for split, lines, size in _runs(file_destinations, file_lengths):
+                    if split == _LATE:
+                        stream.seek(size, os.SEEK_CUR)
+                        continue
+                    counts[split] += lines
+                    sizes[split] += size
+                    while size > 0:  # in bounded pieces: a run may be most of the file
+                        data = stream.read(min(size, _ROUTE_CHUNK_BYTES))
+                        if not data:
+                            raise CleanInvariantError(f"{path.name} ended before its last converted line")
+                        writers[split](data)
+                        digests[split].update(data)
+                        size -= len(data)
+            path.unlink()
     return [FileRecord(rows=counts[i], bytes=sizes[i], sha256=digests[i].hexdigest()) for i in range(3)]
+
+
+def _runs(destinations: np.ndarray, lengths: np.ndarray) -> Iterator[tuple[int, int, int]]:
+    """``(destination, lines, bytes)`` of each run of consecutive lines with the same destination, in order."""
+    if len(destinations) == 0:
+        return
+    starts = np.flatnonzero(destinations[1:] != destinations[:-1]) + 1
+    starts = np.concatenate(([0], starts))
+    stops = np.append(starts[1:], len(destinations))
+    ends = np.cumsum(lengths, dtype=np.int64)
+    run_bytes = np.diff(ends[stops - 1], prepend=0)
+    yield from zip(destinations[starts].tolist(), (stops - starts).tolist(), run_bytes.tolist())
 
 
 def _write_rejected(
@@ -892,42 +957,51 @@ def _write_rejected(
     conflicts, validation overflow) take their raw text from the source, read
     again only when there are any.
     """
-    fates = np.frombuffer(state.fates, dtype=np.uint8)
+    fate_bytes = state.fates
+    fates = np.frombuffer(fate_bytes, dtype=np.uint8)
     rejected_rows = np.flatnonzero(fates >= _FATE_REJECT_BASE)
     late_fates = np.array(sorted(_LATE_FATES), dtype=np.uint8)
-    late_mask = np.isin(fates[rejected_rows], late_fates)
+    late_rows = rejected_rows[np.isin(fates[rejected_rows], late_fates)]
     was_converted = (fates < _FATE_REJECT_BASE) | np.isin(fates, late_fates)
     converted_index_of_row = np.cumsum(was_converted) - 1
+    line_of_row = np.frombuffer(state.lines, dtype=np.int64)
     written = 0
     early_rejects = _lines(state.early_rejects_paths)
-    with open(path, "wb") as rejected_out, contextlib.closing(early_rejects):
-        if not late_mask.any():
-            for line in early_rejects:
-                rejected_out.write(line)
-                written += 1
-            return written
-        last_rejected = int(rejected_rows[-1])
-        fate_bytes = state.fates
-        stream, rows = open_rows(source, info, RowCounter())
-        try:
-            for row_index, (line_number, raw, _) in enumerate(rows):
-                fate = fate_bytes[row_index]
-                if fate < _FATE_REJECT_BASE:
-                    continue
-                if fate not in _LATE_FATES:
-                    rejected_out.write(next(early_rejects))
-                else:
-                    reason = _REASONS[fate - _FATE_REJECT_BASE]
-                    reference = int(decisions.reference_lines[converted_index_of_row[row_index]])
-                    rejected_out.write(
-                        _rejected_line(line_number, reason, _late_detail(reason, reference, config), raw).encode("utf-8")
-                    )
-                written += 1
-                if row_index == last_rejected:
-                    break
-        finally:
-            stream.close()
+    late_raws = _raw_rows(source, info, late_rows, line_of_row)
+    with open(path, "wb") as rejected_out, contextlib.closing(early_rejects), contextlib.closing(late_raws):
+        for row_index in rejected_rows.tolist():
+            fate = fate_bytes[row_index]
+            if fate not in _LATE_FATES:
+                rejected_out.write(next(early_rejects))
+            else:
+                reason = _REASONS[fate - _FATE_REJECT_BASE]
+                reference = int(decisions.reference_lines[converted_index_of_row[row_index]])
+                detail = _late_detail(reason, reference, config)
+                line = _rejected_line(int(line_of_row[row_index]), reason, detail, next(late_raws))
+                rejected_out.write(line.encode("utf-8"))
+            written += 1
     return written
+
+
+def _raw_rows(source: Path, info: SourceInfo, rows: np.ndarray, line_of_row: np.ndarray) -> Iterator[bytes]:
+    """The raw bytes of ``rows`` (row indices, increasing) of ``source``, read again; nothing is read for none."""
+    if len(rows) == 0:
+        return
+    if info.container == CONTAINER_JSONL:  # a JSONL row is one line: skip to it without looking at the others
+        yield from jsonl_lines_at(source, line_of_row[rows].tolist())
+        return
+    wanted = iter(rows.tolist())
+    next_row = next(wanted)
+    stream, source_rows = open_rows(source, info, RowCounter())
+    try:
+        for row_index, (_, raw, _) in enumerate(source_rows):
+            if row_index == next_row:
+                yield raw
+                next_row = next(wanted, None)
+                if next_row is None:
+                    return
+    finally:
+        stream.close()
 
 
 def _late_detail(reason: RejectReason, reference_line: int, config: CleanConfig) -> str:

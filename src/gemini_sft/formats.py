@@ -26,6 +26,8 @@ import unicodedata
 from enum import Enum
 from typing import Any
 
+import orjson
+
 FORMAT_GEMINI = "gemini_contents"
 FORMAT_MESSAGES = "chat_messages"
 FORMAT_INPUT_TEXT = "input_text"
@@ -501,7 +503,40 @@ def single_turn_line(system_instruction: str | None, prompt: str, response: str,
     return line if line.isascii() else _escape_line_separators(line)
 
 
+_CONTENTS_HEAD_UTF8 = _CONTENTS_HEAD.encode()
+_CONTENTS_MIDDLE_UTF8 = _CONTENTS_MIDDLE.encode()
+_CONTENTS_TAIL_UTF8 = _CONTENTS_TAIL.encode()
+
+
+def single_turn_line_utf8(system_instruction: str | None, prompt: str, response: str, end: bytes = b"") -> bytes:
+    """:func:`single_turn_line` as UTF-8 bytes, byte for byte, encoded by orjson (several times faster).
+
+    orjson escapes strings exactly as ``json.dumps(ensure_ascii=False)`` does.
+    Raises ``TypeError`` when a text holds a lone surrogate (not encodable as
+    UTF-8); the caller then uses :func:`single_turn_line`, which can.
+    """
+    line = b"".join((
+        _system_instruction_head_utf8(system_instruction),
+        _CONTENTS_HEAD_UTF8,
+        orjson.dumps(prompt),
+        _CONTENTS_MIDDLE_UTF8,
+        orjson.dumps(response),
+        _CONTENTS_TAIL_UTF8,
+        end,
+    ))
+    # Looking for line separators in the texts is much faster than in the encoded line.
+    if line.isascii() or not (
+        _has_line_separator(prompt)
+        or _has_line_separator(response)
+        or (system_instruction and _has_line_separator(system_instruction))
+    ):
+        return line
+    return _escape_line_separators_utf8(line)
+
+
 _SYSTEM_HEADS: dict[str, str] = {}
+_SYSTEM_HEADS_UTF8: dict[str, bytes] = {}
+_SYSTEM_HEADS_MAX = 64
 
 
 def system_instruction_head(system_instruction: str | None) -> str:
@@ -514,18 +549,43 @@ def system_instruction_head(system_instruction: str | None) -> str:
     head = _SYSTEM_HEADS.get(system_instruction)
     if head is None:
         head = '{"systemInstruction":{"parts":[{"text":' + _encode_string(system_instruction) + "}]},"
-        if len(_SYSTEM_HEADS) < 64:
+        if len(_SYSTEM_HEADS) < _SYSTEM_HEADS_MAX:
             _SYSTEM_HEADS[system_instruction] = head
+    return head
+
+
+def _system_instruction_head_utf8(system_instruction: str | None) -> bytes:
+    """:func:`system_instruction_head` as UTF-8 bytes (before line-separator escaping); memoised likewise."""
+    if not system_instruction:
+        return b"{"
+    head = _SYSTEM_HEADS_UTF8.get(system_instruction)
+    if head is None:
+        head = b'{"systemInstruction":{"parts":[{"text":' + orjson.dumps(system_instruction) + b"}]},"
+        if len(_SYSTEM_HEADS_UTF8) < _SYSTEM_HEADS_MAX:
+            _SYSTEM_HEADS_UTF8[system_instruction] = head
     return head
 
 
 # Characters that some readers (str.splitlines, JavaScript) treat as line breaks; JSON allows
 # them raw inside strings, so they are escaped to keep one example per line for every reader.
 _LINE_SEPARATORS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+# The same in UTF-8; in valid UTF-8 these byte sequences only ever encode those characters.
+_LINE_SEPARATORS_UTF8 = {char.encode(): escaped.encode() for char, escaped in _LINE_SEPARATORS.items()}
+
+
+def _has_line_separator(text: str) -> bool:
+    return "\x85" in text or "\u2028" in text or "\u2029" in text
 
 
 def _escape_line_separators(line: str) -> str:
     for char, escaped in _LINE_SEPARATORS.items():
+        if char in line:
+            line = line.replace(char, escaped)
+    return line
+
+
+def _escape_line_separators_utf8(line: bytes) -> bytes:
+    for char, escaped in _LINE_SEPARATORS_UTF8.items():
         if char in line:
             line = line.replace(char, escaped)
     return line

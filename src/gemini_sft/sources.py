@@ -15,9 +15,9 @@ import gzip
 import io
 import logging
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import islice, pairwise
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -36,6 +36,8 @@ CONTAINER_CSV = "csv"
 CONTAINER_TSV = "tsv"
 
 _CSV_SUFFIXES = {".csv": CONTAINER_CSV, ".tsv": CONTAINER_TSV, ".tab": CONTAINER_TSV}
+# Sources are read line by line: a large buffer makes that one system call per MB.
+_READ_BUFFER_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -46,9 +48,9 @@ class SourceInfo:
     compressed: bool
 
 
-def _open_binary(path: Path) -> tuple[BinaryIO, bool]:
+def _open_binary(path: Path, buffering: int = -1) -> tuple[BinaryIO, bool]:
     try:
-        raw = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
+        raw = open(path, "rb", buffering=buffering)  # noqa: SIM115 - returned to the caller, who closes it
     except FileNotFoundError as exc:
         raise InputFormatError(f"input file {path} does not exist; check the path or URI") from exc
     except IsADirectoryError as exc:
@@ -132,11 +134,25 @@ def iter_jsonl_lines(stream: BinaryIO, counter: RowCounter, first_line: int = 1)
             line = line[len(UTF8_BOM):]
             if not line:  # the file is only a BOM
                 return
-        if not line.strip():
+        if line.isspace():  # never empty here: an empty line would be a file holding only a BOM
             counter.blank_lines += 1
             continue
         counter.rows += 1
         yield line_number, line, None
+
+
+def jsonl_lines_at(path: Path, line_numbers: Iterable[int]) -> Iterator[bytes]:
+    """The raw bytes of the given lines (1-based, increasing) of a JSONL file, as :func:`iter_jsonl_lines` yields them.
+
+    The lines in between are skipped without a Python step per line.
+    """
+    stream, _ = _open_binary(path, buffering=_READ_BUFFER_BYTES)
+    with stream:
+        previous = 0
+        for number in line_numbers:
+            line = next(islice(stream, number - previous - 1, None))
+            previous = number
+            yield line.removeprefix(UTF8_BOM) if number == 1 else line
 
 
 def iter_csv_rows(stream: BinaryIO, delimiter: str, counter: RowCounter) -> Iterator[SourceRow]:
@@ -215,12 +231,13 @@ def open_rows(
     ``[start, end)``, numbering them from ``first_line``; ranges come from
     :func:`line_aligned_ranges`.
     """
-    stream, _ = _open_binary(path)
+    stream, _ = _open_binary(path, buffering=_READ_BUFFER_BYTES)
     if info.container == CONTAINER_JSONL:
         if byte_range is not None:
             if info.compressed:
                 raise ValueError("a byte range needs an uncompressed file")
-            stream = io.BufferedReader(_RangeReader(stream, *byte_range), buffer_size=1 << 20)  # type: ignore[assignment]
+            ranged = _RangeReader(stream, *byte_range)
+            stream = io.BufferedReader(ranged, buffer_size=_READ_BUFFER_BYTES)  # type: ignore[assignment]
         return stream, iter_jsonl_lines(stream, counter, first_line)
     if byte_range is not None:
         raise ValueError("byte ranges are supported for JSONL only")
