@@ -202,6 +202,7 @@ def build_pipeline(
                 labels=tuning_labels,
                 dataset_hash=clean.outputs["dataset_hash"],
                 estimated_cost_usd=validate.outputs["estimated_cost_usd"],
+                price_per_million_tokens_usd=price_per_million_tokens_usd,
                 encryption_key=encryption_key,
                 output_uri=tuning_output_uri,
                 export_last_checkpoint_only=export_last_checkpoint_only,
