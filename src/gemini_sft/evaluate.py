@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 
 OFFLINE_STANDIN_PREFIX = "offline-stand-in"
 MAX_TOKENS_FINISH_REASON = "MAX_TOKENS"
-RETRYABLE_STATUS_CODES: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504})
 
 ERROR_POLICY = (
     "A call that still failed after its retries is recorded as an error for that example and model. "

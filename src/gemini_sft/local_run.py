@@ -153,7 +153,7 @@ def run_local(
     """
     from kfp import local
 
-    from gemini_sft.pipelines.gemini_sft_pipeline import build_pipeline
+    from gemini_sft.pipelines.gemini_sft_pipeline import gemini_sft_pipeline as pipeline
     from gemini_sft.standin import VertexStandIn
 
     console = console or sys.stdout
@@ -175,7 +175,6 @@ def run_local(
         **(SAMPLE_DEFAULTS if data == shipped_sample_path() else {}),
         **dict(parameters or {}),
     }
-    pipeline = build_pipeline()
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
         if standin is None:

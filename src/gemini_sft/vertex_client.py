@@ -201,7 +201,8 @@ def _registry_errors(operation: str, version: Any) -> Iterator[None]:
 # Tuning jobs (google-genai `client.tunings`), used by the tune stage (gemini_sft.tune)
 # ---------------------------------------------------------------------------------------------
 
-_TRANSIENT_HTTP_CODES = frozenset({408, 429, 500, 502, 503, 504})
+# HTTP answers worth retrying: request timeout, rate limit and transient server errors.
+TRANSIENT_HTTP_CODES = frozenset({408, 429, 500, 502, 503, 504})
 
 
 class VertexRequestError(VertexApiError):
@@ -302,7 +303,7 @@ class GenAITuningService:
         try:
             return call()
         except genai_errors.APIError as error:
-            if error.code in _TRANSIENT_HTTP_CODES:
+            if error.code in TRANSIENT_HTTP_CODES:
                 raise TransientApiError(f"tuning {what}: {error.code} {error.status}", error.code) from error
             raise VertexRequestError(
                 f"Vertex tuning {what} call failed: {error.code} {error.status}: {error.message}", error.code
@@ -388,7 +389,7 @@ class GenAIGenerator:
         from google.genai import errors as genai_errors
         from google.genai import types
 
-        from gemini_sft.evaluate import RETRYABLE_STATUS_CODES, GenerationCallError, GenerationResult
+        from gemini_sft.evaluate import GenerationCallError, GenerationResult
 
         config = types.GenerateContentConfig(
             temperature=0.0,
@@ -408,7 +409,7 @@ class GenAIGenerator:
             raise GenerationCallError(
                 f"{self.model}: {exc.status or 'error'} {exc.message or ''}".strip(),
                 status_code=code,
-                retryable=code in RETRYABLE_STATUS_CODES,
+                retryable=code in TRANSIENT_HTTP_CODES,
             ) from exc
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
             raise GenerationCallError(f"{self.model}: {type(exc).__name__}", retryable=True) from exc
@@ -519,7 +520,7 @@ class ApiTokenCounter:
             except genai_errors.APIError as exc:
                 code = int(exc.code) if exc.code else None
                 last_problem = f"HTTP {code} {exc.status or ''}".strip()
-                if code in (408, 429, 500, 502, 503, 504):
+                if code in TRANSIENT_HTTP_CODES:
                     continue
                 raise VertexApiError(f"countTokens for {self.model} failed: {last_problem}") from exc
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:

@@ -30,9 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from gemini_sft.local_run import format_result, run_local
     from gemini_sft.parameters import parse_assignments, pipeline_parameter_types
-    from gemini_sft.pipelines.gemini_sft_pipeline import build_pipeline
+    from gemini_sft.pipelines.gemini_sft_pipeline import gemini_sft_pipeline
 
-    parameters = parse_assignments(args.param, pipeline_parameter_types(build_pipeline()))
+    parameters = parse_assignments(args.param, pipeline_parameter_types(gemini_sft_pipeline))
     result = run_local(data=args.data, output_dir=args.output, parameters=parameters)
     print(format_result(result))
     return 0
