@@ -6,10 +6,33 @@ artifacts to paths, writes the version record and report, and logs counts.
 
 from typing import NamedTuple
 
+from gemini_sft.clean import CleanConfig
 from gemini_sft.components.base import build_component
+from gemini_sft.contracts import describe_component
 from kfp.dsl import Artifact, Dataset, Input, Markdown, Metrics, Output
 
 
+@describe_component(
+    """Clean the raw data into Gemini train / validation / holdout JSONL splits; nothing is lost.
+
+    Every row ends in one split or in ``rejected`` with its line and reason. Fails with ConfigError
+    on invalid settings, InputFormatError when the file cannot be read, DatasetInvalidError when no
+    training example survives.""",
+    records=[CleanConfig],
+    inputs={"raw_data": "The raw examples: JSONL in any supported format, CSV or TSV, optionally gzip."},
+    outputs={
+        "train": "Training split, Gemini JSONL.",
+        "validation": "Validation split, Gemini JSONL.",
+        "holdout": "Holdout split for evaluation, Gemini JSONL.",
+        "rejected": "One JSON object per rejected row: line, reason, detail, raw.",
+        "dataset_version": "The dataset version record: SHA-256 per split, counts, settings, source.",
+        "report": "What was kept and rejected, and why.",
+        "metrics": "Row counts per split and per reject reason.",
+        "dataset_hash": "Hash of the three splits, usable as a Google Cloud label value.",
+        "kept_rows": "Rows kept in the three splits.",
+        "train_rows": "Rows in the training split.",
+    },
+)
 def clean_data(
     raw_data: Input[Dataset],
     train: Output[Dataset],
@@ -31,40 +54,18 @@ def clean_data(
     max_validation_examples: int = 5000,
     validation_overflow: str = "train",
 ) -> NamedTuple("CleanOutputs", [("dataset_hash", str), ("kept_rows", int), ("train_rows", int)]):
-    """Clean ``raw_data`` into Gemini train / validation / holdout JSONL splits.
-
-    Inputs: ``raw_data`` (JSONL in any supported format, CSV/TSV, optionally
-    gzip) and the cleaning settings (see ``gemini_sft.clean.CleanConfig``).
-    Outputs: the three splits, ``rejected`` (one JSON object per rejected row:
-    line, reason, detail, raw), ``dataset_version`` (JSON version record),
-    ``report`` (Markdown), ``metrics`` (counts); returns the dataset hash (a
-    valid GCP label value), the kept rows and the train rows.
-    Fails with ConfigError on invalid settings, InputFormatError when the file
-    cannot be read, DatasetInvalidError when no training example survives.
-    """
     import logging
     from collections import namedtuple
     from pathlib import Path
 
     from gemini_sft.clean import CleanConfig, SplitPaths, clean_dataset
+    from gemini_sft.contracts import record_from_values
     from gemini_sft.errors import DatasetInvalidError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logger = logging.getLogger("gemini_sft.components.clean")
 
-    config = CleanConfig(
-        train_fraction=train_fraction,
-        validation_fraction=validation_fraction,
-        holdout_fraction=holdout_fraction,
-        seed=seed,
-        system_instruction=system_instruction,
-        min_response_chars=min_response_chars,
-        conflict_policy=conflict_policy,
-        mask_pii=mask_pii,
-        stratify_by=stratify_by,
-        max_validation_examples=max_validation_examples,
-        validation_overflow=validation_overflow,
-    )
+    config = record_from_values(CleanConfig, locals())
     outputs = SplitPaths(
         train=Path(train.path), validation=Path(validation.path), holdout=Path(holdout.path),
         rejected=Path(rejected.path),

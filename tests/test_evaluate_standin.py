@@ -38,9 +38,8 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 
 @pytest.fixture
-def standin():
-    with VertexStandIn(polls_per_state=0) as server:
-        yield server
+def standin(start_standin):
+    return start_standin(polls_per_state=0)
 
 
 def tuned_endpoint(standin: VertexStandIn, train: Path) -> str:

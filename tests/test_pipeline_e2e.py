@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -28,9 +28,8 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def standin() -> Iterator[VertexStandIn]:
-    with VertexStandIn() as server:
-        yield server
+def standin(module_standin: VertexStandIn) -> VertexStandIn:
+    return module_standin
 
 
 @pytest.fixture(scope="module")

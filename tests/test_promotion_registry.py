@@ -24,13 +24,13 @@ PARENT = f"projects/{PROJECT}/locations/us-central1"
 
 
 @pytest.fixture()
-def standin(monkeypatch: pytest.MonkeyPatch) -> Iterator[VertexStandIn]:
+def standin(monkeypatch: pytest.MonkeyPatch, start_standin) -> Iterator[VertexStandIn]:
     monkeypatch.setattr(cli, "COMMAND_MODULES", MY_COMMANDS)
-    with VertexStandIn(extra_routes=routes()) as server:
-        state = platform_state(server)
-        for model_id in ("101", "202", "303"):
-            state.register_model(f"{PARENT}/models/{model_id}", "1", display_name=f"gemini-sft-{model_id}")
-        yield server
+    server = start_standin(extra_routes=routes())
+    state = platform_state(server)
+    for model_id in ("101", "202", "303"):
+        state.register_model(f"{PARENT}/models/{model_id}", "1", display_name=f"gemini-sft-{model_id}")
+    yield server
 
 
 def aliases(standin: VertexStandIn, model_id: str, version: str = "1") -> list[str]:

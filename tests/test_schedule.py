@@ -45,10 +45,9 @@ def spec_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture()
-def standin(monkeypatch: pytest.MonkeyPatch) -> Iterator[VertexStandIn]:
+def standin(monkeypatch: pytest.MonkeyPatch, start_standin) -> Iterator[VertexStandIn]:
     monkeypatch.setattr(cli, "COMMAND_MODULES", MY_COMMANDS)
-    with VertexStandIn(extra_routes=routes()) as server:
-        yield server
+    yield start_standin(extra_routes=routes())
 
 
 def config_data(standin: VertexStandIn, spec_path: Path) -> dict:

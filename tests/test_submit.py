@@ -56,7 +56,7 @@ def spec_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture()
-def standin(monkeypatch: pytest.MonkeyPatch) -> Iterator[VertexStandIn]:
+def standin(monkeypatch: pytest.MonkeyPatch, start_standin) -> Iterator[VertexStandIn]:
     # The SDK checks/creates the pipeline-root bucket on Cloud Storage before submitting; offline it cannot.
     from google.cloud.aiplatform import pipeline_jobs
 
@@ -65,8 +65,7 @@ def standin(monkeypatch: pytest.MonkeyPatch) -> Iterator[VertexStandIn]:
         lambda **_: None,
     )
     monkeypatch.setattr(cli, "COMMAND_MODULES", MY_COMMANDS)
-    with VertexStandIn(extra_routes=routes()) as server:
-        yield server
+    yield start_standin(extra_routes=routes())
 
 
 def config_data(standin: VertexStandIn, **extra: object) -> dict:

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import pytest
 
@@ -29,12 +29,6 @@ PROJECT = "p"
 LOCATION = "us-central1"
 TESTS_DIR = Path(__file__).parent
 FAST_WATCH = WatchSettings(max_poll_seconds=0.01, initial_poll_seconds=0.01, max_wait_seconds=30.0)
-
-
-@pytest.fixture()
-def standin() -> Iterator[VertexStandIn]:
-    with VertexStandIn(polls_per_state=1) as server:
-        yield server
 
 
 def step_params(standin: VertexStandIn, **overrides: object) -> dict[str, object]:

@@ -41,8 +41,9 @@ import numpy as np
 import orjson
 
 from gemini_sft import __version__
+from gemini_sft.contracts import setting
 from gemini_sft.dedup import CONFLICT, DUPLICATE, KEEP, POLICIES, resolve_duplicates
-from gemini_sft.errors import ConfigError, GeminiSftError, InputFormatError
+from gemini_sft.errors import CleanInvariantError, ConfigError, InputFormatError
 from gemini_sft.formats import (
     ConvertedRecord,
     RejectReason,
@@ -56,6 +57,7 @@ from gemini_sft.formats import (
     single_turn_line,
     single_turn_line_utf8,
 )
+from gemini_sft.parallel import available_cpus
 from gemini_sft.pii import PII_KINDS, PiiCounts, mask_pii
 from gemini_sft.sources import (
     CONTAINER_JSONL,
@@ -100,10 +102,6 @@ _LATE_REASONS = (RejectReason.DUPLICATE, RejectReason.CONFLICTING_RESPONSE, Reje
 _LATE_FATES = frozenset(_FATE_OF_REASON[r] for r in _LATE_REASONS)
 
 
-class CleanInvariantError(GeminiSftError):
-    """Internal error: rows read do not equal rows kept plus rows rejected. A bug; please report it."""
-
-
 # ---------------------------------------------------------------------------
 # Configuration
 # ---------------------------------------------------------------------------
@@ -120,17 +118,24 @@ class CleanConfig:
     ``min_response_chars``: 0 means no minimum (one-word labels are legitimate).
     """
 
-    train_fraction: float = 0.8
-    validation_fraction: float = 0.1
-    holdout_fraction: float = 0.1
-    seed: int = 42
-    system_instruction: str = ""
-    min_response_chars: int = 0
-    conflict_policy: str = "drop_all"
-    mask_pii: bool = False
-    stratify_by: str = ""
-    max_validation_examples: int = 5000
-    validation_overflow: str = "train"
+    train_fraction: float = setting(0.8, "Share of the examples used for training (0 to 1).")
+    validation_fraction: float = setting(0.1, "Share of the examples used for validation during tuning (0 to 1).")
+    holdout_fraction: float = setting(0.1, "Share of the examples kept for the base-vs-tuned evaluation (0 to 1).")
+    seed: int = setting(42, "Seed of the split; the same data and seed give the same splits.")
+    system_instruction: str = setting("", "System instruction given to every example; empty keeps each example's own.")
+    min_response_chars: int = setting(0, "Reject responses shorter than this many characters; 0 means no minimum.")
+    conflict_policy: str = setting(
+        "drop_all", "Same prompt with different responses: drop_all drops every such row, keep_first keeps the first.",
+        choices=POLICIES,
+    )
+    mask_pii: bool = setting(False, "Mask e-mail addresses, phone numbers and card numbers before anything else sees them.")
+    stratify_by: str = setting(
+        "", "Keep label shares equal across splits: field:NAME (raw field) or regex:PATTERN (group 1 in the response)."
+    )
+    max_validation_examples: int = setting(5000, "Most examples in the validation split (Vertex accepts at most 5000).")
+    validation_overflow: str = setting(
+        "train", "Where validation examples over the cap go: train, holdout or drop.", choices=OVERFLOW_DESTINATIONS
+    )
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -680,8 +685,7 @@ def _worker_count(source: Path, info: SourceInfo) -> int:
     size = source.stat().st_size
     if size < PARALLEL_MIN_BYTES:
         return 1
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cpus, MAX_WORKERS, size // PARALLEL_MIN_BYTES))
+    return max(1, min(available_cpus(), MAX_WORKERS, size // PARALLEL_MIN_BYTES))
 
 
 def _first_pass(source: Path, info: SourceInfo, config: CleanConfig, work_dir: Path) -> _FirstPass:

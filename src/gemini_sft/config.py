@@ -39,37 +39,12 @@ _REGION = re.compile(r"^[a-z]+(-[a-z]+)+[0-9]+$")
 _SERVICE_ACCOUNT = re.compile(r"^[a-z0-9][a-z0-9-]*@[a-z0-9.-]+\.(iam\.)?gserviceaccount\.com$")
 _NETWORK = re.compile(r"^projects/[0-9]+/global/networks/[a-z][-a-z0-9]*$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
 _CRON_FIELD = re.compile(r"^[A-Za-z0-9*,/?LW#-]+$")
 _TZ_PREFIX = re.compile(r"^(?:CRON_)?TZ=(\S+)\s+(.*)$")
 _DISPLAY_NAME_MAX = 128
 
 
-def validate_labels(labels: Mapping[str, str], where: str = "") -> dict[str, str]:
-    """The labels when Google Cloud accepts them; ValueError naming the offending key or value.
-
-    Keys: lowercase letter first, then lowercase letters, digits, ``_`` or ``-``
-    (at most 63). Values: the same characters, at most 63, may be empty.
-    At most 64 labels.
-    """
-    prefix = f"{where}: " if where else ""
-    if len(labels) > 64:
-        raise ValueError(f"{prefix}at most 64 labels are allowed, got {len(labels)}")
-    checked: dict[str, str] = {}
-    for key, value in labels.items():
-        text = "" if value is None else str(value)
-        if not _LABEL_KEY.match(str(key)):
-            raise ValueError(
-                f"{prefix}key {key!r} must start with a lowercase letter and use only a-z, 0-9, '_' or '-' "
-                "(at most 63 characters)"
-            )
-        if not _LABEL_VALUE.match(text):
-            raise ValueError(
-                f"{prefix}value {text!r} of {key!r} may use only a-z, 0-9, '_' or '-' (at most 63 characters)"
-            )
-        checked[str(key)] = text
-    return checked
+from gemini_sft.names import validate_labels  # noqa: E402,F401 (config checks labels with it)
 
 
 def split_cron(cron: str) -> tuple[str | None, str]:

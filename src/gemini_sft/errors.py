@@ -52,3 +52,63 @@ class GateError(GeminiSftError):
 
 class PromotionError(GeminiSftError):
     """Promoting or rolling back a model failed."""
+
+
+class TransientApiError(VertexApiError):
+    """A Vertex call failed in a way worth retrying (429, 5xx, timeout, dropped connection)."""
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class TuningStoppedError(TuningJobFailedError):
+    """The step was told to stop (SIGTERM: the pipeline run was cancelled); the job was cancelled."""
+
+
+class CleanInvariantError(GeminiSftError):
+    """Internal error: rows read do not equal rows kept plus rows rejected. A bug; please report it."""
+
+
+class LocalRunError(GeminiSftError):
+    """The local pipeline run failed; the message names the step and the log file."""
+
+
+class ScheduleNotFoundError(GeminiSftError):
+    """No schedule (or more than one) matches the name, id or display name given."""
+
+
+class ParameterValueError(ConfigError):
+    """Parameter values do not fit the compiled spec's input definitions; ``problems`` lists each one."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(
+            "The pipeline parameters do not match the compiled spec:\n"
+            + "\n".join(f"  - {problem}" for problem in problems)
+        )
+
+
+class PipelineRunFailedError(GeminiSftError):
+    """A followed pipeline run ended FAILED or CANCELLED, or was not done in the time given."""
+
+
+class GenerationCallError(EvaluationError):
+    """One generation call failed; ``retryable`` says whether trying again may succeed."""
+
+    def __init__(self, message: str, *, status_code: int | None = None, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.retryable = retryable
+
+
+class VertexRequestError(VertexApiError):
+    """Vertex refused a call for good (4xx other than 408/429, or 501); ``status_code`` is the HTTP status."""
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class TrainingFileError(InputFormatError):
+    """A tuning job's training or validation file cannot be read or is not Gemini JSONL."""

@@ -28,7 +28,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence, TextIO
 
-from gemini_sft.errors import ConfigError, EvaluationError, InputFormatError
+from gemini_sft.retry import RetryPolicy
+from gemini_sft.errors import GenerationCallError, ConfigError, EvaluationError, InputFormatError
 from gemini_sft.examples import EvaluationCase, evaluation_case
 from gemini_sft.metrics import (
     BASE,
@@ -68,15 +69,6 @@ class GenerationResult:
     text: str
     model_version: str = ""
     finish_reason: str = ""
-
-
-class GenerationCallError(EvaluationError):
-    """One generation call failed; ``retryable`` says whether trying again may succeed."""
-
-    def __init__(self, message: str, *, status_code: int | None = None, retryable: bool = False) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.retryable = retryable
 
 
 class Generator(Protocol):
@@ -154,35 +146,6 @@ class RequestRateLimiter:
         wait = self.reserve()
         if wait > 0:
             self._sleep(wait)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with jitter for transient failures.
-
-    Attempt k (1-based) that fails transiently waits
-    ``min(max_backoff, initial_backoff * multiplier**(k-1))`` scaled by a random
-    factor in ``[1 - jitter, 1]`` before attempt k+1; at most ``max_attempts`` attempts.
-    """
-
-    max_attempts: int = 6
-    initial_backoff: float = 1.0
-    max_backoff: float = 60.0
-    multiplier: float = 2.0
-    jitter: float = 0.5
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ConfigError("max_attempts must be at least 1")
-        if self.initial_backoff < 0 or self.max_backoff < 0 or self.multiplier < 1:
-            raise ConfigError("backoff must be >= 0 and multiplier >= 1")
-        if not 0.0 <= self.jitter <= 1.0:
-            raise ConfigError("jitter must be between 0 and 1")
-
-    def backoff(self, attempt: int, rng: random.Random) -> float:
-        """Seconds to wait after failed attempt ``attempt`` (1-based)."""
-        base = min(self.max_backoff, self.initial_backoff * self.multiplier ** (attempt - 1))
-        return base * (1.0 - self.jitter * rng.random())
 
 
 def is_retryable(exc: BaseException) -> bool:

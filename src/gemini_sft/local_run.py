@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Mapping, TextIO
 
-from gemini_sft.errors import ConfigError, GeminiSftError, InputFormatError
+from gemini_sft.errors import LocalRunError, ConfigError, InputFormatError
 from gemini_sft.sample_data import LABEL_PATTERN, SYSTEM_INSTRUCTION, shipped_sample_path
 
 log = logging.getLogger(__name__)
@@ -49,10 +49,6 @@ SAMPLE_DEFAULTS: dict[str, Any] = {
     "label_pattern": LABEL_PATTERN,
     "stratify_by": f"regex:{LABEL_PATTERN}",
 }
-
-
-class LocalRunError(GeminiSftError):
-    """The local pipeline run failed; the message names the step and the log file."""
 
 
 @dataclass

@@ -32,6 +32,7 @@ from typing import Any, Literal, Mapping, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from gemini_sft.names import sanitize_label_value
 from gemini_sft.errors import PromotionError
 from gemini_sft.storage import GCS_MOUNT, GCS_PREFIX, local_path
 
@@ -172,11 +173,6 @@ def validate_alias(alias: str) -> str:
             "(e.g. 'production')."
         )
     return alias
-
-
-def label_value(text: str) -> str:
-    """``text`` made into a valid label value (lowercase, ``[a-z0-9_-]``, at most 63 characters)."""
-    return re.sub(r"[^a-z0-9_-]", "-", text.lower())[:63]
 
 
 class RecordFiles(Protocol):
@@ -406,7 +402,7 @@ def promote(
         return current
     previous = current.model if current else None
     if registry is not None:
-        extra_labels = {DATASET_LABEL: label_value(dataset_hash)} if dataset_hash else {}
+        extra_labels = {DATASET_LABEL: sanitize_label_value(dataset_hash)} if dataset_hash else {}
         _move_alias(registry, alias, new=candidate, old=previous, old_status=STATUS_RETIRED, new_labels=extra_labels)
     record = PromotionRecord(
         record_id=_new_record_id(),

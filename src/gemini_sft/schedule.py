@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
 from gemini_sft.config import EnvironmentConfig, cron_with_time_zone, parse_timestamp, validate_time_zone
-from gemini_sft.errors import ConfigError, GeminiSftError, InputFormatError, VertexApiError
+from gemini_sft.errors import ScheduleNotFoundError, ConfigError, InputFormatError, VertexApiError
 from gemini_sft.storage import local_path
 from gemini_sft.submit import PipelineSpec, build_pipeline_job, resolve_parameter_values, run_id_for
 
@@ -37,10 +37,6 @@ log = logging.getLogger(__name__)
 
 _PLACEHOLDER = re.compile(r"\{(date|yyyy|mm|dd|latest)\}")
 _SCHEDULE_NAME = re.compile(r"^projects/[^/]+/locations/[^/]+/schedules/[^/]+$")
-
-
-class ScheduleNotFoundError(GeminiSftError):
-    """No schedule (or more than one) matches the name, id or display name given."""
 
 
 @dataclass(frozen=True)

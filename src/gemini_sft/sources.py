@@ -17,8 +17,10 @@ import logging
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import islice, pairwise
+from itertools import islice
 from pathlib import Path
+
+from gemini_sft.parallel import line_aligned_ranges  # noqa: F401 (re-exported for the readers)
 from typing import Any, BinaryIO
 
 from gemini_sft.errors import InputFormatError
@@ -268,19 +270,6 @@ class _RangeReader(io.RawIOBase):
     def close(self) -> None:
         self._raw.close()
         super().close()
-
-
-def line_aligned_ranges(path: Path, parts: int) -> list[tuple[int, int]]:
-    """Split a file into up to ``parts`` byte ranges of about equal size, each starting at a line start."""
-    size = path.stat().st_size
-    bounds = [0]
-    with open(path, "rb") as stream:
-        for part in range(1, parts):
-            stream.seek(max(size * part // parts, bounds[-1]))
-            stream.readline()  # to the start of the next line
-            bounds.append(min(stream.tell(), size))
-    bounds.append(size)
-    return [(start, end) for start, end in pairwise(bounds) if end > start]
 
 
 def count_newlines(path: Path, end: int) -> int:

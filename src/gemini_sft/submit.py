@@ -26,8 +26,9 @@ from typing import Any, Callable, Iterable, Mapping
 import yaml
 
 from gemini_sft import __version__
-from gemini_sft.config import EnvironmentConfig, validate_labels
-from gemini_sft.errors import ConfigError, GeminiSftError, VertexApiError
+from gemini_sft.config import EnvironmentConfig
+from gemini_sft.names import sanitize_label_value, validate_labels
+from gemini_sft.errors import PipelineRunFailedError, ParameterValueError, ConfigError, VertexApiError
 from gemini_sft.parameters import coerce_value, split_assignment
 
 log = logging.getLogger(__name__)
@@ -56,21 +57,6 @@ GOOGLE_COMPONENT_IMAGE_PREFIXES = ("gcr.io/ml-pipeline/", "us-docker.pkg.dev/ver
 NOTIFICATION_COMPONENT = "notification-email"
 VERSION_LABEL = "gemini-sft-version"
 TRIGGER_LABEL = "gemini-sft-trigger"
-
-
-class ParameterValueError(ConfigError):
-    """Parameter values do not fit the compiled spec's input definitions; ``problems`` lists each one."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__(
-            "The pipeline parameters do not match the compiled spec:\n"
-            + "\n".join(f"  - {problem}" for problem in problems)
-        )
-
-
-class PipelineRunFailedError(GeminiSftError):
-    """A followed pipeline run ended FAILED or CANCELLED, or was not done in the time given."""
 
 
 @dataclass(frozen=True)
@@ -272,7 +258,7 @@ def run_labels(config: EnvironmentConfig, trigger: str) -> dict[str, str]:
     """The config's labels plus the tool version and what started the run (``manual`` or ``schedule``)."""
     labels = {
         **config.labels,
-        VERSION_LABEL: re.sub(r"[^a-z0-9_-]", "-", __version__.lower()),
+        VERSION_LABEL: sanitize_label_value(__version__),
         TRIGGER_LABEL: trigger,
     }
     return validate_labels(labels)

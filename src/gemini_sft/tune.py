@@ -70,8 +70,20 @@ from types import FrameType
 from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence, TypeVar
 
 from gemini_sft import model_catalog
+from gemini_sft.names import (
+    JOB_NAME_RE,
+    console_url,
+    job_id,
+    job_resource_url,
+    model_resource_url,
+    sanitize_label_key,
+    sanitize_label_value,
+)
+from gemini_sft.retry import RetryPolicy, call_with_retries
 from gemini_sft.errors import (
     ConfigError,
+    TransientApiError,
+    TuningStoppedError,
     TuningJobFailedError,
     TuningSettingsError,
     TuningTimeoutError,
@@ -99,11 +111,9 @@ TERMINAL_STATES = FAILED_STATES | {STATE_SUCCEEDED}
 GCP_RESOURCE_TYPE = "TuningJob"
 OFFLINE_STANDIN_MARKER = "offline-stand-in"
 
-_MAX_LABEL_LENGTH = 63
 _MAX_LABELS = 64
 _MAX_DISPLAY_NAME_LENGTH = 128
 _DISPLAY_NAME_FIELDS = frozenset({"run", "dataset_hash", "base_model"})
-_LABEL_INVALID_CHARS = re.compile(r"[^a-z0-9_-]")
 _TUNED_MODEL_RE = re.compile(
     r"^projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
     r"/models/(?P<model>[^/@]+)(@(?P<version>[A-Za-z0-9_-]+))?$"
@@ -111,78 +121,6 @@ _TUNED_MODEL_RE = re.compile(
 _KMS_KEY_RE = re.compile(
     r"^projects/[^/]+/locations/(?P<location>[^/]+)/keyRings/[^/]+/cryptoKeys/[^/]+$"
 )
-_JOB_NAME_RE = re.compile(r"^projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/tuningJobs/(?P<id>[^/]+)$")
-
-
-class TransientApiError(VertexApiError):
-    """A Vertex call failed in a way worth retrying (429, 5xx, timeout, dropped connection)."""
-
-    def __init__(self, message: str, status_code: int | None = None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-
-
-class TuningStoppedError(TuningJobFailedError):
-    """The step was told to stop (SIGTERM: the pipeline run was cancelled); the job was cancelled."""
-
-
-# --------------------------------------------------------------------------------------------
-# Labels and names
-# --------------------------------------------------------------------------------------------
-
-
-def sanitize_label_value(value: str) -> str:
-    """``value`` under GCP label rules: lowercase, only ``[a-z0-9_-]``, at most 63 characters.
-
-    Other characters become ``-``. A longer value is cut to 54 characters and
-    given an 8-character hash of the whole value, so two long run names that
-    share a prefix keep distinct labels.
-    """
-    cleaned = _LABEL_INVALID_CHARS.sub("-", value.strip().lower())
-    if len(cleaned) <= _MAX_LABEL_LENGTH:
-        return cleaned
-    digest = hashlib.sha256(value.encode("utf-8")).hexdigest()[:8]
-    return f"{cleaned[: _MAX_LABEL_LENGTH - 9]}-{digest}"
-
-
-def sanitize_label_key(key: str) -> str:
-    """``key`` under GCP label-key rules (as values, and it must start with a lowercase letter).
-
-    Raises TuningSettingsError when nothing usable is left.
-    """
-    cleaned = sanitize_label_value(key)
-    if not cleaned or not cleaned[0].isalpha():
-        raise TuningSettingsError(
-            f"Label key {key!r} must start with a letter (GCP label rules: lowercase letters, digits, '_' and '-')."
-        )
-    return cleaned
-
-
-def job_id(job_name: str) -> str:
-    """The id at the end of a tuning job resource name."""
-    return job_name.rstrip("/").rsplit("/", 1)[-1]
-
-
-def job_resource_url(job_name: str, location: str) -> str:
-    """The URI GCPC's long-running components put in ``gcp_resources``: the regional v1 REST URL."""
-    return f"https://{location}-aiplatform.googleapis.com/v1/{job_name}"
-
-
-def model_resource_url(model_name: str, location: str) -> str:
-    """The regional v1 REST URL of a Model Registry model."""
-    return f"https://{location}-aiplatform.googleapis.com/v1/{model_name}"
-
-
-def console_url(job_name: str, location: str, project: str) -> str:
-    """The Vertex AI console page of a tuning job."""
-    match = _JOB_NAME_RE.match(job_name)
-    if match:
-        project = project or match.group("project")
-        location = match.group("location")
-    return (
-        f"https://console.cloud.google.com/vertex-ai/generative/language/locations/{location}"
-        f"/tuning/tuningJob/{job_id(job_name)}?project={project}"
-    )
 
 
 def gcp_resources_json(job_name: str, location: str) -> str:
@@ -205,7 +143,7 @@ def job_name_from_gcp_resources(text: str) -> str | None:
         if resource.get("resourceType") == GCP_RESOURCE_TYPE:
             uri = str(resource.get("resourceUri", ""))
             marker = uri.find("/v1/")
-            if marker >= 0 and _JOB_NAME_RE.match(uri[marker + 4 :]):
+            if marker >= 0 and JOB_NAME_RE.match(uri[marker + 4 :]):
                 return uri[marker + 4 :]
     return None
 
@@ -998,17 +936,23 @@ def find_previous_job(
     return _latest(usable) if usable else _latest(candidates)
 
 
+# Bounded, short backoff for the step's own calls (create, get, list, cancel); the watch loop has its own pace.
+API_RETRY = RetryPolicy(max_attempts=5, initial_backoff=2.0, max_backoff=30.0, multiplier=2.0, jitter=0.5)
+
+
 def _with_retries(call: Callable[[], T], what: str, attempts: int = 5, sleep: Sleep = time.sleep) -> T:
-    """``call()`` with transient errors retried a few times (bounded, short backoff)."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return call()
-        except TransientApiError as error:
-            if attempt == attempts:
-                raise VertexApiError(f"Vertex {what} call failed {attempts} times: {error}") from error
-            log.warning("Vertex %s call failed transiently (attempt %d/%d); retrying", what, attempt, attempts)
-            sleep(min(2.0**attempt, 30.0))
-    raise AssertionError("unreachable")
+    """``call()`` with transient errors retried through the shared policy; VertexApiError when they run out."""
+    policy = RetryPolicy(
+        max_attempts=attempts, initial_backoff=API_RETRY.initial_backoff, max_backoff=API_RETRY.max_backoff,
+        multiplier=API_RETRY.multiplier, jitter=API_RETRY.jitter,
+    )
+    try:
+        return call_with_retries(
+            call, retryable=lambda e: isinstance(e, TransientApiError), policy=policy, what=f"Vertex {what} call",
+            sleep=sleep,
+        )
+    except TransientApiError as error:
+        raise VertexApiError(f"Vertex {what} call failed {attempts} times: {error}") from error
 
 
 def create_job(

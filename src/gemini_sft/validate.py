@@ -23,7 +23,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 from collections import Counter, deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -41,6 +40,7 @@ from gemini_sft.cost import (
     token_stats_from_histogram,
 )
 from gemini_sft.errors import ConfigError, InputFormatError, VertexApiError
+from gemini_sft.parallel import available_cpus
 from gemini_sft.model_catalog import DEFAULT_BASE_MODEL, ModelLimits, limits_for
 from gemini_sft.tokens import TOKENS_PER_TURN, estimate_example_tokens, extra_utf8_bytes
 
@@ -1015,21 +1015,6 @@ def _worker_count(config: ValidationConfig, file_bytes: int, sequential: bool) -
     if file_bytes < PARALLEL_MIN_BYTES:
         return 1
     return max(1, min(available_cpus(), MAX_AUTO_WORKERS))
-
-
-def available_cpus() -> int:
-    """CPUs this process may use: its CPU affinity, capped by a cgroup v2 CPU quota (containers, KFP limits)."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cpus = os.cpu_count() or 1
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        if quota != "max":
-            cpus = min(cpus, max(1, int(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
-    return cpus
 
 
 class _Merger:

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping
 from urllib.parse import urlparse
 
-from gemini_sft.errors import ConfigError, VertexApiError
+from gemini_sft.retry import TRANSIENT_HTTP_CODES, RetryPolicy, call_with_retries
+from gemini_sft.errors import VertexRequestError, ConfigError, VertexApiError
 from gemini_sft.tune import Checkpoint, JobSnapshot, TransientApiError, TuningRequest
 
 log = logging.getLogger(__name__)
@@ -201,16 +202,6 @@ def _registry_errors(operation: str, version: Any) -> Iterator[None]:
 # Tuning jobs (google-genai `client.tunings`), used by the tune stage (gemini_sft.tune)
 # ---------------------------------------------------------------------------------------------
 
-# HTTP answers worth retrying: request timeout, rate limit and transient server errors.
-TRANSIENT_HTTP_CODES = frozenset({408, 429, 500, 502, 503, 504})
-
-
-class VertexRequestError(VertexApiError):
-    """Vertex refused a call for good (4xx other than 408/429, or 501); ``status_code`` is the HTTP status."""
-
-    def __init__(self, message: str, status_code: int | None = None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
 
 
 class GenAITuningService:
@@ -437,6 +428,16 @@ def _response_text(response: Any) -> str:
     return "".join(p.text for p in parts if getattr(p, "text", None) and not getattr(p, "thought", False))
 
 
+def _transient_genai_error(error: BaseException) -> bool:
+    """Whether a google-genai call failed in a way worth retrying (408/429/5xx, timeout, dropped connection)."""
+    import httpx
+    from google.genai import errors as genai_errors
+
+    if isinstance(error, genai_errors.APIError):
+        return (int(error.code) if error.code else None) in TRANSIENT_HTTP_CODES
+    return isinstance(error, (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError))
+
+
 class ApiTokenCounter:
     """Counts the tokens of whole tuning examples with ``client.models.count_tokens``.
 
@@ -499,8 +500,6 @@ class ApiTokenCounter:
         return hashlib.sha256(canonical.encode("ascii")).digest()
 
     def _count_one(self, example: Mapping[str, Any]) -> int:
-        import time
-
         import httpx
         from google.genai import errors as genai_errors
         from google.genai import types
@@ -510,26 +509,27 @@ class ApiTokenCounter:
             system_instruction=example.get("systemInstruction"),
             tools=example.get("tools"),
         )
-        last_problem = ""
-        for attempt in range(self.attempts):
-            if attempt:
-                time.sleep(self.backoff_seconds * 2 ** (attempt - 1))
-            try:
-                self.requests += 1
-                response = client.models.count_tokens(model=self.model, contents=example["contents"], config=config)
-            except genai_errors.APIError as exc:
-                code = int(exc.code) if exc.code else None
-                last_problem = f"HTTP {code} {exc.status or ''}".strip()
-                if code in TRANSIENT_HTTP_CODES:
-                    continue
-                raise VertexApiError(f"countTokens for {self.model} failed: {last_problem}") from exc
-            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-                last_problem = type(exc).__name__
-                continue
-            if response.total_tokens is None:
-                raise VertexApiError(f"countTokens for {self.model} returned no totalTokens")
-            return int(response.total_tokens)
-        raise VertexApiError(f"countTokens for {self.model} failed after {self.attempts} attempts: {last_problem}")
+        policy = RetryPolicy(max_attempts=self.attempts, initial_backoff=self.backoff_seconds, jitter=0.5)
+
+        def count() -> int:
+            self.requests += 1
+            return client.models.count_tokens(model=self.model, contents=example["contents"], config=config)
+
+        try:
+            response = call_with_retries(
+                count, retryable=_transient_genai_error, policy=policy, what=f"countTokens for {self.model}"
+            )
+        except (genai_errors.APIError, httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            problem = (
+                f"HTTP {exc.code} {exc.status or ''}".strip() if isinstance(exc, genai_errors.APIError)
+                else type(exc).__name__
+            )
+            if _transient_genai_error(exc):
+                problem = f"after {self.attempts} attempts: {problem}"
+            raise VertexApiError(f"countTokens for {self.model} failed {problem}") from exc
+        if response.total_tokens is None:
+            raise VertexApiError(f"countTokens for {self.model} returned no totalTokens")
+        return int(response.total_tokens)
 
     def count_example_tokens(self, examples: Any) -> list[int]:
         """Token count of each example (input + output, system instruction included), in order."""

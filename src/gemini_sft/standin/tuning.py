@@ -46,7 +46,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from gemini_sft.errors import InputFormatError
+from gemini_sft.errors import TrainingFileError
 from gemini_sft.examples import Example, content_text
 from gemini_sft.model_catalog import ADAPTER_SIZE_ENUM
 from gemini_sft.standin.responder import NearestExampleIndex, TunedResponder
@@ -76,10 +76,6 @@ RPC_CANCELLED = 1
 RPC_INVALID_ARGUMENT = 3
 RPC_DEADLINE_EXCEEDED = 4
 RPC_INTERNAL = 13
-
-
-class TrainingFileError(InputFormatError):
-    """A tuning job's training or validation file cannot be read or is not Gemini JSONL."""
 
 
 def _now() -> str:

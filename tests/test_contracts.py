@@ -1,0 +1,115 @@
+"""One contract per stage: component signatures, pipeline wiring and CLI options agree with the stage records.
+
+Each row of ``STAGES`` names a component, the records it takes, its other
+parameters (artifacts and wiring) and its task in the compiled pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any
+
+import pytest
+import yaml
+
+from gemini_sft.clean import CleanConfig
+from gemini_sft.components.clean import clean_data
+from gemini_sft.contracts import (
+    add_cli_options,
+    pipeline_wiring_problems,
+    record_from_cli,
+    setting,
+    settings_of,
+    signature_problems,
+)
+
+CLEAN_ARTIFACTS = ("raw_data", "train", "validation", "holdout", "rejected", "dataset_version", "report", "metrics")
+
+# (component function, records, other parameters, task name, record fields the pipeline wires otherwise)
+STAGES: list[tuple[Any, list[type], tuple[str, ...], str, tuple[str, ...]]] = [
+    (clean_data, [CleanConfig], CLEAN_ARTIFACTS, "clean-data", ()),
+]
+
+
+@pytest.fixture(scope="module")
+def spec(compiled_spec_path) -> dict[str, Any]:
+    return yaml.safe_load(compiled_spec_path.read_text())
+
+
+@pytest.mark.parametrize("component, records, others, task, wired", STAGES, ids=[s[3] for s in STAGES])
+def test_component_signature_equals_its_records(component, records, others, task, wired) -> None:
+    assert signature_problems(component, records, others) == []
+
+
+@pytest.mark.parametrize("component, records, others, task, wired", STAGES, ids=[s[3] for s in STAGES])
+def test_pipeline_passes_every_record_field(spec, component, records, others, task, wired) -> None:
+    assert pipeline_wiring_problems(spec, task, records, constants=wired) == []
+
+
+@pytest.mark.parametrize("component, records, others, task, wired", STAGES, ids=[s[3] for s in STAGES])
+def test_every_component_parameter_is_described_in_the_spec(spec, component, records, others, task, wired) -> None:
+    component_spec = spec["components"][spec["root"]["dag"]["tasks"][task]["componentRef"]["name"]]
+    undescribed = [
+        name
+        for kind in ("inputDefinitions", "outputDefinitions")
+        for group in ("parameters", "artifacts")
+        for name, definition in component_spec.get(kind, {}).get(group, {}).items()
+        if not definition.get("description")
+    ]
+    assert undescribed == []
+
+
+def test_a_field_added_to_a_record_but_not_to_the_component_is_caught() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Grown(CleanConfig):
+        new_knob: int = setting(3, "A knob the component does not take yet.")
+
+    problems = signature_problems(clean_data, [Grown], CLEAN_ARTIFACTS)
+    assert problems == ["clean_data: record field 'new_knob' is not a parameter"]
+
+
+def test_a_component_parameter_in_no_record_is_caught() -> None:
+    def shell(raw_data: str, seed: int = 42, stray: int = 1) -> None: ...
+
+    @dataclasses.dataclass(frozen=True)
+    class OnlySeed:
+        seed: int = setting(42, "Seed.")
+
+    assert signature_problems(shell, [OnlySeed], ("raw_data",)) == ["shell: parameter 'stray' is in no record"]
+
+
+def test_a_changed_default_is_caught() -> None:
+    def shell(seed: int = 7) -> None: ...
+
+    @dataclasses.dataclass(frozen=True)
+    class OnlySeed:
+        seed: int = setting(42, "Seed.")
+
+    assert signature_problems(shell, [OnlySeed]) == ["shell: 'seed' defaults to 7, the record says 42"]
+
+
+def test_pipeline_wiring_check_names_a_missing_field(spec) -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Grown(CleanConfig):
+        new_knob: int = setting(3, "A knob the pipeline does not pass yet.")
+
+    problems = pipeline_wiring_problems(spec, "clean-data", [Grown])
+    assert problems == ["clean-data: the pipeline does not pass 'new_knob'"]
+
+
+def test_cli_options_come_from_the_record() -> None:
+    parser = argparse.ArgumentParser()
+    add_cli_options(parser, CleanConfig)
+    args = parser.parse_args(["--seed", "7", "--mask-pii", "--conflict-policy", "keep_first"])
+    config = record_from_cli(CleanConfig, args)
+    assert (config.seed, config.mask_pii, config.conflict_policy) == (7, True, "keep_first")
+    assert config.train_fraction == 0.8
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--conflict-policy", "sometimes"])
+
+
+def test_every_record_field_has_a_one_line_description() -> None:
+    for record in [s for stage in STAGES for s in stage[1]]:
+        for item in settings_of(record):
+            assert item.description and "\n" not in item.description, item.name
