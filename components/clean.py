@@ -66,6 +66,10 @@ def clean_data(
     logger = logging.getLogger("gemini_sft.components.clean")
 
     config = record_from_values(CleanConfig, locals())
+    # Vertex tuning accepts only a JSONL object: give each file artifact a .jsonl URI before writing it.
+    for artifact in (train, validation, holdout, rejected):
+        if not artifact.uri.endswith(".jsonl"):
+            artifact.uri += ".jsonl"
     outputs = SplitPaths(
         train=Path(train.path), validation=Path(validation.path), holdout=Path(holdout.path),
         rejected=Path(rejected.path),

@@ -51,10 +51,10 @@ def test_split_counts_add_up_to_the_kept_rows(passing_run: LocalRunResult) -> No
     clean_dir = passing_run.run_dir / "clean-data"
     version = _read_json(clean_dir / "dataset_version")
     counts = version["counts"]
-    split_rows = sum(_count_lines(clean_dir / name) for name in ("train", "validation", "holdout"))
+    split_rows = sum(_count_lines(clean_dir / f"{name}.jsonl") for name in ("train", "validation", "holdout"))
     assert split_rows == counts["kept"] > 0
     assert counts["kept"] + counts["rejected"] == counts["rows_read"]
-    assert _count_lines(clean_dir / "rejected") == counts["rejected"] > 0
+    assert _count_lines(clean_dir / "rejected.jsonl") == counts["rejected"] > 0
 
 
 def test_tuning_request_carries_the_given_hyperparameters(
@@ -69,7 +69,7 @@ def test_tuning_request_carries_the_given_hyperparameters(
     assert float(hyper["learningRateMultiplier"]) == HYPERPARAMETERS["learning_rate_multiplier"]
     assert body["baseModel"] == "gemini-2.5-flash"
     train_uri = body["supervisedTuningSpec"]["trainingDatasetUri"]
-    assert train_uri.endswith("clean-data/train")
+    assert train_uri.endswith("clean-data/train.jsonl")
 
 
 def test_metrics_exist_for_base_and_tuned(passing_run: LocalRunResult) -> None:

@@ -206,10 +206,10 @@ def _collect_outputs(output_dir: Path, run_dir: Path, log_file: Path, seconds: f
     """Copy the reports next to the run folder's top and read the gate's decision."""
     artifacts: dict[str, Path] = {}
     for label, relative, copy_as in (
-        ("train split", "clean-data/train", None),
-        ("validation split", "clean-data/validation", None),
-        ("holdout split", "clean-data/holdout", None),
-        ("rejected rows", "clean-data/rejected", None),
+        ("train split", "clean-data/train.jsonl", None),
+        ("validation split", "clean-data/validation.jsonl", None),
+        ("holdout split", "clean-data/holdout.jsonl", None),
+        ("rejected rows", "clean-data/rejected.jsonl", None),
         ("dataset version record", "clean-data/dataset_version", None),
         ("cleaning report", "clean-data/report", "cleaning_report.md"),
         ("validation report", "validate-data/report", "validation_report.md"),
