@@ -31,6 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "rollback",
     "dag",
     "config",
+    "preflight",
 )
 
 EXIT_OK = 0
