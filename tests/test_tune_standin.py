@@ -22,7 +22,7 @@ import pytest
 from gemini_sft import tune, vertex_client
 from gemini_sft.errors import TuningJobFailedError, TuningSettingsError, TuningTimeoutError
 from gemini_sft.standin import VertexStandIn
-from gemini_sft.tune import TuningSettings, WatchSettings
+from gemini_sft.tune import TuningData, TuningSettings, WatchSettings
 from tune_step import run_step, write_splits
 
 PROJECT = "p"
@@ -57,17 +57,14 @@ def run_core(
     **overrides: object,
 ) -> tune.TuningOutcome:
     train, validation = write_splits(workdir)
-    values: dict[str, object] = {
-        "training_uri": str(train),
-        "validation_uri": str(validation),
-        "pipeline_run": f"run-{workdir.name}",
-    }
+    values: dict[str, object] = {"pipeline_run": f"run-{workdir.name}"}
     values.update(overrides)
     settings = vertex_client.VertexSettings.create(PROJECT, LOCATION, standin.base_url)
     return tune.run_tuning(
         TuningSettings(**values),  # type: ignore[arg-type]
-        FAST_WATCH,
+        TuningData(training_uri=str(train), validation_uri=str(validation)),
         service or vertex_client.GenAITuningService(settings),
+        watch=FAST_WATCH,
         project=PROJECT,
         location=LOCATION,
         uses_local_server=True,
