@@ -90,7 +90,6 @@ def run(
             LOCATION,
             "the key must be in the job's region",
         ),
-        ({"output_uri": "/local/out"}, LOCATION, "output_uri '/local/out' must be a gs:// prefix"),
         ({"poll_interval_seconds": 0.0}, LOCATION, "poll_interval_seconds must be > 0"),
         ({"max_wait_hours": -1.0}, LOCATION, "max_wait_hours must be > 0"),
         ({"labels": {"gemini-sft-run": "x"}}, LOCATION, "is set by the tune step itself"),
@@ -157,6 +156,17 @@ def test_a_champion_in_another_region_is_refused_before_any_call() -> None:
     assert service.calls == []
 
 
+@pytest.mark.parametrize("output_uri", ["gs://bucket/out", "/local/out"])
+def test_an_output_uri_for_gemini_is_refused_before_any_call(output_uri: str) -> None:
+    service = FakeTuningService()
+    with pytest.raises(TuningSettingsError) as raised:
+        run(service, make_settings(output_uri=output_uri))
+    message = str(raised.value)
+    assert "tuning_output_uri" in message and "leave it empty for Gemini" in message
+    assert message.count("\n- ") == 1  # one problem, not a gs:// complaint besides
+    assert service.calls == []
+
+
 @pytest.mark.parametrize(
     ("content", "sent"), [(b"", False), (b"\n  \n", False), (b'{"contents": []}\n', True)]
 )
@@ -215,7 +225,6 @@ def test_request_holds_every_setting() -> None:
         description="triage model",
         labels={"team": "support"},
         encryption_key=f"projects/{PROJECT}/locations/{LOCATION}/keyRings/r/cryptoKeys/k",
-        output_uri="gs://bucket/out",
         export_last_checkpoint_only=True,
     )
     request = settings.build_request(DATA)
@@ -225,7 +234,7 @@ def test_request_holds_every_setting() -> None:
     assert request.tuned_model_display_name == f"gemini-sft-{RUN}"
     assert request.validation_dataset_uri == "gs://bucket/run/validation.jsonl"
     assert request.kms_key_name.endswith("/cryptoKeys/k")  # type: ignore[union-attr]
-    assert request.output_uri == "gs://bucket/out"
+    assert request.output_uri is None
     assert request.export_last_checkpoint_only is True
     assert request.labels["team"] == "support"
     assert make_settings(adapter_size=0).build_request(DATA).adapter_size is None

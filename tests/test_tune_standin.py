@@ -89,7 +89,6 @@ def test_the_rest_request_carries_every_setting(standin: VertexStandIn, tmp_path
             description="Support triage model",
             labels={"Team": "Support Ops"},
             encryption_key=key,
-            output_uri=str(tmp_path / "tuning-output"),
             export_last_checkpoint_only=True,
         ),
     )
@@ -115,8 +114,7 @@ def test_the_rest_request_carries_every_setting(standin: VertexStandIn, tmp_path
             "gemini-sft-run": "gemini-sft-pipeline-20261121",
             "gemini-sft-dataset": "0f" * 20,
         },
-        "outputUri": str(tmp_path / "tuning-output"),
-    }
+    }  # no outputUri: v1 takes it for open models only
 
 
 def _tune_first_model(standin: VertexStandIn, workdir: Path) -> str:
@@ -197,6 +195,8 @@ def test_invalid_settings_reach_no_api(standin: VertexStandIn, tmp_path: Path) -
         run_step(tmp_path, **step_params(standin, epochs=0))
     with pytest.raises(TuningSettingsError, match="does not offer Gemini tuning"):
         run_step(tmp_path, **step_params(standin, location="antarctica-south1"))
+    with pytest.raises(TuningSettingsError, match="tuning_output_uri.*leave it empty for Gemini"):
+        run_step(tmp_path, **step_params(standin, output_uri="gs://bucket/tuning-output"))
     assert standin.requests == []
 
 

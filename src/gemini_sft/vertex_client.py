@@ -252,6 +252,8 @@ class GenAITuningService:
             encryption_spec=(
                 types.EncryptionSpec(kms_key_name=request.kms_key_name) if request.kms_key_name else None
             ),
+            # None leaves outputUri out of the request: v1 accepts it for open models only, and the
+            # tune settings refuse it for Gemini before any call.
             output_uri=request.output_uri,
         )
         with warnings.catch_warnings():

@@ -106,7 +106,7 @@ class TuningSettings:
         "", "Cloud KMS key projects/P/locations/L/keyRings/R/cryptoKeys/K in the job's region; empty for none."
     )
     output_uri: str = setting(
-        "", "Cloud Storage prefix for the job's outputs; empty for none.",
+        "", "Cloud Storage prefix for the job's outputs; open models only, leave it empty for Gemini.",
         pipeline_name="tuning_output_uri",
     )
     export_last_checkpoint_only: bool = setting(False, "Export only the final checkpoint of the tuned model.")
@@ -229,6 +229,12 @@ class TuningSettings:
     def _output_uri_problems(self, remote: bool) -> list[str]:
         if not self.output_uri:
             return []
+        # Vertex's v1 TuningJob has no outputUri for Gemini: google-genai documents it for open models only.
+        if model_catalog.base_model_id(self.base_model).startswith("gemini"):
+            return [
+                f"output_uri (pipeline parameter tuning_output_uri) {self.output_uri!r} is not accepted for "
+                f"{self.base_model}: Vertex takes an output URI only for open models; leave it empty for Gemini"
+            ]
         if remote and not self.output_uri.startswith("gs://"):
             return [f"output_uri {self.output_uri!r} must be a gs:// prefix"]
         return []
