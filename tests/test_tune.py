@@ -17,9 +17,16 @@ from hypothesis import strategies as st
 from google.protobuf import json_format
 from google_cloud_pipeline_components.proto.gcp_resources_pb2 import GcpResources
 
-from gemini_sft import tune
-from gemini_sft.errors import TuningJobFailedError, TuningSettingsError, TuningTimeoutError, VertexApiError
-from gemini_sft.tune import TransientApiError, TuningData, TuningSettings, WatchSettings
+from gemini_sft import names, tune
+from gemini_sft.errors import (
+    TransientApiError,
+    TuningJobFailedError,
+    TuningSettingsError,
+    TuningStoppedError,
+    TuningTimeoutError,
+    VertexApiError,
+)
+from gemini_sft.tune import TuningData, TuningSettings, WatchSettings
 from tune_fakes import LOCATION, PROJECT, FakeClock, FakeTuningService
 
 RUN = "gemini-sft-pipeline-20261121193000"
@@ -184,20 +191,20 @@ def test_an_empty_validation_split_is_not_sent(tmp_path: Path, content: bytes, s
 
 
 def test_label_values_follow_gcp_rules() -> None:
-    assert tune.sanitize_label_value("My Run/2026.11.21") == "my-run-2026-11-21"
+    assert names.sanitize_label_value("My Run/2026.11.21") == "my-run-2026-11-21"
     long_a = "Pipeline-" + "x" * 80 + "-a"
     long_b = "Pipeline-" + "x" * 80 + "-b"
     for value in (long_a, long_b):
-        clean = tune.sanitize_label_value(value)
+        clean = names.sanitize_label_value(value)
         assert len(clean) == 63 and re.fullmatch(r"[a-z0-9_-]+", clean)
-    assert tune.sanitize_label_value(long_a) != tune.sanitize_label_value(long_b)
+    assert names.sanitize_label_value(long_a) != names.sanitize_label_value(long_b)
 
 
 @given(st.text(max_size=200))
 def test_any_text_becomes_a_valid_label_value(value: str) -> None:
-    clean = tune.sanitize_label_value(value)
+    clean = names.sanitize_label_value(value)
     assert re.fullmatch(r"[a-z0-9_-]{0,63}", clean)
-    assert tune.sanitize_label_value(clean) == clean  # already-valid values are kept as they are
+    assert names.sanitize_label_value(clean) == clean  # already-valid values are kept as they are
 
 
 def test_job_labels_carry_run_dataset_and_user_labels() -> None:
@@ -255,7 +262,7 @@ def test_gcp_resources_is_what_gcpc_writes_and_reads() -> None:
 
 def test_console_url_names_region_job_and_project() -> None:
     name = f"projects/{PROJECT}/locations/europe-west4/tuningJobs/987"
-    assert tune.console_url(name, "ignored", PROJECT) == (
+    assert names.console_url(name, "ignored", PROJECT) == (
         "https://console.cloud.google.com/vertex-ai/generative/language/locations/europe-west4"
         "/tuning/tuningJob/987?project=proj"
     )
@@ -382,6 +389,29 @@ def test_timeout_cancels_when_asked() -> None:
     with pytest.raises(TuningTimeoutError, match="cancelled"):
         run(service, make_settings(cancel_on_timeout=True), watch=replace(FAST, max_wait_seconds=60.0))
     assert service.count("cancel") == 1
+
+
+def test_a_cancel_that_fails_transiently_is_tried_again() -> None:
+    service = FakeTuningService(states=("JOB_STATE_PENDING",) + ("JOB_STATE_RUNNING",) * 1000)
+    service.errors["cancel"] = [TransientApiError("503", 503)]
+    with pytest.raises(TuningTimeoutError, match="it was cancelled"):
+        run(service, make_settings(cancel_on_timeout=True), watch=replace(FAST, max_wait_seconds=60.0))
+    assert service.count("cancel") == 2
+
+
+def test_a_cancel_that_keeps_failing_tells_the_user_to_cancel_in_the_console() -> None:
+    service = FakeTuningService(states=("JOB_STATE_PENDING",) + ("JOB_STATE_RUNNING",) * 50)
+    service.errors["cancel"] = [TransientApiError("503", 503) for _ in range(5)]
+    service.on_get = lambda count: os.kill(os.getpid(), signal.SIGTERM) if count == 3 else None
+    with pytest.raises(TuningStoppedError, match="FAILED: cancel it in the console"):
+        run(service)
+    assert service.count("cancel") == tune.watch.CANCEL_RETRY.max_attempts
+    permanent = FakeTuningService(states=("JOB_STATE_PENDING",) + ("JOB_STATE_RUNNING",) * 50)
+    permanent.errors["cancel"] = [VertexApiError("403 PERMISSION_DENIED")]
+    permanent.on_get = service.on_get
+    with pytest.raises(TuningStoppedError, match="FAILED: cancel it in the console"):
+        run(permanent)
+    assert permanent.count("cancel") == 1  # a permanent error is not retried
 
 
 @pytest.mark.parametrize("end_state", [tune.STATE_FAILED, tune.STATE_CANCELLED, tune.STATE_EXPIRED])
@@ -518,7 +548,7 @@ def test_sigterm_cancels_the_job_and_fails_the_step() -> None:
     service = FakeTuningService(states=("JOB_STATE_PENDING",) + ("JOB_STATE_RUNNING",) * 50)
     service.on_get = lambda count: os.kill(os.getpid(), signal.SIGTERM) if count == 3 else None
     before = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(tune.TuningStoppedError, match="was cancelled"):
+    with pytest.raises(TuningStoppedError, match="was cancelled"):
         run(service)
     assert service.count("cancel") == 1
     assert signal.getsignal(signal.SIGTERM) is before
@@ -527,7 +557,7 @@ def test_sigterm_cancels_the_job_and_fails_the_step() -> None:
 def test_sigterm_while_the_create_call_is_in_flight_cancels_the_job_it_made() -> None:
     service = FakeTuningService()
     service.on_create = lambda: os.kill(os.getpid(), signal.SIGTERM)
-    with pytest.raises(tune.TuningStoppedError, match="was cancelled"):
+    with pytest.raises(TuningStoppedError, match="was cancelled"):
         run(service)
     (job,) = service.jobs.values()
     assert job.snapshot.state == tune.STATE_CANCELLED
@@ -544,7 +574,7 @@ def test_sigterm_before_any_job_exists_cancels_nothing() -> None:
         if len(clock.sleeps) == 1:
             os.kill(os.getpid(), signal.SIGTERM)
 
-    with pytest.raises(tune.TuningStoppedError, match="no tuning job had been launched"):
+    with pytest.raises(TuningStoppedError, match="no tuning job had been launched"):
         tune.run_tuning(make_settings(), DATA, service, watch=FAST, project=PROJECT, location=LOCATION,
                         clock=clock, sleep=stop_during_backoff)
     assert service.count("create") == 0 and service.count("cancel") == 0

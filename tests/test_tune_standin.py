@@ -20,7 +20,7 @@ from typing import Callable
 import pytest
 
 from gemini_sft import tune, vertex_client
-from gemini_sft.errors import TuningJobFailedError, TuningSettingsError, TuningTimeoutError
+from gemini_sft.errors import TransientApiError, TuningJobFailedError, TuningSettingsError, TuningTimeoutError
 from gemini_sft.standin import VertexStandIn
 from gemini_sft.tune import TuningData, TuningSettings, WatchSettings
 from tune_step import run_step, write_splits
@@ -310,13 +310,13 @@ def test_the_service_sorts_errors_into_transient_and_final(standin: VertexStandI
     missing = f"projects/{PROJECT}/locations/{LOCATION}/tuningJobs/404"
     with pytest.raises(vertex_client.VertexRequestError) as final:
         service.get(missing)
-    assert final.value.status_code == 404 and not isinstance(final.value, tune.TransientApiError)
+    assert final.value.status_code == 404 and not isinstance(final.value, TransientApiError)
     standin.fail_next(1, 429)
-    with pytest.raises(tune.TransientApiError) as throttled:
+    with pytest.raises(TransientApiError) as throttled:
         service.get(missing)
     assert throttled.value.status_code == 429
     closed = vertex_client.VertexSettings.create(PROJECT, LOCATION, "http://127.0.0.1:9")  # nothing listens
-    with pytest.raises(tune.TransientApiError):
+    with pytest.raises(TransientApiError):
         vertex_client.GenAITuningService(closed).get(missing)
 
 
