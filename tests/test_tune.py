@@ -120,6 +120,15 @@ def test_every_settings_problem_is_reported_at_once() -> None:
     assert "epochs" in message and "learning_rate_multiplier" in message and "adapter_size 5" in message
 
 
+def test_the_record_refuses_its_own_bad_values_when_it_is_made() -> None:
+    # What every entry point relies on to fail in seconds: no region, no data, no client needed.
+    with pytest.raises(TuningSettingsError, match="adapter_size 3 is not allowed for gemini-2.5-flash"):
+        TuningSettings(adapter_size=3)
+    with pytest.raises(TuningSettingsError, match="tuning_output_uri"):
+        TuningSettings(output_uri="gs://bucket/out")
+    assert TuningSettings().adapter_size == 4  # the defaults are valid
+
+
 def test_local_server_accepts_local_paths() -> None:
     make_settings().check(LOCATION, TuningData("/tmp/train.jsonl", "/tmp/v.jsonl"), remote=False)
 

@@ -53,6 +53,10 @@ def holds_no_rows(path: str | Path) -> bool:
         return not any(line.strip() for line in handle)
 
 
+def _invalid(problems: list[str]) -> str:
+    return "Tuning settings are invalid (nothing was launched):\n- " + "\n- ".join(problems)
+
+
 @dataclass(frozen=True)
 class TuningData:
     """The datasets of one tuning job: the training JSONL and the validation JSONL ("" for none).
@@ -80,7 +84,10 @@ class TuningData:
 
 @dataclass(frozen=True)
 class TuningSettings:
-    """Every setting of the tune stage, as the pipeline passes them; :meth:`check` before any call.
+    """Every setting of the tune stage, as the pipeline passes them.
+
+    Validated on construction (TuningSettingsError lists every problem);
+    :meth:`check` adds what depends on the region and the datasets.
 
     The job starts from :meth:`start_model`: ``continuous_from_model`` when set;
     else, with ``continuous_tuning``, ``champion_model`` (the model in
@@ -151,8 +158,15 @@ class TuningSettings:
         """The watch pace of these settings (``poll_interval_seconds`` is the backoff ceiling)."""
         return WatchSettings.from_pipeline(self.poll_interval_seconds, self.max_wait_hours)
 
+    def __post_init__(self) -> None:
+        problems = self._own_problems()
+        if problems:
+            raise TuningSettingsError(_invalid(problems))
+
     def check(self, location: str, data: TuningData, remote: bool = True) -> None:
-        """Check every setting before any call; raises TuningSettingsError listing every problem.
+        """Check what depends on where the job runs and what it reads; raises TuningSettingsError listing each.
+
+        The settings' own rules (model, epochs, adapter size, labels, ...) are checked when the record is made.
 
         Args:
             location: the region the job runs in.
@@ -166,12 +180,23 @@ class TuningSettings:
                 f"region {location!r} does not offer Gemini tuning; use one of: "
                 + ", ".join(sorted(model_catalog.TUNING_REGIONS))
             )
+        problems += self._start_model_problems(location)
+        problems += self._data_problems(data, remote)
+        if self.output_uri and remote and not self.output_uri.startswith("gs://"):
+            problems.append(f"output_uri {self.output_uri!r} must be a gs:// prefix")
+        problems += self._encryption_key_problems(location)
+        if problems:
+            raise TuningSettingsError(_invalid(problems))
+
+    def _own_problems(self) -> list[str]:
+        """What these settings break on their own, wherever the job would run."""
+        problems: list[str] = []
         limits: model_catalog.ModelLimits | None = None
         try:
             limits = model_catalog.limits_for(self.base_model)
         except ConfigError as error:
             problems.append(str(error))
-        problems += self._start_model_problems(location)
+        problems += self._start_model_problems()
         if not isinstance(self.epochs, int) or isinstance(self.epochs, bool) or self.epochs < 1:
             problems.append(f"epochs must be a whole number >= 1, got {self.epochs!r}")
         if not (math.isfinite(self.learning_rate_multiplier) and self.learning_rate_multiplier > 0):
@@ -183,32 +208,33 @@ class TuningSettings:
                     f"adapter_size {self.adapter_size} is not allowed for {self.base_model}; "
                     f"allowed: {', '.join(map(str, allowed))} (or 0 to let Vertex choose)"
                 )
-        problems += self._data_problems(data, remote)
-        problems += self._output_uri_problems(remote)
-        problems += self._encryption_key_problems(location)
+        # Vertex's v1 TuningJob has no outputUri for Gemini: google-genai documents it for open models only.
+        if self.output_uri and model_catalog.base_model_id(self.base_model).startswith("gemini"):
+            problems.append(
+                f"output_uri (pipeline parameter tuning_output_uri) {self.output_uri!r} is not accepted for "
+                f"{self.base_model}: Vertex takes an output URI only for open models; leave it empty for Gemini"
+            )
+        problems += self._encryption_key_problems()
         if self.price_per_million_tokens_usd < 0:
             problems.append("price_per_million_tokens_usd must be >= 0 (0 = catalogue price)")
         if not self.poll_interval_seconds > 0:
             problems.append(f"poll_interval_seconds must be > 0, got {self.poll_interval_seconds}")
         if not self.max_wait_hours > 0:
             problems.append(f"max_wait_hours must be > 0, got {self.max_wait_hours}")
-        problems += self._label_problems() + self._display_name_problems()
-        if problems:
-            raise TuningSettingsError(
-                "Tuning settings are invalid (nothing was launched):\n- " + "\n- ".join(problems)
-            )
+        return problems + self._label_problems() + self._display_name_problems()
 
-    def _start_model_problems(self, location: str) -> list[str]:
+    def _start_model_problems(self, location: str | None = None) -> list[str]:
+        """The start model's shape; with ``location``, only whether it is in the job's region."""
         start = self.start_model()
         if not start:
             return []
         match = _TUNED_MODEL_RE.match(start)
-        if not match:
+        if location is None and not match:
             return [
                 f"continuous_from_model {start!r} is not a tuned model resource "
                 "like projects/P/locations/L/models/ID@production"
             ]
-        if match.group("location") != location:
+        if location is not None and match and match.group("location") != location:
             return [
                 f"continuous_from_model is in {match.group('location')!r} but the job runs in {location!r}; "
                 "continuous tuning must run in the model's region"
@@ -226,29 +252,17 @@ class TuningSettings:
             problems.append(f"validation dataset {data.validation_uri!r} must be a gs:// URI for Vertex to read it")
         return problems
 
-    def _output_uri_problems(self, remote: bool) -> list[str]:
-        if not self.output_uri:
-            return []
-        # Vertex's v1 TuningJob has no outputUri for Gemini: google-genai documents it for open models only.
-        if model_catalog.base_model_id(self.base_model).startswith("gemini"):
-            return [
-                f"output_uri (pipeline parameter tuning_output_uri) {self.output_uri!r} is not accepted for "
-                f"{self.base_model}: Vertex takes an output URI only for open models; leave it empty for Gemini"
-            ]
-        if remote and not self.output_uri.startswith("gs://"):
-            return [f"output_uri {self.output_uri!r} must be a gs:// prefix"]
-        return []
-
-    def _encryption_key_problems(self, location: str) -> list[str]:
+    def _encryption_key_problems(self, location: str | None = None) -> list[str]:
+        """The key's shape; with ``location``, only whether it is in the job's region."""
         if not self.encryption_key:
             return []
         key_match = _KMS_KEY_RE.match(self.encryption_key)
-        if not key_match:
+        if location is None and not key_match:
             return [
                 f"encryption_key {self.encryption_key!r} is not a Cloud KMS key name like "
                 "projects/P/locations/L/keyRings/R/cryptoKeys/K"
             ]
-        if key_match.group("location") != location:
+        if location is not None and key_match and key_match.group("location") != location:
             return [
                 f"encryption_key is in {key_match.group('location')!r}; the key must be in the job's region "
                 f"{location!r}"
