@@ -10,6 +10,7 @@ Vertex-compatible server (such as the offline stand-in) when
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ipaddress
 import logging
 import os
@@ -18,9 +19,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping
 from urllib.parse import urlparse
 
+from gemini_sft.contracts import setting
 from gemini_sft.retry import TRANSIENT_HTTP_CODES, RetryPolicy, call_with_retries
-from gemini_sft.errors import VertexRequestError, ConfigError, VertexApiError
-from gemini_sft.tune import Checkpoint, JobSnapshot, TransientApiError, TuningRequest
+from gemini_sft.errors import TransientApiError, VertexRequestError, ConfigError, VertexApiError
+from gemini_sft.tune.service import Checkpoint, JobSnapshot, TuningRequest
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,19 @@ class VertexSettings:
 
             return Credentials(token=STANDIN_TOKEN)
         return None
+
+
+@dataclass(frozen=True)
+class VertexTarget:
+    """Where a stage's Vertex calls go, as the pipeline passes it: project, region and API endpoint."""
+
+    project: str = setting(dataclasses.MISSING, "Google Cloud project that runs the job and hosts the models.")
+    location: str = setting("us-central1", "Vertex AI region; it must offer Gemini tuning.")
+    api_endpoint: str = setting("", "Vertex API endpoint; empty means Vertex itself (or $VERTEX_API_ENDPOINT).")
+
+    def settings(self) -> VertexSettings:
+        """The client settings, with the endpoint resolved from this record or the environment."""
+        return VertexSettings.create(self.project, self.location, self.api_endpoint or None)
 
 
 def genai_client(settings: VertexSettings, timeout_ms: int | None = None) -> Any:
@@ -203,12 +218,11 @@ def _registry_errors(operation: str, version: Any) -> Iterator[None]:
 # ---------------------------------------------------------------------------------------------
 
 
-
 class GenAITuningService:
     """The tune stage's :class:`gemini_sft.tune.TuningService` over google-genai ``client.tunings``.
 
     Errors: 408/429/5xx answers, timeouts and dropped connections raise
-    ``gemini_sft.tune.TransientApiError`` (the caller retries); any other API
+    :class:`~gemini_sft.errors.TransientApiError` (the caller retries); any other API
     error raises :class:`VertexRequestError` with Vertex's status and message.
     The client does not retry by itself: retry policy belongs to the tune stage.
     """
@@ -238,6 +252,8 @@ class GenAITuningService:
             encryption_spec=(
                 types.EncryptionSpec(kms_key_name=request.kms_key_name) if request.kms_key_name else None
             ),
+            # None leaves outputUri out of the request: v1 accepts it for open models only, and the
+            # tune settings refuse it for Gemini before any call.
             output_uri=request.output_uri,
         )
         with warnings.catch_warnings():
