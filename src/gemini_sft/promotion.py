@@ -335,6 +335,44 @@ def _new_record_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
+def _append_new_record(
+    store: PromotionStore, kind: RecordKind, model: ModelVersion, now: datetime | None, **fields: Any
+) -> PromotionRecord:
+    """A new record of ``kind`` about ``model``, stamped with a fresh id and ``now``, appended to ``store``."""
+    record = PromotionRecord(
+        record_id=_new_record_id(), kind=kind, model=model, created_at=_timestamp(now or utc_now()), **fields
+    )
+    store.append(record)
+    return record
+
+
+def candidate_details(metadata: Mapping[str, Any]) -> dict[str, str]:
+    """``base_model`` and ``tuning_job`` of a tuned-model artifact's metadata, as the records keep them."""
+    return {"base_model": str(metadata.get("base_model", "")), "tuning_job": str(metadata.get("tuning_job", ""))}
+
+
+def write_record_artifact(path: str | Path, record: PromotionRecord, registry_uri: str) -> dict[str, Any]:
+    """Write ``record`` as JSON to an output artifact's ``path``; returns the metadata the artifact carries.
+
+    The metadata names the record, its kind and model, and the registry; a rejection adds the
+    number of reasons, a promotion or rollback the endpoint, alias and previous champion.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(record.to_json(), encoding="utf-8")
+    metadata: dict[str, Any] = {"record_id": record.record_id, "kind": record.kind, "model": record.model.versioned_name}
+    if record.kind == "rejection":
+        metadata["reasons"] = len(record.reasons)
+    else:
+        metadata.update(
+            endpoint=record.model.endpoint,
+            alias=record.alias,
+            previous_champion=record.previous_champion.versioned_name if record.previous_champion else "",
+        )
+    metadata["registry_uri"] = registry_uri
+    return metadata
+
+
 def read_metrics(evaluation_json: str) -> dict[str, float]:
     """The flat numeric metrics of an evaluation file's ``{"metrics": {...}}``; non-numbers are skipped.
 
@@ -404,20 +442,11 @@ def promote(
     if registry is not None:
         extra_labels = {DATASET_LABEL: sanitize_label_value(dataset_hash)} if dataset_hash else {}
         _move_alias(registry, alias, new=candidate, old=previous, old_status=STATUS_RETIRED, new_labels=extra_labels)
-    record = PromotionRecord(
-        record_id=_new_record_id(),
-        kind="promotion",
-        model=candidate,
-        created_at=_timestamp(now or utc_now()),
-        alias=alias,
-        metrics=dict(metrics or {}),
-        dataset_hash=dataset_hash,
-        pipeline_run=pipeline_run,
-        previous_champion=previous,
-        base_model=base_model,
-        tuning_job=tuning_job,
+    record = _append_new_record(
+        store, "promotion", candidate, now,
+        alias=alias, metrics=dict(metrics or {}), dataset_hash=dataset_hash, pipeline_run=pipeline_run,
+        previous_champion=previous, base_model=base_model, tuning_job=tuning_job,
     )
-    store.append(record)
     log.info(
         "Promoted %s to %r (previous champion: %s)",
         candidate.versioned_name,
@@ -444,21 +473,12 @@ def record_rejection(
     Raises PromotionError when the store cannot be read or written.
     """
     current = store.champion()
-    record = PromotionRecord(
-        record_id=_new_record_id(),
-        kind="rejection",
-        model=candidate,
-        created_at=_timestamp(now or utc_now()),
-        alias=current.alias if current else DEFAULT_PRODUCTION_ALIAS,
-        metrics=dict(metrics or {}),
-        dataset_hash=dataset_hash,
-        pipeline_run=pipeline_run,
-        previous_champion=current.model if current else None,
-        reasons=list(reasons),
-        base_model=base_model,
-        tuning_job=tuning_job,
+    record = _append_new_record(
+        store, "rejection", candidate, now,
+        alias=current.alias if current else DEFAULT_PRODUCTION_ALIAS, metrics=dict(metrics or {}),
+        dataset_hash=dataset_hash, pipeline_run=pipeline_run, previous_champion=current.model if current else None,
+        reasons=list(reasons), base_model=base_model, tuning_job=tuning_job,
     )
-    store.append(record)
     log.info("Recorded rejection of %s with %d reason(s)", candidate.versioned_name, len(reasons))
     return record
 
@@ -512,21 +532,12 @@ def rollback(
     alias = current.alias
     if registry is not None:
         _move_alias(registry, alias, new=target.model, old=current.model, old_status=STATUS_ROLLED_BACK)
-    record = PromotionRecord(
-        record_id=_new_record_id(),
-        kind="rollback",
-        model=target.model,
-        created_at=_timestamp(now or utc_now()),
-        alias=alias,
-        metrics=dict(target.metrics),
-        dataset_hash=target.dataset_hash,
-        pipeline_run=pipeline_run,
-        previous_champion=current.model,
-        reasons=[reason] if reason else [],
-        base_model=target.base_model,
-        tuning_job=target.tuning_job,
+    record = _append_new_record(
+        store, "rollback", target.model, now,
+        alias=alias, metrics=dict(target.metrics), dataset_hash=target.dataset_hash, pipeline_run=pipeline_run,
+        previous_champion=current.model, reasons=[reason] if reason else [],
+        base_model=target.base_model, tuning_job=target.tuning_job,
     )
-    store.append(record)
     log.info("Rolled back %r from %s to %s", alias, current.model.versioned_name, target.model.versioned_name)
     return record
 
