@@ -33,7 +33,6 @@ from gemini_sft.parameters import coerce_value, split_assignment
 
 log = logging.getLogger(__name__)
 
-PARAMETER_TYPES = ("STRING", "NUMBER_INTEGER", "NUMBER_DOUBLE", "BOOLEAN", "STRUCT", "LIST")
 _TYPE_WORDS = {
     "STRING": "a string",
     "NUMBER_INTEGER": "an integer",
