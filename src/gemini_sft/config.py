@@ -320,16 +320,33 @@ def parse_config(data: Any, source: str = "config", environ: Mapping[str, str] |
         raise ConfigError(_describe(exc, source)) from None
 
 
+def read_user_file(file: Path, missing: str, expected: str) -> str:
+    """The UTF-8 text of a file a user named; ConfigError in one line when it cannot be that.
+
+    Args:
+        file: the file.
+        missing: the message when it does not exist (it says how to make one).
+        expected: what it should be, e.g. "a YAML config", for the messages about a folder or a binary file.
+    """
+    if file.is_dir():
+        raise ConfigError(f"{file} is a folder; expected {expected} file.")
+    if not file.is_file():
+        raise ConfigError(missing)
+    try:
+        return file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file} is not a text file (byte {exc.start} is not UTF-8); expected {expected}.") from None
+
+
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> EnvironmentConfig:
     """Read, override from the environment and validate one environment's YAML file.
 
     Raises ConfigError when the file is missing, is not YAML, or a field is invalid.
     """
     file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"Config file {file} does not exist; start from configs/dev.yaml.")
+    text = read_user_file(file, f"Config file {file} does not exist; start from configs/dev.yaml.", "a YAML config")
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{file} is not valid YAML: {exc}") from None
     return parse_config(data, source=str(file), environ=environ)

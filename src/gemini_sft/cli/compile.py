@@ -17,7 +17,7 @@ def register(subparsers: Any) -> None:
     from gemini_sft.components.base import DEFAULT_IMAGE
     from gemini_sft.pipelines.compiler import DEFAULT_SPEC_PATH
 
-    parser = add_command(subparsers, "compile", _compile, 'compile the pipeline to a Vertex AI Pipelines spec', __doc__)
+    parser = add_command(subparsers, "compile", _compile, "compile the pipeline to a Vertex AI Pipelines spec", __doc__)
     parser.add_argument("--image", default=DEFAULT_IMAGE, help=f"component image (default {DEFAULT_IMAGE})")
     parser.add_argument("--output", type=Path, default=DEFAULT_SPEC_PATH, help=f"spec path (default {DEFAULT_SPEC_PATH})")
     add_repeatable(parser, "--notify", "EMAIL", "email the run's final state to this address (repeatable; Vertex AI only)")

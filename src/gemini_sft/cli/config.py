@@ -15,7 +15,7 @@ from gemini_sft.cli.common import add_command
 
 def register(subparsers: Any) -> None:
     """Add the ``config`` sub-command with its ``check`` action."""
-    parser = add_command(subparsers, "config", None, 'check an environment config file', __doc__)
+    parser = add_command(subparsers, "config", None, "check an environment config file", __doc__)
     actions = parser.add_subparsers(dest="config_action", required=True, metavar="ACTION")
     check = add_command(actions, "check", check_config, help="validate FILE and print the resolved settings")
     check.add_argument("file", type=Path, metavar="FILE", help="the YAML config, e.g. configs/dev.yaml")

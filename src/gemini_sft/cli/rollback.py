@@ -16,7 +16,7 @@ from gemini_sft.errors import ConfigError
 def register(subparsers: Any) -> None:
     """Add the ``rollback`` sub-command."""
     parser = add_registry_command(
-        subparsers, "rollback", rollback_command, 'return production to the previous model', __doc__
+        subparsers, "rollback", rollback_command, "return production to the previous model", __doc__
     )
     parser.add_argument("--to", default="", metavar="MODEL@VERSION",
                         help="an earlier champion, e.g. projects/P/locations/L/models/ID@1 (default: the previous one)")

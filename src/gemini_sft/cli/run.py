@@ -17,10 +17,11 @@ from gemini_sft.cli.common import add_command, add_repeatable
 def register(subparsers: Any) -> None:
     """Add the ``run`` sub-command."""
     parser = add_command(
-        subparsers, "run", _run, 'run the whole pipeline locally against the offline stand-in', __doc__
+        subparsers, "run", _run, "run the whole pipeline locally against the offline stand-in", __doc__
     )
     parser.add_argument("--local", action="store_true", required=True, help="run locally (required)")
-    parser.add_argument("--data", type=Path, help="raw examples (default: the shipped support-ticket sample)")
+    parser.add_argument("--data", help="raw examples: a file, or gs://... when the Cloud Storage FUSE mount /gcs/ "
+                                       "exists (default: the shipped support-ticket sample)")
     parser.add_argument("--output", type=Path, help="run folder (default: runs/local-<UTC time>)")
     add_repeatable(parser, "--param", "NAME=VALUE", "override a pipeline parameter, e.g. --param epochs=5 (repeatable)")
 

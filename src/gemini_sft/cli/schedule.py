@@ -17,7 +17,7 @@ from gemini_sft.cli.common import add_command, add_spec_options
 def register(subparsers: Any) -> None:
     """Add the ``schedule`` sub-command and its actions."""
     parser = add_command(
-        subparsers, "schedule", None, 'create, list, pause, resume or delete scheduled pipeline runs', __doc__
+        subparsers, "schedule", None, "create, list, pause, resume or delete scheduled pipeline runs", __doc__
     )
     actions = parser.add_subparsers(dest="schedule_action", required=True, metavar="ACTION")
 

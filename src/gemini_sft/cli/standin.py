@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 def register(subparsers: Any) -> None:
     """Add the ``standin`` sub-command."""
     parser = add_command(
-        subparsers, "standin", run_standin, 'run the offline stand-in of the Vertex API (for tests and demos; not Gemini)', __doc__
+        subparsers, "standin", run_standin, "run the offline stand-in of the Vertex API (for tests and demos; not Gemini)", __doc__
     )
     parser.add_argument("--port", type=int, default=0, help="port to listen on (default: a free port)")
     parser.add_argument("--latency", type=float, default=0.0, metavar="SECONDS",

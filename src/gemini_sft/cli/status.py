@@ -37,7 +37,7 @@ def registry_uri_of(args: argparse.Namespace) -> tuple[str, Any]:
 def register(subparsers: Any) -> None:
     """Add the ``status`` sub-command."""
     parser = add_registry_command(
-        subparsers, "status", status_command, 'show the production model and its promotion history', __doc__
+        subparsers, "status", status_command, "show the production model and its promotion history", __doc__
     )
     parser.add_argument("--limit", type=int, default=20, help="history entries to show (default 20, 0 = all)")
     parser.add_argument("--json", action="store_true", help="print JSON")

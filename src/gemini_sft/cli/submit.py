@@ -18,7 +18,7 @@ from gemini_sft.cli.common import add_command, add_spec_options
 def register(subparsers: Any) -> None:
     """Add the ``submit`` sub-command."""
     parser = add_command(
-        subparsers, "submit", submit_command, 'submit the compiled pipeline to Vertex AI Pipelines', __doc__, config="required"
+        subparsers, "submit", submit_command, "submit the compiled pipeline to Vertex AI Pipelines", __doc__, config="required"
     )
     add_spec_options(parser)
     parser.add_argument("--display-name", default="", help="run display name (default: the config's display_name)")
