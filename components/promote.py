@@ -91,7 +91,7 @@ def promote_model(
 
     from gemini_sft.errors import PromotionError
     from gemini_sft.promotion import (
-        ModelVersion, PromotionStore, candidate_details, promote, read_decision, read_metrics, write_record_artifact,
+        ModelVersion, PromotionStore, Provenance, promote, read_decision, read_metrics, write_record_artifact,
     )
     from gemini_sft.vertex_client import VertexModelRegistry, VertexSettings
 
@@ -112,10 +112,9 @@ def promote_model(
         ModelVersion.from_metadata(tuned_model.metadata),
         registry=registry,
         alias=production_alias,
-        metrics=metrics,
-        dataset_hash=dataset_hash,
-        pipeline_run=pipeline_run,
-        **candidate_details(tuned_model.metadata),
+        provenance=Provenance.of_tuned_model(
+            tuned_model.metadata, metrics=metrics, dataset_hash=dataset_hash, pipeline_run=pipeline_run
+        ),
     )
     promotion_record.metadata.update(write_record_artifact(promotion_record.path, record, registry_uri))
     log.info("Promotion %s recorded with %d metric(s)", record.record_id, len(metrics))
@@ -147,7 +146,7 @@ def record_rejection(
     from pathlib import Path
 
     from gemini_sft.promotion import (
-        ModelVersion, PromotionStore, candidate_details, read_decision, read_metrics, write_record_artifact,
+        ModelVersion, PromotionStore, Provenance, read_decision, read_metrics, write_record_artifact,
     )
     from gemini_sft.promotion import record_rejection as record_rejection_in_store
 
@@ -161,10 +160,10 @@ def record_rejection(
         PromotionStore(registry_uri),
         ModelVersion.from_metadata(tuned_model.metadata),
         reasons,
-        metrics=read_metrics(decision_text),
-        dataset_hash=dataset_hash,
-        pipeline_run=pipeline_run,
-        **candidate_details(tuned_model.metadata),
+        provenance=Provenance.of_tuned_model(
+            tuned_model.metadata, metrics=read_metrics(decision_text), dataset_hash=dataset_hash,
+            pipeline_run=pipeline_run,
+        ),
     )
     rejection_record.metadata.update(write_record_artifact(rejection_record.path, record, registry_uri))
     log.info("Rejection recorded with %d reason(s)", len(reasons))

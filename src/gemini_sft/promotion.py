@@ -109,6 +109,36 @@ class ModelVersion(BaseModel):
         )
 
 
+class Provenance(BaseModel):
+    """Where a candidate comes from, as its promotion or rejection record keeps it.
+
+    ``metrics`` are the evaluation's, ``dataset_hash`` the cleaned splits' hash,
+    ``pipeline_run`` the run that made the record, ``base_model`` and
+    ``tuning_job`` those of the tuned model.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    metrics: dict[str, float] = Field(default_factory=dict)
+    dataset_hash: str = ""
+    pipeline_run: str = ""
+    base_model: str = ""
+    tuning_job: str = ""
+
+    @classmethod
+    def of_tuned_model(
+        cls, metadata: Mapping[str, Any], *, metrics: Mapping[str, float], dataset_hash: str, pipeline_run: str
+    ) -> "Provenance":
+        """The provenance of a tuned-model artifact (its metadata names the base model and tuning job)."""
+        return cls(
+            metrics=dict(metrics),
+            dataset_hash=dataset_hash,
+            pipeline_run=pipeline_run,
+            base_model=str(metadata.get("base_model", "")),
+            tuning_job=str(metadata.get("tuning_job", "")),
+        )
+
+
 class PromotionRecord(BaseModel):
     """One event in a store: a promotion, a rollback or a rejected candidate.
 
@@ -137,6 +167,11 @@ class PromotionRecord(BaseModel):
     def to_json(self) -> str:
         """The record as indented JSON (the file format of a store)."""
         return self.model_dump_json(indent=2) + "\n"
+
+    @property
+    def provenance(self) -> Provenance:
+        """Where the record's model comes from."""
+        return Provenance(**{name: getattr(self, name) for name in Provenance.model_fields})
 
 
 class ModelRegistry(Protocol):
@@ -336,19 +371,20 @@ def _new_record_id() -> str:
 
 
 def _append_new_record(
-    store: PromotionStore, kind: RecordKind, model: ModelVersion, now: datetime | None, **fields: Any
+    store: PromotionStore,
+    kind: RecordKind,
+    model: ModelVersion,
+    provenance: Provenance | None,
+    now: datetime | None,
+    **fields: Any,
 ) -> PromotionRecord:
     """A new record of ``kind`` about ``model``, stamped with a fresh id and ``now``, appended to ``store``."""
     record = PromotionRecord(
-        record_id=_new_record_id(), kind=kind, model=model, created_at=_timestamp(now or utc_now()), **fields
+        record_id=_new_record_id(), kind=kind, model=model, created_at=_timestamp(now or utc_now()),
+        **(provenance or Provenance()).model_dump(), **fields,
     )
     store.append(record)
     return record
-
-
-def candidate_details(metadata: Mapping[str, Any]) -> dict[str, str]:
-    """``base_model`` and ``tuning_job`` of a tuned-model artifact's metadata, as the records keep them."""
-    return {"base_model": str(metadata.get("base_model", "")), "tuning_job": str(metadata.get("tuning_job", ""))}
 
 
 def write_record_artifact(path: str | Path, record: PromotionRecord, registry_uri: str) -> dict[str, Any]:
@@ -417,14 +453,10 @@ def promote(
     *,
     registry: ModelRegistry | None = None,
     alias: str = DEFAULT_PRODUCTION_ALIAS,
-    metrics: dict[str, float] | None = None,
-    dataset_hash: str = "",
-    pipeline_run: str = "",
-    base_model: str = "",
-    tuning_job: str = "",
+    provenance: Provenance | None = None,
     now: datetime | None = None,
 ) -> PromotionRecord:
-    """Make ``candidate`` the production model and record it.
+    """Make ``candidate`` the production model and record it, with its ``provenance``.
 
     With a ``registry``, the alias is added to the candidate and removed from
     the previous champion, and their status labels are updated, before the
@@ -440,13 +472,10 @@ def promote(
         return current
     previous = current.model if current else None
     if registry is not None:
+        dataset_hash = provenance.dataset_hash if provenance else ""
         extra_labels = {DATASET_LABEL: sanitize_label_value(dataset_hash)} if dataset_hash else {}
         _move_alias(registry, alias, new=candidate, old=previous, old_status=STATUS_RETIRED, new_labels=extra_labels)
-    record = _append_new_record(
-        store, "promotion", candidate, now,
-        alias=alias, metrics=dict(metrics or {}), dataset_hash=dataset_hash, pipeline_run=pipeline_run,
-        previous_champion=previous, base_model=base_model, tuning_job=tuning_job,
-    )
+    record = _append_new_record(store, "promotion", candidate, provenance, now, alias=alias, previous_champion=previous)
     log.info(
         "Promoted %s to %r (previous champion: %s)",
         candidate.versioned_name,
@@ -461,23 +490,20 @@ def record_rejection(
     candidate: ModelVersion,
     reasons: list[str],
     *,
-    metrics: dict[str, float] | None = None,
-    dataset_hash: str = "",
-    pipeline_run: str = "",
-    base_model: str = "",
-    tuning_job: str = "",
+    provenance: Provenance | None = None,
     now: datetime | None = None,
 ) -> PromotionRecord:
-    """Record that ``candidate`` did not pass the gate, with the gate's reasons; the champion stays.
+    """Record that ``candidate`` did not pass the gate, with the gate's reasons and its ``provenance``.
+
+    The champion stays.
 
     Raises PromotionError when the store cannot be read or written.
     """
     current = store.champion()
     record = _append_new_record(
-        store, "rejection", candidate, now,
-        alias=current.alias if current else DEFAULT_PRODUCTION_ALIAS, metrics=dict(metrics or {}),
-        dataset_hash=dataset_hash, pipeline_run=pipeline_run, previous_champion=current.model if current else None,
-        reasons=list(reasons), base_model=base_model, tuning_job=tuning_job,
+        store, "rejection", candidate, provenance, now,
+        alias=current.alias if current else DEFAULT_PRODUCTION_ALIAS,
+        previous_champion=current.model if current else None, reasons=list(reasons),
     )
     log.info("Recorded rejection of %s with %d reason(s)", candidate.versioned_name, len(reasons))
     return record
@@ -532,11 +558,11 @@ def rollback(
     alias = current.alias
     if registry is not None:
         _move_alias(registry, alias, new=target.model, old=current.model, old_status=STATUS_ROLLED_BACK)
+    # The model returned to keeps the provenance of its promotion; the record names the run that rolled back.
+    provenance = target.provenance.model_copy(update={"pipeline_run": pipeline_run})
     record = _append_new_record(
-        store, "rollback", target.model, now,
-        alias=alias, metrics=dict(target.metrics), dataset_hash=target.dataset_hash, pipeline_run=pipeline_run,
-        previous_champion=current.model, reasons=[reason] if reason else [],
-        base_model=target.base_model, tuning_job=target.tuning_job,
+        store, "rollback", target.model, provenance, now,
+        alias=alias, previous_champion=current.model, reasons=[reason] if reason else [],
     )
     log.info("Rolled back %r from %s to %s", alias, current.model.versioned_name, target.model.versioned_name)
     return record

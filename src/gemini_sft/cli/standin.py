@@ -37,12 +37,13 @@ def register(subparsers: Any) -> None:
 
 def serve(args: argparse.Namespace, stop: threading.Event, out: TextIO = sys.stdout) -> int:
     """Run the stand-in until ``stop`` is set; prints its base URL first. ConfigError for bad options."""
-    if args.latency < 0:
-        raise ConfigError(f"--latency must be >= 0, got {args.latency}.")
-    if args.polls_per_state < 0:
-        raise ConfigError(f"--polls-per-state must be >= 0, got {args.polls_per_state}.")
-    if not 0 <= args.port <= 65535:
-        raise ConfigError(f"--port must be within 0-65535, got {args.port}.")
+    for flag, value, fits, rule in (
+        ("--latency", args.latency, args.latency >= 0, ">= 0"),
+        ("--polls-per-state", args.polls_per_state, args.polls_per_state >= 0, ">= 0"),
+        ("--port", args.port, 0 <= args.port <= 65535, "within 0-65535"),
+    ):
+        if not fits:
+            raise ConfigError(f"{flag} must be {rule}, got {value}.")
     standin = VertexStandIn(
         port=args.port,
         latency_seconds=args.latency,
