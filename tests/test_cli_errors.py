@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from google.auth import exceptions as auth_exceptions
 
 import gemini_sft.cli as cli
 import gemini_sft.storage as storage
@@ -156,3 +157,19 @@ def test_ctrl_c_in_a_local_run_exits_130_in_one_line_and_marks_the_run_folder(tm
     assert "interrupted" in line and RUN_STATUS_FILE in line
     status = json.loads((output / RUN_STATUS_FILE).read_text())
     assert status["state"] == "interrupted" and status["step"] == "clean-data"
+
+
+@pytest.mark.parametrize("error, code, words", [
+    (lambda: auth_exceptions.RefreshError("invalid_grant: Token has been expired or revoked."),
+     cli.EXIT_USAGE, "gcloud auth application-default login"),
+    (KeyboardInterrupt, 130, "interrupted"),
+])
+def test_expired_credentials_and_ctrl_c_in_any_command_are_one_line(monkeypatch, capsys, error, code, words) -> None:
+    import gemini_sft.dag as dag
+
+    def fail(*_args, **_kwargs):
+        raise error()
+
+    monkeypatch.setattr(dag, "render", fail)
+    assert cli.main(["dag"]) == code
+    assert words in one_line_error(capsys.readouterr().err)

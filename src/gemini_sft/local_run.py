@@ -31,7 +31,6 @@ LOCAL_PROJECT = "local-project"
 LOCAL_REGION = "us-central1"
 # Written in the run folder when the run starts and rewritten when it ends (succeeded, failed, interrupted).
 RUN_STATUS_FILE = "run_status.json"
-EXIT_INTERRUPTED = 130
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -169,12 +168,12 @@ def write_run_status(output_dir: Path, state: str, **details: Any) -> None:
 
 
 def raw_data_file(data: str | Path | None) -> Path:
-    """The file a local run reads: the shipped sample when None; a ``gs://`` URI through the /gcs/ mount.
+    """The file a local run reads: the shipped sample when none is given; a ``gs://`` URI through the /gcs/ mount.
 
     Raises InputFormatError (one line saying what to do) when the file is missing, is a folder,
     or is a ``gs://`` URI and this machine has no Cloud Storage FUSE mount.
     """
-    if data is None:
+    if not data:
         return shipped_sample_path()
     text = str(data)
     if text.startswith(GCS_PREFIX):
