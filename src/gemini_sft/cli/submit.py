@@ -63,6 +63,9 @@ def submit_command(args: argparse.Namespace) -> int:
         print(f"  {stamp} {state.removeprefix('PIPELINE_STATE_')}", flush=True)
 
     timeout = args.timeout_minutes * 60 if args.timeout_minutes else None
-    follow_run(run.resource_name, poll_seconds=args.poll_seconds, timeout_seconds=timeout, on_state=show)
+    try:
+        follow_run(run.resource_name, poll_seconds=args.poll_seconds, timeout_seconds=timeout, on_state=show)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"stopped following {run.run_id}; the run goes on ({run.console_url})") from None
     print(f"Run {run.run_id} succeeded.")
     return 0
