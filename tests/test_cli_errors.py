@@ -110,6 +110,14 @@ def test_run_local_on_a_folder_says_it_is_a_folder(tmp_path: Path, capsys) -> No
     assert "is a folder" in line and "one file" in line
 
 
+@pytest.mark.parametrize("output, words", [("a-file", "is a file"), ("a-file/run", "cannot create the run folder")])
+def test_run_local_with_an_output_that_cannot_be_a_folder_says_so(tmp_path: Path, capsys, output: str, words: str) -> None:
+    (tmp_path / "a-file").write_text("kept\n")
+    assert cli.main(["run", "--local", "--output", str(tmp_path / output)]) == cli.EXIT_USAGE
+    assert words in one_line_error(capsys.readouterr().err)
+    assert (tmp_path / "a-file").read_text() == "kept\n"
+
+
 @pytest.mark.parametrize("command", ["config check {bad}", "config check {good} --spec {bad}", "dag --spec {bad}",
                                      "submit --config {good} --spec {bad} --dry-run", "submit --config {bad}"])
 def test_a_binary_config_or_spec_is_named_in_one_line(tmp_path: Path, capsys, command: str) -> None:

@@ -195,6 +195,18 @@ def raw_data_file(data: str | Path | None) -> Path:
     return path
 
 
+def _make_run_folder(path: Path) -> Path:
+    """Create the run folder (or reuse an existing one); ConfigError in one line when it cannot be made."""
+    folder = path.resolve()
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--output {path} is a file; give a folder for the run (it is created if missing).")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--output {path}: cannot create the run folder ({exc.strerror}).") from None
+    return folder
+
+
 def _failure_message(error: RuntimeError, tee: _ProgressTee, log_file: Path) -> str:
     """One line naming the failed step and its own error, else kfp's message; both point at the log."""
     for task, step_error in tee.failures.items():
@@ -246,8 +258,7 @@ def run_local(
 
     console = console or sys.stdout
     data = raw_data_file(data)
-    output_dir = (Path(output_dir) if output_dir else default_output_dir()).resolve()
-    output_dir.mkdir(parents=True, exist_ok=True)
+    output_dir = _make_run_folder(Path(output_dir) if output_dir else default_output_dir())
     pipeline_root = output_dir / "pipeline_root"
     registry = output_dir / "registry"
     log_file = output_dir / "pipeline.log"
