@@ -181,3 +181,29 @@ def test_expired_credentials_and_ctrl_c_in_any_command_are_one_line(monkeypatch,
     monkeypatch.setattr(dag, "render", fail)
     assert cli.main(["dag"]) == code
     assert words in one_line_error(capsys.readouterr().err)
+
+
+def test_a_command_declared_with_add_command_gets_its_handler_help_and_common_options() -> None:
+    import argparse
+
+    from gemini_sft.cli.common import add_command
+
+    def handler(_args: argparse.Namespace) -> int:
+        return 0
+
+    parser = argparse.ArgumentParser(prog="gemini-sft")
+    commands = parser.add_subparsers(dest="command", required=True)
+    doc = """``gemini-sft probe``: a title for code readers.
+
+    What ``gemini-sft probe --help`` shows.
+    """
+    probe = add_command(commands, "probe", handler, "one line for gemini-sft --help", doc, config="required",
+                        api_endpoint=True)
+    assert probe.description == "What ``gemini-sft probe --help`` shows."
+    args = parser.parse_args(["probe", "--config", "dev.yaml", "--api-endpoint", "http://127.0.0.1:1"])
+    assert (args.handler, args.config, args.api_endpoint) == (handler, Path("dev.yaml"), "http://127.0.0.1:1")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["probe"])  # --config is required
+    optional = add_command(commands, "peek", handler, "no doc: the help line is the description", config="optional")
+    assert optional.description == "no doc: the help line is the description"
+    assert parser.parse_args(["peek"]).config is None
