@@ -63,7 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the process exit code."""
+    """Run the CLI; returns the process exit code (Ctrl-C included, even while the commands load)."""
+    try:
+        return _run_command(argv)
+    except KeyboardInterrupt as exc:
+        print(f"gemini-sft: interrupted{f'; {exc}' if str(exc) else ''}.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _run_command(argv: list[str] | None) -> int:
+    """Parse the arguments and run the command's handler; every error it meets on purpose becomes one line."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -82,9 +91,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gemini-sft: no usable Google Cloud credentials ({_first_line(exc)}): {CREDENTIALS_FIX}.",
               file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt as exc:
-        print(f"gemini-sft: interrupted{f'; {exc}' if str(exc) else ''}.", file=sys.stderr)
-        return EXIT_INTERRUPTED
 
 
 def _first_line(error: BaseException) -> str:
