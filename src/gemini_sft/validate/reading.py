@@ -1,0 +1,159 @@
+"""Reading a file as chunks of whole lines, in bounded memory, and choosing how many workers check them.
+
+In-process checking reads the bytes as it goes (:func:`read_chunks`); the
+parallel path only finds line boundaries (:func:`chunk_offsets`) and each worker
+reads its own byte range. Both yield the same chunks (a test holds them equal),
+and both skip a line longer than ``max_line_bytes`` without keeping it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from gemini_sft.parallel import worker_count
+from gemini_sft.validate.settings import ValidationConfig
+
+# A line longer than this cannot be a valid example (the token limit is far lower);
+# it is reported and skipped without being held in memory.
+MAX_LINE_BYTES = 32 * 1024 * 1024
+# Files smaller than this are checked in-process: starting workers would cost more than it saves.
+PARALLEL_MIN_BYTES = 64 * 1024 * 1024
+MAX_AUTO_WORKERS = 4
+UTF8_BOM = b"\xef\xbb\xbf"
+COMPRESSED_MAGIC = ((b"\x1f\x8b", "gzip"), (b"PK\x03", "zip"), (b"BZh", "bzip2"), (b"\xfd7z", "xz"))
+HEAD_BYTES = len(UTF8_BOM)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A run of whole lines, each ending with a newline: bytes ``[offset, offset + length)`` of the file.
+
+    ``data`` holds the bytes when the reader keeps them (a final line without a
+    newline gets one). Line numbers are not known here: results are numbered
+    from 1 and shifted when merged in file order.
+    """
+
+    data: bytes | None
+    bytes_done: int
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True)
+class LongLine:
+    """A line longer than MAX_LINE_BYTES, skipped unread; it is the line after everything merged before it."""
+
+    bytes_done: int
+
+
+def compression_of(head: bytes) -> str | None:
+    """The compression format a file's first bytes announce ("gzip", "zip", ...), or None for plain text."""
+    return next((name for magic, name in COMPRESSED_MAGIC if head.startswith(magic)), None)
+
+
+def workers_for(config: ValidationConfig, file_bytes: int, sequential: bool) -> int:
+    """Worker processes to check a file: 1 when ``sequential`` or in a daemon process, else the config's or automatic.
+
+    Args:
+        config: its ``workers`` (None: automatic, several only for large files and as many CPUs as are usable).
+        file_bytes: the size of the file.
+        sequential: the caller needs one process (a token counter is used in order).
+    """
+    if sequential or multiprocessing.current_process().daemon:  # daemon processes may not start workers
+        return 1
+    if config.workers is not None:
+        return config.workers
+    return worker_count(file_bytes, PARALLEL_MIN_BYTES, MAX_AUTO_WORKERS)
+
+
+def read_chunks(handle: Any, chunk_bytes: int, max_line_bytes: int, skip: int = 0) -> Iterator[Chunk | LongLine]:
+    """Split a binary stream into chunks of whole lines, keeping their bytes.
+
+    Args:
+        handle: the stream, positioned at ``skip``.
+        chunk_bytes: how much to read at a time.
+        max_line_bytes: a longer line is yielded as :class:`LongLine` and skipped without being kept.
+        skip: the file offset of the stream's position (bytes skipped at the start, e.g. a BOM).
+    """
+    position = skip  # file offset of the next byte to read
+    rest = b""
+    rest_start = skip
+    skipping = False
+    while True:
+        block = handle.read(chunk_bytes)
+        if not block:
+            break
+        block_start = position
+        position += len(block)
+        if skipping:
+            newline = block.find(b"\n")
+            if newline < 0:
+                continue
+            block = block[newline + 1 :]
+            block_start += newline + 1
+            skipping = False
+        if rest:
+            buffer, buffer_start = rest + block, rest_start
+        else:
+            buffer, buffer_start = block, block_start
+        cut = buffer.rfind(b"\n")
+        if cut < 0:
+            if len(buffer) > max_line_bytes:
+                yield LongLine(position)
+                skipping = True
+                rest = b""
+            else:
+                rest, rest_start = buffer, buffer_start
+            continue
+        yield Chunk(buffer[: cut + 1], position, buffer_start, cut + 1)
+        rest, rest_start = buffer[cut + 1 :], buffer_start + cut + 1
+    if rest and not skipping:
+        yield Chunk(rest + b"\n", position, rest_start, len(rest))
+
+
+def chunk_offsets(handle: Any, chunk_bytes: int, max_line_bytes: int, skip: int = 0) -> Iterator[Chunk | LongLine]:
+    """Like :func:`read_chunks` without keeping or copying any bytes: offsets only (``data`` is None)."""
+    position = skip  # file offset of the next byte to read
+    chunk_start = skip  # file offset of the first line not yet yielded
+    pending = 0  # bytes since the last newline
+    skipping = False
+    while True:
+        block = handle.read(chunk_bytes)
+        if not block:
+            break
+        block_start = position
+        position += len(block)
+        if skipping:
+            newline = block.find(b"\n")
+            if newline < 0:
+                continue
+            block = block[newline + 1 :]
+            block_start += newline + 1
+            chunk_start = block_start
+            pending = 0
+            skipping = False
+        cut = block.rfind(b"\n")
+        if cut < 0:
+            pending += len(block)
+            if pending > max_line_bytes:
+                yield LongLine(position)
+                skipping = True
+            continue
+        end = block_start + cut + 1
+        yield Chunk(None, position, chunk_start, end - chunk_start)
+        chunk_start = end
+        pending = len(block) - cut - 1
+    if chunk_start < position and not skipping:
+        yield Chunk(None, position, chunk_start, position - chunk_start)
+
+
+def read_range(path: str, offset: int, length: int) -> bytes:
+    """Bytes ``[offset, offset + length)`` of a file, ending with a newline (one is added when missing)."""
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        data = handle.read(length)
+    if not data.endswith(b"\n"):
+        data += b"\n"
+    return data
