@@ -1,7 +1,8 @@
 """``gemini-sft validate PATH [VALIDATION_PATH]``: check tuning data the way Vertex will, without KFP.
 
 Exit codes: 0 valid (and within the budget when one is given), 1 invalid or
-over budget, 2 usage error (missing file, unknown model, bad option).
+over budget, 2 usage error (a missing file, a directory, a binary or non-UTF-8
+file, an unknown model, a bad option).
 """
 
 from __future__ import annotations
@@ -88,12 +89,13 @@ def _progress_bar(path: Path, enabled: bool) -> tuple[Callable[[int, int], None]
 
 def _validate(args: argparse.Namespace) -> int:
     from gemini_sft.errors import ConfigError
-    from gemini_sft.validate import validate_splits
+    from gemini_sft.validate import input_problem, validate_splits
 
     paths = [args.path] + ([args.validation_path] if args.validation_path is not None else [])
     for path in paths:
-        if not path.is_file():
-            print(f"gemini-sft validate: {path}: no such file", file=sys.stderr)
+        problem = input_problem(path)
+        if problem is not None:
+            print(f"gemini-sft validate: {path}: {problem}", file=sys.stderr)
             return EXIT_USAGE
     if args.budget_usd is not None and args.budget_usd < 0:
         raise ConfigError(f"--max-budget-usd must be >= 0, got {args.budget_usd}")

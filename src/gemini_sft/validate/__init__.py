@@ -28,6 +28,7 @@ Modules: ``settings`` (the stage record and the per-file config), ``reading``
 from gemini_sft.validate.counting import TOKEN_SOURCE_API, TOKEN_SOURCE_ESTIMATE, TokenCounter
 from gemini_sft.validate.issues import ERROR_CODES, WARNING_CODES, ValidationIssue
 from gemini_sft.validate.outcome import ValidationOutcome, split_if_present, validate_splits
+from gemini_sft.validate.reading import input_problem
 from gemini_sft.validate.reading import workers_for as _workers_for
 from gemini_sft.validate.report import ValidationReport, raise_if_invalid
 from gemini_sft.validate.run import ProgressCallback, validate_dataset
@@ -46,6 +47,7 @@ __all__ = [
     "TOKEN_SOURCE_API",
     "TOKEN_SOURCE_ESTIMATE",
     "WARNING_CODES",
+    "input_problem",
     "ProgressCallback",
     "Split",
     "TokenCounter",

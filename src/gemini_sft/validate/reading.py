@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator
 
 from gemini_sft.parallel import worker_count
@@ -24,6 +25,8 @@ MAX_AUTO_WORKERS = 4
 UTF8_BOM = b"\xef\xbb\xbf"
 COMPRESSED_MAGIC = ((b"\x1f\x8b", "gzip"), (b"PK\x03", "zip"), (b"BZh", "bzip2"), (b"\xfd7z", "xz"))
 HEAD_BYTES = len(UTF8_BOM)
+# How much of a file input_problem() reads to tell a text file from a binary or non-UTF-8 one.
+SNIFF_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,46 @@ class LongLine:
 def compression_of(head: bytes) -> str | None:
     """The compression format a file's first bytes announce ("gzip", "zip", ...), or None for plain text."""
     return next((name for magic, name in COMPRESSED_MAGIC if head.startswith(magic)), None)
+
+
+def input_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be a JSONL input, in a few words with the fix; None when it can be read as one.
+
+    A missing path, a directory, a binary file (NUL bytes: binary or UTF-16)
+    and a file whose start is not UTF-8 are problems; a compressed file is not
+    (validation reports it as ``compressed_file``). Only the first
+    ``SNIFF_BYTES`` are read.
+    """
+    if path.is_dir():
+        return f"is a directory; pass the JSONL file in it, e.g. {path / 'train.jsonl'}"
+    if not path.exists():
+        return "no such file"
+    if not path.is_file():
+        return "is not a regular file; pass a JSONL file"
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(SNIFF_BYTES)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc}); check the path and permissions"
+    if compression_of(head) is not None:
+        return None
+    nul = head.find(b"\x00")
+    if nul >= 0:
+        return (
+            f"is not a text file (byte {nul + 1} is a NUL byte: a binary or UTF-16 file); "
+            "pass a UTF-8 JSONL file, or convert it with `iconv -t UTF-8`"
+        )
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        truncated = exc.reason == "unexpected end of data" and len(head) == SNIFF_BYTES
+        if not truncated:  # else a character was cut at the end of what was read
+            line = head.count(b"\n", 0, exc.start) + 1
+            return (
+                f"is not UTF-8 text (byte {exc.start + 1}, on line {line}, is not UTF-8); "
+                "save it as UTF-8, e.g. with `iconv -f LATIN1 -t UTF-8`"
+            )
+    return None
 
 
 def workers_for(config: ValidationConfig, file_bytes: int, sequential: bool) -> int:
