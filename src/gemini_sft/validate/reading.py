@@ -2,8 +2,13 @@
 
 In-process checking reads the bytes as it goes (:func:`read_chunks`); the
 parallel path only finds line boundaries (:func:`chunk_offsets`) and each worker
-reads its own byte range. Both yield the same chunks (a test holds them equal),
+reads its own byte range. Both are one reader, so they yield the same chunks,
 and both skip a line longer than ``max_line_bytes`` without keeping it.
+
+The parallel reader of :mod:`gemini_sft.parallel` (:func:`~gemini_sft.parallel.line_aligned_ranges`)
+cuts a file into a few large ranges; validation needs many small chunks instead,
+so that memory stays bounded, progress is reported as it goes and a line too
+long to be an example is skipped unread.
 """
 
 from __future__ import annotations
@@ -120,48 +125,22 @@ def read_chunks(handle: Any, chunk_bytes: int, max_line_bytes: int, skip: int = 
         max_line_bytes: a longer line is yielded as :class:`LongLine` and skipped without being kept.
         skip: the file offset of the stream's position (bytes skipped at the start, e.g. a BOM).
     """
-    position = skip  # file offset of the next byte to read
-    rest = b""
-    rest_start = skip
-    skipping = False
-    while True:
-        block = handle.read(chunk_bytes)
-        if not block:
-            break
-        block_start = position
-        position += len(block)
-        if skipping:
-            newline = block.find(b"\n")
-            if newline < 0:
-                continue
-            block = block[newline + 1 :]
-            block_start += newline + 1
-            skipping = False
-        if rest:
-            buffer, buffer_start = rest + block, rest_start
-        else:
-            buffer, buffer_start = block, block_start
-        cut = buffer.rfind(b"\n")
-        if cut < 0:
-            if len(buffer) > max_line_bytes:
-                yield LongLine(position)
-                skipping = True
-                rest = b""
-            else:
-                rest, rest_start = buffer, buffer_start
-            continue
-        yield Chunk(buffer[: cut + 1], position, buffer_start, cut + 1)
-        rest, rest_start = buffer[cut + 1 :], buffer_start + cut + 1
-    if rest and not skipping:
-        yield Chunk(rest + b"\n", position, rest_start, len(rest))
+    return _chunks(handle, chunk_bytes, max_line_bytes, skip, keep_data=True)
 
 
 def chunk_offsets(handle: Any, chunk_bytes: int, max_line_bytes: int, skip: int = 0) -> Iterator[Chunk | LongLine]:
     """Like :func:`read_chunks` without keeping or copying any bytes: offsets only (``data`` is None)."""
+    return _chunks(handle, chunk_bytes, max_line_bytes, skip, keep_data=False)
+
+
+def _chunks(
+    handle: Any, chunk_bytes: int, max_line_bytes: int, skip: int, keep_data: bool
+) -> Iterator[Chunk | LongLine]:
     position = skip  # file offset of the next byte to read
     chunk_start = skip  # file offset of the first line not yet yielded
+    rest = b""  # with keep_data: the bytes since the last newline
     pending = 0  # bytes since the last newline
-    skipping = False
+    skipping = False  # inside a line longer than max_line_bytes
     while True:
         block = handle.read(chunk_bytes)
         if not block:
@@ -183,13 +162,21 @@ def chunk_offsets(handle: Any, chunk_bytes: int, max_line_bytes: int, skip: int 
             if pending > max_line_bytes:
                 yield LongLine(position)
                 skipping = True
+                rest = b""
+            elif keep_data:
+                rest += block
             continue
         end = block_start + cut + 1
-        yield Chunk(None, position, chunk_start, end - chunk_start)
+        if keep_data:
+            data: bytes | None = rest + block[: cut + 1] if rest else block[: cut + 1]
+            rest = block[cut + 1 :]
+        else:
+            data = None
+        yield Chunk(data, position, chunk_start, end - chunk_start)
         chunk_start = end
         pending = len(block) - cut - 1
     if chunk_start < position and not skipping:
-        yield Chunk(None, position, chunk_start, position - chunk_start)
+        yield Chunk(rest + b"\n" if keep_data else None, position, chunk_start, position - chunk_start)
 
 
 def read_range(path: str, offset: int, length: int) -> bytes:
