@@ -12,11 +12,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gemini_sft.validate import reading, run as validate_run, settings as validate_settings
 from gemini_sft.errors import ConfigError, DatasetInvalidError, InputFormatError, VertexApiError
 from gemini_sft.examples import make_example
 from gemini_sft.model_catalog import limits_for
 from gemini_sft.tokens import estimate_example_tokens
+from gemini_sft.validate import reading
+from gemini_sft.validate import run as validate_run
 from gemini_sft.validate import (
     ERROR_CODES,
     TOKEN_SOURCE_API,
@@ -309,7 +310,6 @@ def tiny_limits(monkeypatch: pytest.MonkeyPatch) -> None:
         max_validation_examples=4,
     )
     monkeypatch.setattr(validate_run, "limits_for", lambda model: small)
-    monkeypatch.setattr(validate_settings, "limits_for", lambda model: small)
 
 
 def test_empty_file_has_no_examples(tmp_path: Path) -> None:

@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             help=f"same as --{dest.replace('_', '-')}")
     # The CLI has no budget unless one is given (the pipeline's max_budget_usd defaults to 100).
     parser.add_argument(
-        "--max-budget-usd", dest="budget_usd", type=float, default=None,
+        "--max-budget-usd", dest="budget_usd", metavar="USD", type=float, default=None,
         help="fail (exit 1) when the estimated cost is above this many USD (default: no budget)",
     )
     parser.add_argument(

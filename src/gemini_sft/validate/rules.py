@@ -5,6 +5,11 @@ accepts the common valid shape inline and sends every other line here. Each
 function records into an :class:`~gemini_sft.validate.issues.IssueSink` and
 names the codes it may raise. Messages never quote example content, only
 schema values (roles, key names) shortened by :func:`short`.
+
+Every rule takes the same leading arguments: ``sink`` (where issues are
+recorded) and ``line_no`` (the example's 1-based line); then the value it
+checks, and where that value is: ``index`` (the turn's position in
+``contents``) or ``where`` (the path of a part, e.g. ``contents[0].parts[1]``).
 """
 
 from __future__ import annotations
