@@ -16,7 +16,6 @@ from typing import Any, Callable
 
 from gemini_sft.cost import check_budget
 from gemini_sft.errors import BudgetExceededError
-from gemini_sft.validate.counting import TokenCounter
 from gemini_sft.validate.report import ValidationReport, raise_if_invalid
 from gemini_sft.validate.run import ProgressCallback, validate_dataset
 from gemini_sft.validate.settings import DEFAULT_MAX_API_EXAMPLES, ValidationSettings
@@ -165,7 +164,6 @@ def validate_splits(
     *,
     workers: int | None = None,
     max_api_examples: int | None = DEFAULT_MAX_API_EXAMPLES,
-    token_counter: TokenCounter | None = None,
     progress: ProgressFactory | None = None,
 ) -> ValidationOutcome:
     """Validate the training split and the validation split (when given) under the stage settings.
@@ -177,12 +175,11 @@ def validate_splits(
         budget_usd: the budget the estimate is held to (None: no budget).
         workers: worker processes per file (None: automatic).
         max_api_examples: ask the countTokens API about at most this many examples per file.
-        token_counter: the counter to use; None builds it from the settings (or counts offline).
         progress: makes a progress callback per file.
 
     Raises InputFormatError when a file cannot be opened, ConfigError for invalid settings.
     """
-    counter = token_counter if token_counter is not None else settings.token_counter()
+    counter = settings.token_counter()
     reports: list[ValidationReport] = []
     for path, split in ((train, "training"), (validation, "validation")):
         if path is None:
