@@ -464,6 +464,15 @@ class ApiTokenCounter:
     retried ``attempts`` times with backoff; anything else, or retries running
     out, raises VertexApiError (the validator then falls back to its offline
     estimate). Implements :class:`gemini_sft.validate.TokenCounter`.
+
+    Args:
+        settings: project, region and endpoint of the requests.
+        model: the model whose tokenizer counts (a tuned model's resource name counts like its family).
+        max_concurrency: requests in flight at once.
+        cache_size: digests of counted examples remembered (the cache is cleared when full).
+        attempts: tries per request for transient failures.
+        backoff_seconds: the first wait between tries (it grows with each retry).
+        client: a google-genai client to use instead of building one (tests).
     """
 
     def __init__(
