@@ -32,6 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "dag",
     "config",
     "preflight",
+    "review",
 )
 
 EXIT_OK = 0
