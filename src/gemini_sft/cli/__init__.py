@@ -33,6 +33,10 @@ COMMAND_MODULES: tuple[str, ...] = (
     "config",
     "preflight",
     "review",
+    "ask",
+    "approve",
+    "reject",
+    "canary",
 )
 
 EXIT_OK = 0
