@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from gemini_sft.examples import make_example
-from gemini_sft.promotion import ModelVersion, PromotionStore, promote, stage_candidate
+from gemini_sft.promotion import ModelVersion, PromotionStore, promote
+from gemini_sft.review.staging import stage_candidate
 from gemini_sft.serving import ModelReply, ReplyRequest, ServingClient, ServingSettings
 from gemini_sft.serving.canary import ShadowLog
 from gemini_sft.serving.client import read_serving_plan

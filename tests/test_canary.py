@@ -7,14 +7,8 @@ from pathlib import Path
 import pytest
 
 from gemini_sft.errors import PromotionError
-from gemini_sft.promotion import (
-    ModelVersion,
-    active_canary,
-    canary_history,
-    set_canary,
-    stage_candidate,
-    staged_candidates,
-)
+from gemini_sft.promotion import ModelVersion
+from gemini_sft.review.staging import active_canary, canary_history, set_canary, stage_candidate, staged_candidates
 from gemini_sft.serving import ModelReply, ShadowLog, canary_position, goes_to_canary
 from serving_helpers import (
     BASE_MODEL,

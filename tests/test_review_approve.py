@@ -9,12 +9,8 @@ import pytest
 
 from gemini_sft.cli import main
 from gemini_sft.errors import PromotionError
-from gemini_sft.promotion import (
-    PromotionStore,
-    find_staged,
-    promote_or_stage,
-    staged_candidates,
-)
+from gemini_sft.promotion import PromotionStore
+from gemini_sft.review.staging import find_staged, promote_or_stage, staged_candidates
 from gemini_sft.review.ratings import Rating, RatingsFile
 from serving_helpers import BASE_MODEL, CANDIDATE, PRODUCTION, registry_with_champion
 

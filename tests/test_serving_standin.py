@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from gemini_sft.cli import main
-from gemini_sft.promotion import PromotionStore, promote, stage_candidate, staged_candidates
+from gemini_sft.promotion import PromotionStore, promote
+from gemini_sft.review.staging import stage_candidate, staged_candidates
 from gemini_sft.review.server import ReviewSession
 from gemini_sft.standin import VertexStandIn
 from serving_helpers import BASE_MODEL, GOOD, standin_endpoint, write_training_file

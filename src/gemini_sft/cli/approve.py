@@ -22,7 +22,7 @@ def add_decision_arguments(parser: argparse.ArgumentParser) -> None:
 
 def staged_for(store: Any, run: str) -> tuple[Any, Any]:
     """``(staged record, RunOutputs or None)`` for RUN; PromotionError when nothing staged matches."""
-    from gemini_sft.promotion import find_staged
+    from gemini_sft.review.staging import find_staged
     from gemini_sft.review.runs import locate_run
 
     outputs = locate_run(run)
@@ -67,7 +67,8 @@ def approve_command(args: argparse.Namespace) -> int:
     """Promote, or print why not (exit 1)."""
     from gemini_sft.cli.status import registry_uri_of
     from gemini_sft.config import EnvironmentConfig
-    from gemini_sft.promotion import PromotionStore, approve_staged
+    from gemini_sft.promotion import PromotionStore
+    from gemini_sft.review.staging import approve_staged
     from gemini_sft.review.ratings import read_ratings, summarize
     from gemini_sft.review.runs import approval_check
     from gemini_sft.serving import learn_output_contract, save_contract

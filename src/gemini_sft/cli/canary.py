@@ -52,7 +52,8 @@ def canary_set_command(args: argparse.Namespace) -> int:
     """Record the new share (or shadow); saves the candidate's output contract when RUN is a run folder."""
     from gemini_sft.cli.approve import staged_for
     from gemini_sft.cli.status import registry_uri_of
-    from gemini_sft.promotion import PromotionStore, set_canary
+    from gemini_sft.promotion import PromotionStore
+    from gemini_sft.review.staging import set_canary
     from gemini_sft.serving import learn_output_contract, save_contract
 
     uri, _ = registry_uri_of(args)
@@ -71,7 +72,8 @@ def canary_set_command(args: argparse.Namespace) -> int:
 def canary_clear_command(args: argparse.Namespace) -> int:
     """Record share 0 for the canary in force; says so when there is none."""
     from gemini_sft.cli.status import registry_uri_of
-    from gemini_sft.promotion import PromotionStore, active_canary, set_canary, staged_candidates
+    from gemini_sft.promotion import PromotionStore
+    from gemini_sft.review.staging import active_canary, set_canary, staged_candidates
 
     uri, _ = registry_uri_of(args)
     store = PromotionStore(uri)

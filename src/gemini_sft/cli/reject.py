@@ -27,7 +27,8 @@ def reject_command(args: argparse.Namespace) -> int:
     """Record the rejection."""
     from gemini_sft.cli.approve import staged_for
     from gemini_sft.cli.status import registry_uri_of
-    from gemini_sft.promotion import PromotionStore, reject_staged
+    from gemini_sft.promotion import PromotionStore
+    from gemini_sft.review.staging import reject_staged
     from gemini_sft.review.ratings import read_ratings, summarize
 
     uri, _ = registry_uri_of(args)

@@ -28,8 +28,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from gemini_sft.errors import ConfigError, GenerationCallError, PromotionError, VertexApiError
-from gemini_sft.promotion import CHAMPION_FILE, PromotionRecord, PromotionStore, active_canary
+from gemini_sft.promotion import CHAMPION_FILE, PromotionRecord, PromotionStore
 from gemini_sft.retry import RetryPolicy, call_with_retries
+from gemini_sft.review.staging import active_canary
 from gemini_sft.serving.canary import ShadowEntry, ShadowLog, goes_to_canary, key_digest, utc_stamp
 from gemini_sft.serving.contract import OutputContract, contract_path
 from gemini_sft.serving.fallback import CALL_FAILED_REASON, DEFAULT_RULES, FallbackRules, fallback_reason
