@@ -78,6 +78,7 @@ let current = null;
 let busy = false;
 
 function text(id, value) { document.getElementById(id).textContent = value; }
+function count(n, one, many) { return n + " " + (n === 1 ? one : many); }
 function percent(x) { return (x === null || isNaN(x)) ? "-" : (100 * x).toFixed(0) + "%"; }
 
 function render(state) {
@@ -98,8 +99,8 @@ function render(state) {
   text("summary", s.rated === 0
     ? "No ratings yet. Win rate of the tuned model appears here (" + state.tie_policy + ")."
     : "Tuned model win rate: " + percent(s.win_rate) + " (95% Wilson interval " + percent(s.ci_low) + " to " +
-      percent(s.ci_high) + ") from " + s.wins + " wins, " + s.ties + " ties, " + s.losses + " losses; " +
-      s.skips + " skipped. " + state.tie_policy + ".");
+      percent(s.ci_high) + ") from " + count(s.wins, "win", "wins") + ", " + count(s.ties, "tie", "ties") + ", " +
+      count(s.losses, "loss", "losses") + "; " + s.skips + " skipped. " + state.tie_policy + ".");
 }
 
 function status(message, isError) {
