@@ -11,6 +11,7 @@ from gemini_sft.cli import main
 from gemini_sft.promotion import PromotionStore, promote
 from gemini_sft.review.staging import stage_candidate, staged_candidates
 from gemini_sft.review.server import ReviewSession
+from gemini_sft.serving import fallback_reason, read_contract
 from gemini_sft.standin import VertexStandIn
 from serving_helpers import BASE_MODEL, GOOD, standin_endpoint, write_training_file
 
@@ -78,3 +79,11 @@ def test_local_run_review_approve_then_ask(tmp_path: Path, capsys) -> None:
         answer = _ask(capsys, registry, standin)
     assert answer["answered_by"] == "tuned" and answer["fallback_reason"] is None
     assert answer["text"].startswith("Category: ") and not any("no output contract" in n for n in answer["notes"])
+
+    # the rules applied to the evaluation's own answers: the tuned ones keep the contract, the base ones do not
+    contract = read_contract(store, run_champion.model.versioned_name)
+    rows = [json.loads(line) for line in session.predictions.read_text(encoding="utf-8").splitlines()]
+    tuned = [fallback_reason(r["tuned"]["answer"], r["tuned"]["finish_reason"], contract) for r in rows]
+    base = [fallback_reason(r["base"]["answer"], r["base"]["finish_reason"], contract) for r in rows]
+    assert tuned.count(None) == len(rows)
+    assert set(base) == {"contract_lines"}
