@@ -181,6 +181,7 @@ class EnvironmentConfig(BaseModel):
     template_path: str = DEFAULT_TEMPLATE_PATH
     display_name: str = "gemini-sft"
     registry_uri: str = ""
+    min_human_win_rate: float = Field(0.5, ge=0.0, le=1.0)  # share of human ratings the tuned model must win to be approved
     notification_emails: list[str] = Field(default_factory=list)
     api_endpoint: str = ""
     parameters: dict[str, Any] = Field(default_factory=dict)

@@ -38,7 +38,7 @@ from gemini_sft.storage import GCS_MOUNT, GCS_PREFIX, local_path
 
 log = logging.getLogger(__name__)
 
-RecordKind = Literal["promotion", "rollback", "rejection"]
+RecordKind = Literal["promotion", "rollback", "rejection", "staged", "canary"]
 
 DEFAULT_PRODUCTION_ALIAS = "production"
 RECORDS_DIR = "records"
@@ -146,7 +146,10 @@ class PromotionRecord(BaseModel):
     one it replaced. For a rollback, ``model`` is the model returned to and
     ``previous_champion`` the one taken out of production. For a rejection,
     ``model`` is the rejected candidate, ``reasons`` the gate's reasons and
-    ``previous_champion`` the champion that stayed in production.
+    ``previous_champion`` the champion that stayed in production. ``staged``
+    (waiting for human review) and ``canary`` records (with ``canary_share``
+    and ``shadow``) are written by ``gemini_sft.review.staging``; they never
+    change the champion.
     """
 
     model_config = ConfigDict(extra="ignore")
@@ -163,6 +166,9 @@ class PromotionRecord(BaseModel):
     reasons: list[str] = Field(default_factory=list)
     base_model: str = ""
     tuning_job: str = ""
+    # Canary records: the share of requests the staged candidate answers, and whether it answers in shadow.
+    canary_share: float = 0.0
+    shadow: bool = False
 
     def to_json(self) -> str:
         """The record as indented JSON (the file format of a store)."""
@@ -599,3 +605,13 @@ def _move_alias(
     registry.merge_labels(new, {STATUS_LABEL: STATUS_PRODUCTION, **(new_labels or {})})
     if old is not None and old != new:
         registry.merge_labels(old, {STATUS_LABEL: old_status})
+
+
+def new_record_id() -> str:
+    """A new record id, for records written outside this module (``gemini_sft.review.staging``)."""
+    return _new_record_id()
+
+
+def record_timestamp(moment: datetime | None = None) -> str:
+    """A record's ``created_at`` for ``moment`` (default: now): UTC, microseconds, ``Z``."""
+    return _timestamp(moment or utc_now())

@@ -804,3 +804,69 @@ def _storage_call(call: Callable[[], Any], what: str) -> Any:
         raise CannotCheck(f"no permission to read {what} ({exc.code})") from exc
     except (api_exceptions.GoogleAPIError, requests.RequestException, OSError) as exc:
         raise CannotCheck(f"could not read {what}: {type(exc).__name__}") from exc
+
+
+class GenAIReplyGenerator:
+    """Answers production questions (``gemini_sft.serving``) with ``client.models.generate_content``.
+
+    Like :class:`GenAIGenerator`, but for one prompt at a time and with what the
+    serving fallback rules need: the average token log-probability (when
+    ``response_logprobs`` is asked and the endpoint gives it) and a ``BLOCKED``
+    finish reason when the prompt itself was blocked. Sends no response schema.
+    Failures raise :class:`GenerationCallError`, retryable for 408/429/5xx,
+    timeouts and connection errors (the caller retries; the SDK's own retries stay off).
+
+    Args:
+        settings: project, region and API endpoint.
+        model: a publisher model id or a tuned model's endpoint resource name.
+        client: a google-genai client to reuse (one is built when None).
+        timeout_ms: per-call timeout when a client is built here.
+    """
+
+    def __init__(self, settings: VertexSettings, model: str, *, client: Any = None, timeout_ms: int = 60_000) -> None:
+        if not model:
+            raise ConfigError("a model name or endpoint resource name is required to answer")
+        self.settings = settings
+        self.model = model
+        self._client = client if client is not None else genai_client(settings, timeout_ms=timeout_ms)
+
+    def __call__(self, request: Any) -> Any:
+        """Answer a ``gemini_sft.serving.reply.ReplyRequest``; returns a ``ModelReply``."""
+        import httpx
+        from google.genai import errors as genai_errors
+        from google.genai import types
+
+        from gemini_sft.errors import GenerationCallError
+        from gemini_sft.serving.reply import ModelReply
+
+        config = types.GenerateContentConfig(
+            temperature=request.temperature,
+            max_output_tokens=request.max_output_tokens,
+            system_instruction=request.system_instruction or None,
+            response_logprobs=True if request.response_logprobs else None,
+            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+        )
+        contents = [types.Content(role="user", parts=[types.Part(text=request.prompt)])]
+        try:
+            response = self._client.models.generate_content(model=self.model, contents=contents, config=config)
+        except genai_errors.APIError as exc:
+            code = int(exc.code) if exc.code else None
+            raise GenerationCallError(
+                f"{self.model}: {exc.status or 'error'} {exc.message or ''}".strip(),
+                status_code=code,
+                retryable=code in TRANSIENT_HTTP_CODES,
+            ) from exc
+        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            raise GenerationCallError(f"{self.model}: {type(exc).__name__}", retryable=True) from exc
+        candidates = response.candidates or []
+        feedback = response.prompt_feedback
+        if not candidates and feedback is not None and feedback.block_reason:
+            return ModelReply(text="", finish_reason="BLOCKED", model_version=response.model_version or "")
+        finish = candidates[0].finish_reason if candidates else None
+        avg_logprob = candidates[0].avg_logprobs if candidates else None
+        return ModelReply(
+            text=_response_text(response),
+            finish_reason=str(getattr(finish, "value", finish) or ""),
+            avg_logprob=float(avg_logprob) if avg_logprob is not None else None,
+            model_version=response.model_version or "",
+        )

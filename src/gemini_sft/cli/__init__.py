@@ -36,6 +36,11 @@ COMMAND_MODULES: tuple[str, ...] = (
     "dag",
     "config",
     "preflight",
+    "review",
+    "ask",
+    "approve",
+    "reject",
+    "canary",
 )
 
 EXIT_OK = 0
