@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from gemini_sft.examples import make_example
-from gemini_sft.promotion import ModelVersion, PromotionStore, promote
+from gemini_sft.promotion import ModelVersion, PromotionStore, Provenance, promote
 from gemini_sft.review.staging import stage_candidate
 from gemini_sft.serving import ModelReply, ReplyRequest, ServingClient, ServingSettings
 from gemini_sft.serving.canary import ShadowLog
@@ -43,9 +43,9 @@ class ScriptedModel:
 def registry_with_champion(root: Path, *, staged: bool = False) -> PromotionStore:
     """A local registry whose champion is PRODUCTION (and, with ``staged``, CANDIDATE waiting for review)."""
     store = PromotionStore(str(root))
-    promote(store, PRODUCTION, base_model=BASE_MODEL, pipeline_run="run-1")
+    promote(store, PRODUCTION, provenance=Provenance(base_model=BASE_MODEL, pipeline_run="run-1"))
     if staged:
-        stage_candidate(store, CANDIDATE, base_model=BASE_MODEL, pipeline_run="run-2")
+        stage_candidate(store, CANDIDATE, provenance=Provenance(base_model=BASE_MODEL, pipeline_run="run-2"))
     return store
 
 

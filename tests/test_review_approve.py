@@ -9,7 +9,7 @@ import pytest
 
 from gemini_sft.cli import main
 from gemini_sft.errors import PromotionError
-from gemini_sft.promotion import PromotionStore
+from gemini_sft.promotion import PromotionStore, Provenance
 from gemini_sft.review.staging import find_staged, promote_or_stage, staged_candidates
 from gemini_sft.review.ratings import Rating, RatingsFile
 from serving_helpers import BASE_MODEL, CANDIDATE, PRODUCTION, registry_with_champion
@@ -32,8 +32,8 @@ class RecordingRegistry:
 def test_require_human_review_stages_the_candidate_and_leaves_production_alone(tmp_path: Path) -> None:
     store = registry_with_champion(tmp_path)
     registry = RecordingRegistry()
-    record = promote_or_stage(store, CANDIDATE, require_human_review=True, registry=registry,
-                              base_model=BASE_MODEL, pipeline_run="run-2", metrics={"tuned_rougeL": 0.9})
+    record = promote_or_stage(store, CANDIDATE, require_human_review=True, registry=registry, provenance=Provenance(
+                                  base_model=BASE_MODEL, pipeline_run="run-2", metrics={"tuned_rougeL": 0.9}))
     assert record.kind == "staged" and record.previous_champion == PRODUCTION
     assert registry.calls == []
     assert store.champion().model == PRODUCTION

@@ -9,7 +9,7 @@ import pytest
 
 from gemini_sft.errors import InputFormatError
 from gemini_sft.review.items import find_predictions, load_items, shown_order
-from gemini_sft.review.ratings import Rating, RatingsFile, ratings_csv, summarize, wilson_interval
+from gemini_sft.review.ratings import Rating, RatingsFile, summarize, wilson_interval
 from gemini_sft.review.server import ReviewSession
 from review_helpers import write_predictions
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gemini_sft.cli import main
-from gemini_sft.promotion import PromotionStore, promote
+from gemini_sft.promotion import PromotionStore, Provenance, promote
 from gemini_sft.review.staging import stage_candidate, staged_candidates
 from gemini_sft.review.server import ReviewSession
 from gemini_sft.serving import fallback_reason, read_contract
@@ -29,7 +29,7 @@ def test_ask_falls_back_to_the_base_model_when_the_tuned_endpoint_answers_empty(
 ) -> None:
     silent = standin_endpoint(standin, write_training_file(tmp_path / "silent.jsonl", ["", ""]))
     registry = tmp_path / "registry"
-    promote(PromotionStore(str(registry)), silent, base_model=BASE_MODEL)
+    promote(PromotionStore(str(registry)), silent, provenance=Provenance(base_model=BASE_MODEL))
 
     answer = _ask(capsys, registry, standin)
     assert answer["answered_by"] == "base" and answer["fallback_reason"] == "empty"
@@ -44,7 +44,7 @@ def test_ask_falls_back_to_the_base_model_when_the_tuned_endpoint_answers_empty(
 def test_ask_returns_the_tuned_answer_and_says_so(tmp_path: Path, standin: VertexStandIn, capsys) -> None:
     tuned = standin_endpoint(standin, write_training_file(tmp_path / "train.jsonl", [GOOD]))
     registry = tmp_path / "registry"
-    promote(PromotionStore(str(registry)), tuned, base_model=BASE_MODEL)
+    promote(PromotionStore(str(registry)), tuned, provenance=Provenance(base_model=BASE_MODEL))
     answer = _ask(capsys, registry, standin)
     assert (answer["answered_by"], answer["model"], answer["fallback_reason"], answer["text"]) == (
         "tuned", tuned.endpoint, None, GOOD)
@@ -60,8 +60,8 @@ def test_local_run_review_approve_then_ask(tmp_path: Path, capsys) -> None:
         run_champion = PromotionStore(str(run.output_dir / "registry")).champion()
         registry = tmp_path / "registry"
         store = PromotionStore(str(registry))
-        stage_candidate(store, run_champion.model, base_model=run_champion.base_model,
-                        pipeline_run=run.run_dir.name, metrics=run_champion.metrics)
+        stage_candidate(store, run_champion.model, provenance=Provenance(
+            base_model=run_champion.base_model, pipeline_run=run.run_dir.name, metrics=run_champion.metrics))
 
         session = ReviewSession.open(run.output_dir)
         for item in session.items[:2]:                              # too few ratings: not approved

@@ -1,4 +1,9 @@
-"""``gemini-sft approve``: promote a staged candidate when people's ratings favour it enough."""
+"""``gemini-sft approve``: promote a staged candidate when people's ratings favour it enough.
+
+Read the human ratings of a staged candidate (gemini-sft review) and promote it when its win rate
+(ties count as half, skips are excluded) reaches the config's min_human_win_rate (default 0.5);
+otherwise say why not and change nothing.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +16,14 @@ from gemini_sft.errors import ConfigError
 DEFAULT_MIN_RATINGS = 3
 
 
-def add_decision_arguments(parser: argparse.ArgumentParser) -> None:
-    """Registry options and the RUN argument, shared by approve, reject and canary."""
-    from gemini_sft.cli.status import add_registry_arguments
+def add_decision_command(subparsers: Any, name: str, handler: Any, help: str, doc: str) -> argparse.ArgumentParser:
+    """A command deciding about a staged candidate: registry options and RUN (approve, reject, canary set)."""
+    from gemini_sft.cli.status import add_registry_command
 
-    add_registry_arguments(parser)
+    parser = add_registry_command(subparsers, name, handler, help, doc)
     parser.add_argument("run", metavar="RUN",
                         help="the local run folder, or the pipeline run name (or MODEL@VERSION) of the staged candidate")
+    return parser
 
 
 def staged_for(store: Any, run: str) -> tuple[Any, Any]:
@@ -42,16 +48,9 @@ def model_registry(args: argparse.Namespace, config: Any) -> Any:
 
 def register(subparsers: Any) -> None:
     """Add the ``approve`` sub-command."""
-    parser = subparsers.add_parser(
-        "approve",
-        help="promote a staged candidate that people rated well enough",
-        description=(
-            "Read the human ratings of a staged candidate (gemini-sft review) and promote it when its win rate "
-            "(ties count as half, skips are excluded) reaches the config's min_human_win_rate (default 0.5); "
-            "otherwise say why not and change nothing."
-        ),
+    parser = add_decision_command(
+        subparsers, "approve", approve_command, "promote a staged candidate that people rated well enough", __doc__
     )
-    add_decision_arguments(parser)
     parser.add_argument("--ratings", type=Path, default=None, metavar="FILE",
                         help="human_ratings.jsonl (default: the one beside the run folder's predictions)")
     parser.add_argument("--min-win-rate", type=float, default=None,
@@ -60,7 +59,6 @@ def register(subparsers: Any) -> None:
                         help=f"ratings that must count, skips excluded (default {DEFAULT_MIN_RATINGS})")
     parser.add_argument("--no-registry", action="store_true",
                         help="only record the promotion; leave Model Registry aliases and labels as they are")
-    parser.set_defaults(handler=approve_command)
 
 
 def approve_command(args: argparse.Namespace) -> int:

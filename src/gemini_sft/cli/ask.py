@@ -1,4 +1,10 @@
-"""``gemini-sft ask``: ask the model in production, with the fallback to the base model."""
+"""``gemini-sft ask``: ask the model in production, with the fallback to the base model.
+
+Read champion.json from the promotion registry, ask the production (tuned) endpoint and return its
+answer, or the base model's when the tuned answer is empty, blocked, cut at max tokens, repetitive,
+breaks the output contract learned from the training data, or has a low average log-probability.
+Says which model answered and why.
+"""
 
 from __future__ import annotations
 
@@ -11,19 +17,12 @@ from typing import Any
 
 def register(subparsers: Any) -> None:
     """Add the ``ask`` sub-command."""
-    from gemini_sft.cli.status import add_registry_arguments
+    from gemini_sft.cli.status import add_registry_command
 
-    parser = subparsers.add_parser(
-        "ask",
-        help="ask the production model (falls back to the base model on an unfit answer)",
-        description=(
-            "Read champion.json from the promotion registry, ask the production (tuned) endpoint and return its "
-            "answer, or the base model's when the tuned answer is empty, blocked, cut at max tokens, repetitive, "
-            "breaks the output contract learned from the training data, or has a low average log-probability. "
-            "Says which model answered and why."
-        ),
+    parser = add_registry_command(
+        subparsers, "ask", ask_command, "ask the production model (falls back to the base model on an unfit answer)",
+        __doc__,
     )
-    add_registry_arguments(parser)
     parser.add_argument("prompt", metavar="PROMPT", help="the question ('-' reads it from standard input)")
     parser.add_argument("--json", action="store_true",
                         help='print {"text", "answered_by", "model", "fallback_reason", "notes"}')
@@ -38,7 +37,6 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--min-avg-logprob", type=float, default=-1.0,
                         help="fall back below this average token log-probability (default -1.0)")
     parser.add_argument("--no-logprobs", action="store_true", help="do not ask for log-probabilities")
-    parser.set_defaults(handler=ask_command)
 
 
 def ask_command(args: argparse.Namespace) -> int:

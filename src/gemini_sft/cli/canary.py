@@ -1,4 +1,9 @@
-"""``gemini-sft canary set|clear``: let a staged candidate answer a share of requests, or answer in shadow."""
+"""``gemini-sft canary set|clear``: let a staged candidate answer a share of requests, or answer in shadow.
+
+A staged candidate answers a sticky share of requests (by request key) or, with --shadow, answers
+every request into the shadow log without its answers being returned. Every change is a record
+in the promotion registry.
+"""
 
 from __future__ import annotations
 
@@ -22,30 +27,22 @@ def parse_share(text: str) -> float:
 
 def register(subparsers: Any) -> None:
     """Add the ``canary`` sub-command with ``set`` and ``clear``."""
-    from gemini_sft.cli.approve import add_decision_arguments
-    from gemini_sft.cli.status import add_registry_arguments
+    from gemini_sft.cli.approve import add_decision_command
+    from gemini_sft.cli.common import add_command
+    from gemini_sft.cli.status import add_registry_command
 
-    parser = subparsers.add_parser(
-        "canary",
-        help="send a share of requests to a staged candidate, or run it in shadow",
-        description=(
-            "A staged candidate answers a sticky share of requests (by request key) or, with --shadow, answers "
-            "every request into the shadow log without its answers being returned. Every change is a record "
-            "in the promotion registry."
-        ),
-    )
+    parser = add_command(subparsers, "canary", None, "send a share of requests to a staged candidate, or run it in shadow",
+                         __doc__)
     actions = parser.add_subparsers(dest="canary_action", required=True, metavar="ACTION")
-    set_parser = actions.add_parser("set", help="start or change the canary of a staged candidate")
-    add_decision_arguments(set_parser)
+    set_parser = add_decision_command(actions, "set", canary_set_command,
+                                      "start or change the canary of a staged candidate", None)
     mode = set_parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--share", help="share of requests it answers: 0.1 or 10%%")
     mode.add_argument("--shadow", action="store_true", help="answer every request in shadow (logged, never returned)")
     set_parser.add_argument("--reason", default="", help="why (kept in the record)")
-    set_parser.set_defaults(handler=canary_set_command)
-    clear_parser = actions.add_parser("clear", help="stop the canary in force (production answers everything)")
-    add_registry_arguments(clear_parser)
+    clear_parser = add_registry_command(actions, "clear", canary_clear_command,
+                                        "stop the canary in force (production answers everything)", None)
     clear_parser.add_argument("--reason", default="", help="why (kept in the record)")
-    clear_parser.set_defaults(handler=canary_clear_command)
 
 
 def canary_set_command(args: argparse.Namespace) -> int:

@@ -1,4 +1,7 @@
-"""``gemini-sft reject``: record that people rejected a staged candidate, and why."""
+"""``gemini-sft reject``: record that people rejected a staged candidate, and why.
+
+Record the rejection of a staged candidate (and any canary of it ends); production stays.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +12,12 @@ from typing import Any
 
 def register(subparsers: Any) -> None:
     """Add the ``reject`` sub-command."""
-    from gemini_sft.cli.approve import add_decision_arguments
+    from gemini_sft.cli.approve import add_decision_command
 
-    parser = subparsers.add_parser(
-        "reject",
-        help="reject a staged candidate with a reason",
-        description="Record the rejection of a staged candidate (and any canary of it ends); production stays.",
-    )
-    add_decision_arguments(parser)
+    parser = add_decision_command(subparsers, "reject", reject_command, "reject a staged candidate with a reason", __doc__)
     parser.add_argument("--reason", required=True, help="why (kept in the rejection record)")
     parser.add_argument("--ratings", type=Path, default=None, metavar="FILE",
                         help="human ratings whose summary goes into the record (default: the run folder's, if any)")
-    parser.set_defaults(handler=reject_command)
 
 
 def reject_command(args: argparse.Namespace) -> int:

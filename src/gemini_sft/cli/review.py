@@ -1,4 +1,10 @@
-"""``gemini-sft review``: rate base and tuned answers blind, side by side, in a local web page."""
+"""``gemini-sft review``: rate base and tuned answers blind, side by side, in a local web page.
+
+Serve the holdout prompts of an evaluation with the two models' answers side by side, names hidden
+and order shuffled per prompt. Keys: 1 / 2 (that answer is better), = (tie), s (skip). Ratings are
+appended to human_ratings.jsonl beside the predictions as they are given; come back any time to
+go on where you stopped.
+"""
 
 from __future__ import annotations
 
@@ -14,16 +20,10 @@ DEFAULT_PORT = 8765
 
 def register(subparsers: Any) -> None:
     """Add the ``review`` sub-command."""
-    parser = subparsers.add_parser(
-        "review",
-        help="rate base vs tuned answers blind in a local web page",
-        description=(
-            "Serve the holdout prompts of an evaluation with the two models' answers side by side, names hidden "
-            "and order shuffled per prompt. Keys: 1 / 2 (that answer is better), = (tie), s (skip). Ratings are "
-            "appended to human_ratings.jsonl beside the predictions as they are given; come back any time to "
-            "go on where you stopped."
-        ),
-    )
+    from gemini_sft.cli.common import add_command
+
+    parser = add_command(subparsers, "review", review_command, "rate base vs tuned answers blind in a local web page",
+                         __doc__)
     parser.add_argument("location", metavar="RUN_OR_EVALUATION_DIR", type=Path,
                         help="a local run folder, an evaluation folder (gemini-sft evaluate --out) or a predictions file")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 = any free port)")
@@ -33,7 +33,6 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--ratings", type=Path, default=None, metavar="FILE",
                         help="ratings file (default: human_ratings.jsonl beside the predictions)")
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser")
-    parser.set_defaults(handler=review_command)
 
 
 def review_command(args: argparse.Namespace) -> int:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
 
 from gemini_sft.errors import PromotionError
 from gemini_sft.promotion import (
@@ -24,6 +23,7 @@ from gemini_sft.promotion import (
     ModelVersion,
     PromotionRecord,
     PromotionStore,
+    Provenance,
     new_record_id,
     promote,
     record_rejection,
@@ -38,17 +38,14 @@ def stage_candidate(
     store: PromotionStore,
     candidate: ModelVersion,
     *,
-    metrics: dict[str, float] | None = None,
-    dataset_hash: str = "",
-    pipeline_run: str = "",
-    base_model: str = "",
-    tuning_job: str = "",
+    provenance: Provenance | None = None,
     now: datetime | None = None,
 ) -> PromotionRecord:
     """Record ``candidate`` as staged, waiting for people to approve or reject it; the champion stays.
 
     Raises PromotionError when the store cannot be read or written.
     """
+    origin = provenance or Provenance()
     current = store.champion()
     record = PromotionRecord(
         record_id=new_record_id(),
@@ -56,13 +53,13 @@ def stage_candidate(
         model=candidate,
         created_at=record_timestamp(now),
         alias=current.alias if current else DEFAULT_PRODUCTION_ALIAS,
-        metrics=dict(metrics or {}),
-        dataset_hash=dataset_hash,
-        pipeline_run=pipeline_run,
+        metrics=dict(origin.metrics),
+        dataset_hash=origin.dataset_hash,
+        pipeline_run=origin.pipeline_run,
         previous_champion=current.model if current else None,
         reasons=["waiting for human review"],
-        base_model=base_model,
-        tuning_job=tuning_job,
+        base_model=origin.base_model,
+        tuning_job=origin.tuning_job,
     )
     store.append(record)
     log.info("Staged %s for human review", candidate.versioned_name)
@@ -76,25 +73,28 @@ def promote_or_stage(
     require_human_review: bool,
     registry: ModelRegistry | None = None,
     alias: str = DEFAULT_PRODUCTION_ALIAS,
-    metrics: dict[str, float] | None = None,
-    dataset_hash: str = "",
-    pipeline_run: str = "",
-    base_model: str = "",
-    tuning_job: str = "",
+    provenance: Provenance | None = None,
     now: datetime | None = None,
 ) -> PromotionRecord:
     """:func:`promote` the candidate, or with ``require_human_review`` only :func:`stage_candidate` it.
 
     A staged candidate touches neither Model Registry nor the champion. Raises PromotionError as those do.
     """
-    fields: dict[str, Any] = dict(
-        metrics=metrics, dataset_hash=dataset_hash, pipeline_run=pipeline_run,
-        base_model=base_model, tuning_job=tuning_job, now=now,
-    )
     if require_human_review:
         validate_alias(alias)
-        return stage_candidate(store, candidate, **fields)
-    return promote(store, candidate, registry=registry, alias=alias, **fields)
+        return stage_candidate(store, candidate, provenance=provenance, now=now)
+    return promote(store, candidate, registry=registry, alias=alias, provenance=provenance, now=now)
+
+
+def _provenance_of(staged: PromotionRecord, review_metrics: dict[str, float] | None) -> Provenance:
+    """The staged record's provenance, its metrics joined by the human review's."""
+    return Provenance(
+        metrics={**staged.metrics, **(review_metrics or {})},
+        dataset_hash=staged.dataset_hash,
+        pipeline_run=staged.pipeline_run,
+        base_model=staged.base_model,
+        tuning_job=staged.tuning_job,
+    )
 
 
 def staged_candidates(store: PromotionStore) -> list[PromotionRecord]:
@@ -146,11 +146,7 @@ def approve_staged(
         staged.model,
         registry=registry,
         alias=staged.alias,
-        metrics={**staged.metrics, **(review_metrics or {})},
-        dataset_hash=staged.dataset_hash,
-        pipeline_run=staged.pipeline_run,
-        base_model=staged.base_model,
-        tuning_job=staged.tuning_job,
+        provenance=_provenance_of(staged, review_metrics),
         now=now,
     )
 
@@ -175,11 +171,7 @@ def reject_staged(
         store,
         staged.model,
         [f"rejected in human review: {reason.strip()}"],
-        metrics={**staged.metrics, **(review_metrics or {})},
-        dataset_hash=staged.dataset_hash,
-        pipeline_run=staged.pipeline_run,
-        base_model=staged.base_model,
-        tuning_job=staged.tuning_job,
+        provenance=_provenance_of(staged, review_metrics),
         now=now,
     )
 
