@@ -92,7 +92,6 @@ def test_the_rest_request_carries_every_setting(standin: VertexStandIn, tmp_path
             description="Support triage model",
             labels={"Team": "Support Ops"},
             encryption_key=key,
-            output_uri=str(tmp_path / "tuning-output"),
             export_last_checkpoint_only=True,
         ),
     )
@@ -118,7 +117,6 @@ def test_the_rest_request_carries_every_setting(standin: VertexStandIn, tmp_path
             "gemini-sft-run": "gemini-sft-pipeline-20261121",
             "gemini-sft-dataset": "0f" * 20,
         },
-        "outputUri": str(tmp_path / "tuning-output"),
     }
 
 

@@ -39,6 +39,9 @@ GRPC_STATUS_BY_HTTP: dict[int, str] = {
     504: "DEADLINE_EXCEEDED",
 }
 
+# The API whose REST mapping and messages every request and response is checked against.
+AIPLATFORM_V1 = "aiplatform.v1"
+
 API_PREFIX = r"/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/"
 
 
@@ -109,6 +112,11 @@ class Route:
 
     ``name`` identifies the route in the request counters (defaults to the
     pattern). ``faultable`` routes are the ones ``inject_faults`` applies to.
+    ``api`` names the Google API the route belongs to: routes of
+    ``aiplatform.v1`` (the default) must be in Vertex AI's v1 REST mapping and
+    their requests and responses are checked against its messages; a route of
+    any other API (Cloud Storage, IAM, ...) is served UNCHECKED, as no protos
+    of those APIs ship with the project's dependencies.
     """
 
     method: str
@@ -116,6 +124,7 @@ class Route:
     handler: Handler
     name: str = ""
     faultable: bool = False
+    api: str = AIPLATFORM_V1
     compiled: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

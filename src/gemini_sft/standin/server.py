@@ -10,7 +10,12 @@ package docstring). Every response carries the header
 Per request, in this order: the ``latency_seconds`` sleep; a pending
 ``fail_next`` failure (any route, even an unknown path); 404 for an unknown
 path; on faultable routes (generateContent) a seeded random injected fault;
-then the handler. Errors are Google-style JSON bodies
+for Vertex AI routes, the checks Vertex applies before any handler runs
+(:mod:`.rest_rules`: the route must be in the v1 REST mapping, query and body
+must parse into the v1 request message, unknown fields refused: 400
+INVALID_ARGUMENT naming the field); then the handler. A handler's answer is
+checked against the v1 response message too; one that does not parse is
+replaced by a 500 naming the problem (a stand-in bug, never sent as valid). Errors are Google-style JSON bodies
 ``{"error": {"code", "message", "status"}}``, which google-genai raises as
 ``google.genai.errors.APIError`` with that code. Every request is recorded
 (method, path, query, parsed JSON body, status, route name); logs name routes
@@ -30,12 +35,13 @@ from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterable, Sequence
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from gemini_sft.errors import ConfigError
 from gemini_sft.standin.platform import routes as platform_routes
 from gemini_sft.standin.responder import generation_routes
-from gemini_sft.standin.routing import Route, StandInError, StandInRequest, error_body, grpc_status
+from gemini_sft.standin.rest_rules import RestRule, check_request, find_rule, response_problem
+from gemini_sft.standin.routing import AIPLATFORM_V1, Route, StandInError, StandInRequest, error_body, grpc_status
 from gemini_sft.standin.tuning import TuningJobStore, tuning_routes
 from gemini_sft.vertex_client import is_loopback_endpoint
 
@@ -63,6 +69,15 @@ class RequestRecord:
     status: int
     route: str
     received_at: float
+    rpc: str = ""
+    """The v1 RPC the request matched (``gen_ai_tuning_service.CreateTuningJob``), "" when none."""
+    response: Any = None
+    """The JSON body the stand-in answered with."""
+
+    def as_log_line(self) -> dict[str, Any]:
+        """The request as one line of ``standin_requests.jsonl``: method, path with query, body, status."""
+        target = self.path + ("?" + urlencode(self.query) if self.query else "")
+        return {"method": self.method, "path": target, "body": self.body, "status": self.status}
 
 
 @dataclass(frozen=True)
@@ -346,6 +361,7 @@ class VertexStandIn:
                 body_error = f"The request body is not valid JSON: {exc}"
         route, match = self._match(method, path)
         route_name = route.name if route else UNMATCHED_ROUTE
+        rule = find_rule(method, path) if route is None or route.api == AIPLATFORM_V1 else None
         status: int
         response: Any
         injected = self._planned_failure(route)
@@ -356,16 +372,26 @@ class VertexStandIn:
                 "Retry the request.",
             )
         elif route is None or match is None:
-            status, response = 404, error_body(404, f"The offline stand-in does not serve {method} {path}.")
+            served = "" if rule is None else " (a Vertex AI v1 route this stand-in does not implement)"
+            status, response = 404, error_body(404, f"The offline stand-in does not serve {method} {path}{served}.")
+        elif route.api == AIPLATFORM_V1 and rule is None:
+            status, response = 404, error_body(
+                404, f"{method} {path} is not a route of the Vertex AI v1 REST API (google-cloud-aiplatform)."
+            )
         elif body_error is not None:
             status, response = 400, error_body(400, body_error)
         else:
             # The handler gets its own parse of the body, so nothing it does can alter the logged body.
             handler_body = json.loads(raw_body) if body is not None else None
             request = StandInRequest(method, path, query, handler_body, headers, match, self)
-            status, response = self._call(route, request)
+            status, response = self._answer(route, rule, request)
         with self._lock:
-            self._records.append(RequestRecord(method, path, query, body, status, route_name, time.time()))
+            self._records.append(
+                RequestRecord(
+                    method, path, query, body, status, route_name, time.time(), rule.full_name if rule else "",
+                    response,
+                )
+            )
             self._route_counts[route_name] += 1
         log.debug("offline stand-in: %s %s (%s) -> %d", method, path, route_name, status)
         return status, response
@@ -376,6 +402,20 @@ class VertexStandIn:
             if match is not None:
                 return route, match
         return None, None
+
+    def _answer(self, route: Route, rule: RestRule | None, request: StandInRequest) -> tuple[int, Any]:
+        """Check the request (Vertex routes), call the handler, check its answer against the response message."""
+        if rule is not None:
+            try:
+                check_request(rule, request.query, request.body)
+            except StandInError as exc:
+                return exc.http_status, exc.body()
+        status, response = self._call(route, request)
+        problem = response_problem(rule, status, response) if rule is not None else None
+        if problem is not None:
+            log.error("offline stand-in: route %s answered a body Vertex never sends: %s", route.name, problem)
+            return 500, error_body(500, f"Internal error in the offline stand-in: its {rule.rpc} answer is {problem.rstrip('.')}.")
+        return status, response
 
     @staticmethod
     def _call(route: Route, request: StandInRequest) -> tuple[int, Any]:
