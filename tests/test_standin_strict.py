@@ -253,3 +253,39 @@ def test_merging_version_aliases_needs_an_explicit_version(start_standin: Callab
     assert "version ID explicitly" in refused.value.message
     registry.add_version_aliases(["production"], version="1")
     assert "production" in registry.get_version_info("1").version_aliases
+
+
+SAMPLE_PATHS = {
+    "tuningJobs.create": ("POST", f"/v1/{PARENT}/tuningJobs", "CreateTuningJob"),
+    "tuningJobs.list": ("GET", f"/v1/{PARENT}/tuningJobs", "ListTuningJobs"),
+    "tuningJobs.get": ("GET", f"/v1/{PARENT}/tuningJobs/1", "GetTuningJob"),
+    "tuningJobs.cancel": ("POST", f"/v1/{PARENT}/tuningJobs/1:cancel", "CancelTuningJob"),
+    "generateContent.base": ("POST", f"/v1/{PARENT}/publishers/google/models/m:generateContent", "GenerateContent"),
+    "generateContent.endpoint": ("POST", f"/v1/{PARENT}/endpoints/1:generateContent", "GenerateContent"),
+    "countTokens.base": ("POST", f"/v1/{PARENT}/publishers/google/models/m:countTokens", "CountTokens"),
+    "countTokens.endpoint": ("POST", f"/v1/{PARENT}/endpoints/1:countTokens", "CountTokens"),
+    "pipelineJobs.create": ("POST", f"/v1/{PARENT}/pipelineJobs", "CreatePipelineJob"),
+    "pipelineJobs.list": ("GET", f"/v1/{PARENT}/pipelineJobs", "ListPipelineJobs"),
+    "pipelineJobs.get": ("GET", f"/v1/{PARENT}/pipelineJobs/r", "GetPipelineJob"),
+    "schedules.create": ("POST", f"/v1/{PARENT}/schedules", "CreateSchedule"),
+    "schedules.list": ("GET", f"/v1/{PARENT}/schedules", "ListSchedules"),
+    "schedules.get": ("GET", f"/v1/{PARENT}/schedules/1", "GetSchedule"),
+    "schedules.pause": ("POST", f"/v1/{PARENT}/schedules/1:pause", "PauseSchedule"),
+    "schedules.resume": ("POST", f"/v1/{PARENT}/schedules/1:resume", "ResumeSchedule"),
+    "schedules.delete": ("DELETE", f"/v1/{PARENT}/schedules/1", "DeleteSchedule"),
+    "models.listVersions": ("GET", f"/v1/{PARENT}/models/1:listVersions", "ListModelVersions"),
+    "models.mergeVersionAliases": ("POST", f"/v1/{PARENT}/models/1@1:mergeVersionAliases", "MergeVersionAliases"),
+    "models.get": ("GET", f"/v1/{PARENT}/models/1@1", "GetModel"),
+    "models.patch": ("PATCH", f"/v1/{PARENT}/models/1@1", "UpdateModel"),
+}
+
+
+def test_every_builtin_route_is_the_vertex_v1_rpc_it_stands_in_for(standin: VertexStandIn) -> None:
+    from gemini_sft.standin.rest_rules import find_rule
+
+    assert {route.name for route in standin.routes} == set(SAMPLE_PATHS)
+    for route in standin.routes:
+        method, path, rpc = SAMPLE_PATHS[route.name]
+        assert route.api == AIPLATFORM_V1 and route.matches(method, path), route.name
+        rule = find_rule(method, path)
+        assert rule is not None and rule.rpc == rpc, (route.name, rule)

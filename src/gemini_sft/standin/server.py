@@ -40,7 +40,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 from gemini_sft.errors import ConfigError
 from gemini_sft.standin.platform import routes as platform_routes
 from gemini_sft.standin.responder import generation_routes
-from gemini_sft.standin.rest_rules import RestRule, check_request, find_rule, response_problem
+from gemini_sft.standin.rest_rules import RestRule, check_request, find_rule, response_problem, rest_rules
 from gemini_sft.standin.routing import AIPLATFORM_V1, Route, StandInError, StandInRequest, error_body, grpc_status
 from gemini_sft.standin.tuning import TuningJobStore, tuning_routes
 from gemini_sft.vertex_client import is_loopback_endpoint
@@ -73,10 +73,13 @@ class RequestRecord:
     """The v1 RPC the request matched (``gen_ai_tuning_service.CreateTuningJob``), "" when none."""
     response: Any = None
     """The JSON body the stand-in answered with."""
+    query_string: str | None = None
+    """The query string as sent (None: rebuild it from ``query``)."""
 
     def as_log_line(self) -> dict[str, Any]:
         """The request as one line of ``standin_requests.jsonl``: method, path with query, body, status."""
-        target = self.path + ("?" + urlencode(self.query) if self.query else "")
+        query = self.query_string if self.query_string is not None else urlencode(self.query)
+        target = self.path + ("?" + query if query else "")
         return {"method": self.method, "path": target, "body": self.body, "status": self.status}
 
 
@@ -150,6 +153,7 @@ class VertexStandIn:
         """Bind and serve in a daemon thread; no-op when already running. Returns self."""
         if self._server is not None:
             return self
+        rest_rules()  # read Vertex's REST mapping now, not during the first request
         try:
             server = _StandInHTTPServer((self._host, self._requested_port), _RequestHandler, self)
         except OSError as exc:
@@ -389,7 +393,7 @@ class VertexStandIn:
             self._records.append(
                 RequestRecord(
                     method, path, query, body, status, route_name, time.time(), rule.full_name if rule else "",
-                    response,
+                    response, split.query,
                 )
             )
             self._route_counts[route_name] += 1
