@@ -69,6 +69,18 @@ def test_every_tunable_model_has_what_the_code_needs(name: str) -> None:
     assert limits.name == name and limits.adapter_sizes and limits.price_per_million_training_tokens_usd > 0
 
 
+def test_thinking_rules_and_prices_are_looked_up_by_model_reference() -> None:
+    from gemini_sft.model_catalog import catalog_entry
+
+    pro = catalog_entry("publishers/google/models/gemini-2.5-pro-001")
+    assert pro is not None and pro.thinking is not None and not pro.thinking.can_disable
+    assert pro.prices is not None and pro.prices.generation_output and pro.prices.verified is False
+    flash_35 = catalog_entry("gemini-3.5-flash")
+    assert flash_35 is not None and flash_35.thinking is not None and flash_35.thinking.budget_refused
+    assert catalog_entry("projects/p/locations/l/models/1@production") is None
+    assert catalog_entry("gemini-4-flash") is None
+
+
 def test_retired_models_are_refused_by_name() -> None:
     with pytest.raises(ConfigError, match="discontinued on 2026-06-01"):
         limits_for("gemini-2.0-flash-001")

@@ -239,6 +239,10 @@ def test_continuous_tuning_under_the_parents_display_name_adds_versions(
     assert [second.tuned_model.model, third.tuned_model.model] == [f"{model}@2", f"{model}@3"]
     assert third.pre_tuned_model.base_model == "gemini-2.5-flash"
     assert len({first.tuned_model.endpoint, second.tuned_model.endpoint, third.tuned_model.endpoint}) == 3
+    versions = platform_state(standin).list_versions(model)
+    assert [(v["versionId"], v["displayName"], v["versionAliases"]) for v in versions] == [
+        ("1", "triage", ["default"]), ("2", "triage", []), ("3", "triage", [])
+    ]
 
 
 def test_merging_version_aliases_needs_an_explicit_version(start_standin: Callable[..., VertexStandIn]) -> None:

@@ -274,6 +274,14 @@ def _training_price(entry: CatalogModel, default: CatalogModel) -> float:
     return float(default.prices.training)
 
 
+def catalog_entry(model: str) -> CatalogModel | None:
+    """The catalogue entry of a publisher model reference (thinking rules, prices), None when uncatalogued.
+
+    A tuned model (``projects/.../models/ID@alias``) has no entry of its own: None.
+    """
+    return None if is_tuned_model(model) else catalog().find(model)
+
+
 def _limits(entry: CatalogModel, name: str, default: CatalogModel) -> ModelLimits:
     limits = {**default.limits, **entry.limits}
     return ModelLimits(
