@@ -95,7 +95,7 @@ def test_a_route_vertex_does_not_have_is_not_served(start_standin: Callable[...,
     api = genai_client(VertexSettings.create("p", "us-central1", server.base_url))
     with pytest.raises(errors.ClientError) as missing:
         raw(api, "get", "inventedThings", {})
-    assert missing.value.code == 404 and "not a route of the Vertex AI v1 REST API" in missing.value.message
+    assert missing.value.code == 404 and "not a route of the aiplatform.v1 REST API" in missing.value.message
 
 
 def test_a_route_of_another_api_is_served_unchecked(start_standin: Callable[..., VertexStandIn]) -> None:
@@ -108,6 +108,32 @@ def test_a_route_of_another_api_is_served_unchecked(start_standin: Callable[...,
     with urllib.request.urlopen(f"{server.base_url}/storage/v1/b/my-bucket?colour=red") as response:
         assert json.loads(response.read()) == {"anything": 1}
     assert server.requests[-1].rpc == ""
+
+
+def test_a_resource_manager_route_is_checked_against_its_own_protos(
+    start_standin: Callable[..., VertexStandIn],
+) -> None:
+    import urllib.error
+    import urllib.request
+
+    def get_project(request: Any) -> tuple[int, Any]:
+        project = request.group("project")
+        if project == "broken":
+            return 200, {"name": f"projects/{project}", "billingEnabled": True}
+        return 200, {"name": f"projects/{project}", "projectId": project, "state": "ACTIVE"}
+
+    route = Route("GET", r"/v3/projects/(?P<project>[^/:]+)", get_project, name="projects.get",
+                  api="cloudresourcemanager.v3")
+    server = start_standin(extra_routes=[route])
+    with urllib.request.urlopen(f"{server.base_url}/v3/projects/p") as response:
+        assert json.loads(response.read())["state"] == "ACTIVE"
+    assert server.requests[-1].rpc == "projects.GetProject"
+    with pytest.raises(urllib.error.HTTPError) as unknown_parameter:
+        urllib.request.urlopen(f"{server.base_url}/v3/projects/p?colour=red")
+    assert unknown_parameter.value.code == 400
+    with pytest.raises(urllib.error.HTTPError) as broken:
+        urllib.request.urlopen(f"{server.base_url}/v3/projects/broken")
+    assert broken.value.code == 500 and "billingEnabled" in json.loads(broken.value.read())["error"]["message"]
 
 
 def test_an_answer_that_is_not_the_response_message_becomes_a_500(

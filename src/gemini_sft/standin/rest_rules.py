@@ -5,7 +5,9 @@ built on ``rest_base.py``) hold, per RPC, the HTTP rules of ``_get_http_options`
 (method, URI template, body field) and, in the ``__call__`` signature, the
 request and response message types. :func:`rest_rules` derives the table from
 those classes on first use (so it is always the installed SDK's mapping) and
-:func:`find_rule` matches a request to it.
+:func:`find_rule` matches a request to it. The same holds for every API in
+:data:`CHECKED_APIS` whose generated client is installed (Resource Manager v3
+comes with google-cloud-aiplatform); routes of other APIs cannot be checked.
 
 :func:`check_request` refuses what Vertex refuses before any handler runs:
 a body (or query parameter) naming a field the request message does not have,
@@ -32,11 +34,15 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
-from gemini_sft.standin.routing import StandInError
+from gemini_sft.standin.routing import AIPLATFORM_V1, StandInError
 
 log = logging.getLogger(__name__)
 
-SERVICES_PACKAGE = "google.cloud.aiplatform_v1.services"
+# The APIs whose REST mapping and messages ship with the project's dependencies: api name -> services package.
+CHECKED_APIS: dict[str, str] = {
+    AIPLATFORM_V1: "google.cloud.aiplatform_v1.services",
+    "cloudresourcemanager.v3": "google.cloud.resourcemanager_v3.services",
+}
 # Parameters every Google API accepts in the query string besides the request's own fields.
 SYSTEM_QUERY_PARAMETERS = frozenset(
     {"alt", "$alt", "key", "prettyPrint", "$prettyPrint", "fields", "$fields", "quotaUser", "callback",
@@ -153,33 +159,34 @@ def _service_rules(module: Any, service: str) -> list[RestRule]:
     return rules
 
 
-@functools.lru_cache(maxsize=1)
-def rest_rules() -> tuple[RestRule, ...]:
-    """Every HTTP rule of every v1 service of the installed google-cloud-aiplatform (read once)."""
-    package = importlib.import_module(SERVICES_PACKAGE)
+@functools.lru_cache(maxsize=None)
+def rest_rules(api: str = AIPLATFORM_V1) -> tuple[RestRule, ...]:
+    """Every HTTP rule of every service of one API of :data:`CHECKED_APIS` (read once); KeyError for others."""
+    services_package = CHECKED_APIS[api]
+    package = importlib.import_module(services_package)
     rules: dict[tuple[str, str], RestRule] = {}
     for service in pkgutil.iter_modules(package.__path__):
-        module = importlib.import_module(f"{SERVICES_PACKAGE}.{service.name}.transports.rest")
+        module = importlib.import_module(f"{services_package}.{service.name}.transports.rest")
         for rule in _service_rules(module, service.name):
             # Every service repeats the operations / locations / IAM mixins: keep one copy.
             rules.setdefault((rule.method, rule.uri_template), rule)
     # A rule with a custom verb (":cancel") must win over a plain resource rule of the same prefix.
     ordered = sorted(rules.values(), key=lambda r: (":" not in r.uri_template.rsplit("/", 1)[-1], r.uri_template))
-    log.debug("read %d REST rules of the Vertex AI v1 API", len(ordered))
+    log.debug("read %d REST rules of %s", len(ordered), api)
     return tuple(ordered)
 
 
-@functools.lru_cache(maxsize=1)
-def _rules_by_shape() -> dict[tuple[str, int], tuple[RestRule, ...]]:
+@functools.lru_cache(maxsize=None)
+def _rules_by_shape(api: str) -> dict[tuple[str, int], tuple[RestRule, ...]]:
     index: dict[tuple[str, int], list[RestRule]] = {}
-    for rule in rest_rules():
+    for rule in rest_rules(api):
         index.setdefault((rule.method, rule.segment_count), []).append(rule)
     return {key: tuple(value) for key, value in index.items()}
 
 
-def find_rule(method: str, path: str) -> RestRule | None:
-    """The v1 rule serving ``method path`` (path without query string), or None when Vertex has none."""
-    for rule in _rules_by_shape().get((method.upper(), path.count("/")), ()):
+def find_rule(method: str, path: str, api: str = AIPLATFORM_V1) -> RestRule | None:
+    """The rule of ``api`` serving ``method path`` (path without query string), or None when it has none."""
+    for rule in _rules_by_shape(api).get((method.upper(), path.count("/")), ()):
         if rule.regex.fullmatch(path):
             return rule
     return None

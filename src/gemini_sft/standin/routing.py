@@ -39,7 +39,7 @@ GRPC_STATUS_BY_HTTP: dict[int, str] = {
     504: "DEADLINE_EXCEEDED",
 }
 
-# The API whose REST mapping and messages every request and response is checked against.
+# The API of the stand-in's own routes (Vertex AI v1).
 AIPLATFORM_V1 = "aiplatform.v1"
 
 API_PREFIX = r"/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/"
@@ -112,11 +112,13 @@ class Route:
 
     ``name`` identifies the route in the request counters (defaults to the
     pattern). ``faultable`` routes are the ones ``inject_faults`` applies to.
-    ``api`` names the Google API the route belongs to: routes of
-    ``aiplatform.v1`` (the default) must be in Vertex AI's v1 REST mapping and
-    their requests and responses are checked against its messages; a route of
-    any other API (Cloud Storage, IAM, ...) is served UNCHECKED, as no protos
-    of those APIs ship with the project's dependencies.
+    ``api`` names the Google API the route belongs to. A route of an API in
+    :data:`gemini_sft.standin.rest_rules.CHECKED_APIS` (``aiplatform.v1``, the
+    default, and ``cloudresourcemanager.v3``) must be in that API's REST
+    mapping, and its requests and responses are checked against its messages;
+    a route of any other API (Cloud Storage JSON, IAM admin, Service Usage,
+    ...) is served UNCHECKED, as no protos of those APIs ship with the
+    project's dependencies.
     """
 
     method: str

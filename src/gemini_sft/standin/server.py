@@ -40,7 +40,14 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 from gemini_sft.errors import ConfigError
 from gemini_sft.standin.platform import routes as platform_routes
 from gemini_sft.standin.responder import generation_routes
-from gemini_sft.standin.rest_rules import RestRule, check_request, find_rule, response_problem, rest_rules
+from gemini_sft.standin.rest_rules import (
+    CHECKED_APIS,
+    RestRule,
+    check_request,
+    find_rule,
+    response_problem,
+    rest_rules,
+)
 from gemini_sft.standin.routing import AIPLATFORM_V1, Route, StandInError, StandInRequest, error_body, grpc_status
 from gemini_sft.standin.tuning import TuningJobStore, tuning_routes
 from gemini_sft.vertex_client import is_loopback_endpoint
@@ -153,7 +160,8 @@ class VertexStandIn:
         """Bind and serve in a daemon thread; no-op when already running. Returns self."""
         if self._server is not None:
             return self
-        rest_rules()  # read Vertex's REST mapping now, not during the first request
+        for api in {AIPLATFORM_V1, *(route.api for route in self.routes)} & set(CHECKED_APIS):
+            rest_rules(api)  # read the REST mappings now, not during the first request
         try:
             server = _StandInHTTPServer((self._host, self._requested_port), _RequestHandler, self)
         except OSError as exc:
@@ -365,7 +373,9 @@ class VertexStandIn:
                 body_error = f"The request body is not valid JSON: {exc}"
         route, match = self._match(method, path)
         route_name = route.name if route else UNMATCHED_ROUTE
-        rule = find_rule(method, path) if route is None or route.api == AIPLATFORM_V1 else None
+        api = AIPLATFORM_V1 if route is None else route.api
+        checked = api in CHECKED_APIS
+        rule = find_rule(method, path, api) if checked else None
         status: int
         response: Any
         injected = self._planned_failure(route)
@@ -378,10 +388,8 @@ class VertexStandIn:
         elif route is None or match is None:
             served = "" if rule is None else " (a Vertex AI v1 route this stand-in does not implement)"
             status, response = 404, error_body(404, f"The offline stand-in does not serve {method} {path}{served}.")
-        elif route.api == AIPLATFORM_V1 and rule is None:
-            status, response = 404, error_body(
-                404, f"{method} {path} is not a route of the Vertex AI v1 REST API (google-cloud-aiplatform)."
-            )
+        elif checked and rule is None:
+            status, response = 404, error_body(404, f"{method} {path} is not a route of the {api} REST API.")
         elif body_error is not None:
             status, response = 400, error_body(400, body_error)
         else:
