@@ -319,3 +319,12 @@ def test_every_builtin_route_is_the_vertex_v1_rpc_it_stands_in_for(standin: Vert
         assert route.api == AIPLATFORM_V1 and route.matches(method, path), route.name
         rule = find_rule(method, path)
         assert rule is not None and rule.rpc == rpc, (route.name, rule)
+
+
+def test_a_thinking_level_sent_as_an_enum_number_is_understood(client: Any) -> None:
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+            "generationConfig": {"thinkingConfig": {"thinkingLevel": 4}}}
+    assert raw(client, "post", "publishers/google/models/gemini-3.5-flash:generateContent", body).body
+    with pytest.raises(errors.ClientError) as refused:
+        raw(client, "post", "publishers/google/models/gemini-2.5-flash:generateContent", body)
+    assert refused.value.code == 400 and "thinking_level is not supported" in refused.value.message

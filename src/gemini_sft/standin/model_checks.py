@@ -68,7 +68,7 @@ def check_generation_config(model: CatalogModel, body: dict[str, Any]) -> None:
     if not isinstance(thinking, dict):
         return
     budget = _field(thinking, "thinkingBudget")
-    level = _field(thinking, "thinkingLevel")
+    level = _level_name(_field(thinking, "thinkingLevel"))
     rules = model.thinking
     if rules is None or rules.control not in (THINKING_BUDGET, THINKING_LEVEL):
         if (budget not in (None, 0)) or level is not None:
@@ -87,9 +87,17 @@ def check_generation_config(model: CatalogModel, body: dict[str, Any]) -> None:
                 400, f"thinking_level is not supported for {model.name}; set thinking_budget instead."
             )
         if level not in rules.levels and level != "THINKING_LEVEL_UNSPECIFIED":
-            raise StandInError(
-                400, f"thinking_level {level!r} is not supported for {model.name}; use one of {', '.join(rules.levels)}."
-            )
+            allowed = ", ".join(rules.levels)
+            raise StandInError(400, f"thinking_level {level!r} is not supported for {model.name}; use one of {allowed}.")
+
+
+def _level_name(level: Any) -> str | None:
+    """A thinking level as its enum name (clients with integer enums send its number)."""
+    if isinstance(level, int) and not isinstance(level, bool):
+        from google.cloud.aiplatform_v1.types import GenerationConfig
+
+        return GenerationConfig.ThinkingConfig.ThinkingLevel(level).name
+    return None if level is None else str(level)
 
 
 def _check_budget(model: CatalogModel, budget: int) -> None:

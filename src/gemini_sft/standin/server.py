@@ -10,12 +10,14 @@ package docstring). Every response carries the header
 Per request, in this order: the ``latency_seconds`` sleep; a pending
 ``fail_next`` failure (any route, even an unknown path); 404 for an unknown
 path; on faultable routes (generateContent) a seeded random injected fault;
-for Vertex AI routes, the checks Vertex applies before any handler runs
-(:mod:`.rest_rules`: the route must be in the v1 REST mapping, query and body
-must parse into the v1 request message, unknown fields refused: 400
-INVALID_ARGUMENT naming the field); then the handler. A handler's answer is
-checked against the v1 response message too; one that does not parse is
-replaced by a 500 naming the problem (a stand-in bug, never sent as valid). Errors are Google-style JSON bodies
+for routes of a checked API (Vertex AI v1 and the others of
+:data:`.rest_rules.CHECKED_APIS`), the checks Google's front end applies
+before any handler runs (:mod:`.rest_rules`: the route must be in the API's
+REST mapping, query and body must parse into the request message, unknown
+fields refused: 400 INVALID_ARGUMENT naming the field); then the handler. A
+handler's answer is checked against the response message too; one that does
+not parse is replaced by a 500 naming the problem (a stand-in bug, never
+sent as valid). Errors are Google-style JSON bodies
 ``{"error": {"code", "message", "status"}}``, which google-genai raises as
 ``google.genai.errors.APIError`` with that code. Every request is recorded
 (method, path, query, parsed JSON body, status, route name); logs name routes
@@ -426,7 +428,8 @@ class VertexStandIn:
         problem = response_problem(rule, status, response) if rule is not None else None
         if problem is not None:
             log.error("offline stand-in: route %s answered a body Vertex never sends: %s", route.name, problem)
-            return 500, error_body(500, f"Internal error in the offline stand-in: its {rule.rpc} answer is {problem.rstrip('.')}.")
+            message = f"Internal error in the offline stand-in: its {rule.rpc} answer is {problem.rstrip('.')}."
+            return 500, error_body(500, message)
         return status, response
 
     @staticmethod
