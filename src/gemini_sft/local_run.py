@@ -254,7 +254,7 @@ def run_local(
     from kfp import local
 
     from gemini_sft.pipelines.gemini_sft_pipeline import gemini_sft_pipeline as pipeline
-    from gemini_sft.standin import VertexStandIn
+    from gemini_sft.standin import REQUEST_LOG_NAME, VertexStandIn, write_request_log
 
     console = console or sys.stdout
     data = raw_data_file(data)
@@ -277,6 +277,10 @@ def run_local(
     with contextlib.ExitStack() as stack:
         if standin is None:
             standin = stack.enter_context(VertexStandIn())
+        # Every request this run sends is kept, even when a step fails: what Vertex would have received.
+        first_request = len(standin.requests)
+        request_log = output_dir / REQUEST_LOG_NAME
+        stack.callback(lambda: write_request_log(standin.requests[first_request:], request_log))
         arguments["api_endpoint"] = standin.base_url
         console.write(f"Offline stand-in of the Vertex API at {standin.base_url}\n")
         console.write(f"Running the pipeline on {data} (step logs: {log_file})\n")
@@ -307,6 +311,7 @@ def run_local(
 
     run_dir = _newest_run_dir(pipeline_root)
     result = _collect_outputs(output_dir, run_dir, log_file, seconds)
+    result.artifacts["stand-in requests"] = request_log
     _write_summary(result, data)
     write_run_status(output_dir, "succeeded", gate_passed=result.gate_passed, seconds=round(seconds, 1))
     return result

@@ -720,7 +720,7 @@ class GoogleCloudFacts:
         return {binding["role"]: sorted(binding["members"]) for binding in policy.bindings}
 
     def project_policy(self, project: str) -> dict[str, list[str]]:
-        answer = _json_call(self._session, "POST", self._url("resourcemanager", f"/v1/projects/{project}:getIamPolicy"),
+        answer = _json_call(self._session, "POST", self._url("resourcemanager", f"/v3/projects/{project}:getIamPolicy"),
                             f"the IAM policy of project {project}", body={})
         return _bindings(answer or {})
 

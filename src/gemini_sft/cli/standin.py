@@ -1,7 +1,8 @@
 """``gemini-sft standin``: run the offline Vertex stand-in in the foreground until Ctrl-C or SIGTERM.
 
 Serve a local, offline stand-in of the Vertex AI API on 127.0.0.1: tuning jobs, generateContent
-and countTokens answered by deterministic stand-in models, not Gemini.
+and countTokens answered by deterministic stand-in models, not Gemini. Requests are checked as
+Vertex checks them (v1 REST routes and messages, unknown fields refused, the models of the catalogue).
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any, TextIO
 
 from gemini_sft.cli.common import add_command
 from gemini_sft.errors import ConfigError
-from gemini_sft.standin import VertexStandIn
+from gemini_sft.standin import VertexStandIn, write_request_log
 from gemini_sft.vertex_client import API_ENDPOINT_ENV
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,9 @@ def register(subparsers: Any) -> None:
                         help="GETs that see each of PENDING and RUNNING before a tuning job moves on (default: 1)")
     parser.add_argument("--fail-jobs-with", default=None, metavar="MESSAGE",
                         help="make every tuning job fail with this error message")
+    parser.add_argument("--request-log", type=Path, default=None, metavar="FILE",
+                        help="when stopping, write every request received to FILE, one JSON object a line "
+                             "(method, path with query, body, status)")
 
 
 def serve(args: argparse.Namespace, stop: threading.Event, out: TextIO = sys.stdout) -> int:
@@ -44,6 +49,9 @@ def serve(args: argparse.Namespace, stop: threading.Event, out: TextIO = sys.std
     ):
         if not fits:
             raise ConfigError(f"{flag} must be {rule}, got {value}.")
+    request_log: Path | None = getattr(args, "request_log", None)
+    if request_log is not None and not request_log.parent.is_dir():
+        raise ConfigError(f"--request-log {request_log}: the folder {request_log.parent} does not exist.")
     standin = VertexStandIn(
         port=args.port,
         latency_seconds=args.latency,
@@ -54,7 +62,12 @@ def serve(args: argparse.Namespace, stop: threading.Event, out: TextIO = sys.std
         print(f"Offline Vertex stand-in (not Vertex AI, not Gemini) listening on {standin.base_url}", file=out)
         print(f"Point gemini-sft at it with: export {API_ENDPOINT_ENV}={standin.base_url}", file=out)
         print("Press Ctrl-C to stop.", file=out, flush=True)
-        stop.wait()
+        try:
+            stop.wait()
+        finally:
+            if request_log is not None:
+                count = write_request_log(standin.requests, request_log)
+                print(f"{count} requests written to {request_log}", file=out, flush=True)
     print("Offline Vertex stand-in stopped.", file=out, flush=True)
     return 0
 

@@ -5,7 +5,6 @@ IAM policy and the caller's permissions (``/storage/v1/b/B...``), the project's
 and a service account's IAM policy and the caller's permissions on it
 (``:getIamPolicy`` / ``:testIamPermissions``), and Artifact Registry image
 manifests (``/v2/PROJECT/REPO/IMAGE/manifests/REF``). These are not Vertex AI
-routes, so no aiplatform proto checks them; their shapes follow the Service
 Usage, Storage JSON, IAM and Docker Registry v2 APIs.
 
 The state is a :class:`CloudProject` in ``standin.extension_state["cloud_project"]``;
@@ -133,7 +132,7 @@ def _unless_denied(name: str, handler: Any) -> Any:
 
 def routes() -> list[Route]:
     """The preflight routes, to pass as ``VertexStandIn(extra_routes=...)``."""
-    return [Route(r.method, r.pattern, _unless_denied(r.name, r.handler), name=r.name) for r in _routes()]
+    return [Route(r.method, r.pattern, _unless_denied(r.name, r.handler), name=r.name, api=r.api) for r in _routes()]
 
 
 def _routes() -> list[Route]:
@@ -141,14 +140,17 @@ def _routes() -> list[Route]:
     account = r"/v1/projects/-/serviceAccounts/(?P<email>[^/:]+)"
     return [
         Route("GET", r"/v1/projects/(?P<project>[^/]+)/services/(?P<service>[^/]+)", _get_service,
-              name="serviceusage.services.get"),
-        Route("GET", bucket, _get_bucket, name="storage.buckets.get"),
-        Route("GET", bucket + "/iam", _get_bucket_policy, name="storage.buckets.getIamPolicy"),
-        Route("GET", bucket + "/iam/testPermissions", _test_bucket_permissions, name="storage.buckets.testIamPermissions"),
-        Route("POST", r"/v1/projects/(?P<project>[^/:]+):getIamPolicy", _project_policy,
-              name="cloudresourcemanager.projects.getIamPolicy"),
-        Route("POST", account + ":getIamPolicy", _service_account_policy, name="iam.serviceAccounts.getIamPolicy"),
+              name="serviceusage.services.get", api="serviceusage.v1"),
+        Route("GET", bucket, _get_bucket, name="storage.buckets.get", api="storage.v1"),
+        Route("GET", bucket + "/iam", _get_bucket_policy, name="storage.buckets.getIamPolicy", api="storage.v1"),
+        Route("GET", bucket + "/iam/testPermissions", _test_bucket_permissions,
+              name="storage.buckets.testIamPermissions", api="storage.v1"),
+        Route("POST", r"/v3/projects/(?P<project>[^/:]+):getIamPolicy", _project_policy,
+              name="cloudresourcemanager.projects.getIamPolicy", api="cloudresourcemanager.v3"),
+        Route("POST", account + ":getIamPolicy", _service_account_policy, name="iam.serviceAccounts.getIamPolicy",
+              api="iam.v1"),
         Route("POST", account + ":testIamPermissions", _test_service_account_permissions,
-              name="iam.serviceAccounts.testIamPermissions"),
-        Route("GET", r"/v2/(?P<path>.+)/manifests/(?P<reference>[^/]+)", _manifest, name="artifactregistry.manifests.get"),
+              name="iam.serviceAccounts.testIamPermissions", api="iam.v1"),
+        Route("GET", r"/v2/(?P<path>.+)/manifests/(?P<reference>[^/]+)", _manifest,
+              name="artifactregistry.manifests.get", api="artifactregistry.docker.v2"),
     ]
