@@ -1,12 +1,12 @@
 """KFP shell of the clean stage: read the raw data artifact, clean and split it, write the artifacts.
 
-The work is done by :func:`gemini_sft.clean.clean_dataset`; this shell maps
+The work is done by :func:`gemini_sft.dataset.clean.clean_dataset`; this shell maps
 artifacts to paths, writes the version record and report, and logs counts.
 """
 
 from typing import NamedTuple
 
-from gemini_sft.clean import CleanConfig
+from gemini_sft.dataset.settings import CleanConfig
 from gemini_sft.components.base import build_component
 from gemini_sft.contracts import describe_component
 from kfp.dsl import Artifact, Dataset, Input, Markdown, Metrics, Output
@@ -58,7 +58,8 @@ def clean_data(
     from collections import namedtuple
     from pathlib import Path
 
-    from gemini_sft.clean import CleanConfig, SplitPaths, clean_dataset
+    from gemini_sft.dataset.clean import clean_dataset
+    from gemini_sft.dataset.settings import CleanConfig, SplitPaths
     from gemini_sft.contracts import record_from_values
     from gemini_sft.errors import DatasetInvalidError
 

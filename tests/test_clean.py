@@ -23,14 +23,10 @@ from clean_helpers import (
 )
 
 from gemini_sft import __version__
-from gemini_sft.clean import (
-    REASON_CODES,
-    CleanConfig,
-    DatasetVersion,
-    SplitPaths,
-    clean_dataset,
-    file_sha256,
-)
+from gemini_sft.dataset.clean import clean_dataset
+from gemini_sft.dataset.fates import REASON_CODES
+from gemini_sft.dataset.settings import CleanConfig, SplitPaths
+from gemini_sft.dataset.version import DatasetVersion, file_sha256
 from gemini_sft.errors import ConfigError, InputFormatError
 
 
@@ -403,15 +399,15 @@ def test_invalid_configuration_is_refused_with_an_actionable_message(settings: d
 
 
 def test_parallel_conversion_gives_exactly_the_single_process_result(tmp_path: Path, monkeypatch, caplog) -> None:
-    import gemini_sft.clean as clean_module
+    import gemini_sft.dataset.first_pass as first_pass_module
     from gemini_sft.sample_data import render
 
     text = render().encode() * 3 + b"\xef\xbb\xbf not a bom here\n" + render(seed=9).encode()
     settings = {"stratify_by": r"regex:Category: (\w+)", "mask_pii": True}
     single, single_out = run_clean(tmp_path / "single", text, **settings)
-    monkeypatch.setattr(clean_module, "PARALLEL_MIN_BYTES", len(text) // 3)
-    monkeypatch.setattr(clean_module, "_worker_count", lambda source, info: 3)
-    with caplog.at_level("INFO", logger="gemini_sft.clean"):
+    monkeypatch.setattr(first_pass_module, "PARALLEL_MIN_BYTES", len(text) // 3)
+    monkeypatch.setattr(first_pass_module, "_worker_count", lambda source, info: 3)
+    with caplog.at_level("INFO", logger="gemini_sft.dataset.first_pass"):
         parallel, parallel_out = run_clean(tmp_path / "parallel", text, **settings)
     assert "converting in 3 processes" in caplog.text
     for name in ("train", "validation", "holdout", "rejected"):

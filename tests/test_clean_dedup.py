@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gemini_sft.dedup import CONFLICT, DUPLICATE, KEEP, resolve_duplicates
+from gemini_sft.dataset.dedup import CONFLICT, DUPLICATE, KEEP, resolve_duplicates
 
 # rows:          0  1  2  3  4  5  6
 PROMPTS = np.array([7, 8, 7, 7, 9, 8, 7], dtype=np.int64)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gemini_sft.splits import (
+from gemini_sft.dataset.splits import (
     DROPPED,
     HOLDOUT,
     TRAIN,

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 import yaml
 
-from gemini_sft.clean import CleanConfig
 from gemini_sft.components.clean import clean_data
 from gemini_sft.contracts import (
     add_cli_options,
@@ -23,6 +22,7 @@ from gemini_sft.contracts import (
     settings_of,
     signature_problems,
 )
+from gemini_sft.dataset.settings import CleanConfig
 
 CLEAN_ARTIFACTS = ("raw_data", "train", "validation", "holdout", "rejected", "dataset_version", "report", "metrics")
 

@@ -46,7 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _clean(args: argparse.Namespace) -> int:
-    from gemini_sft.clean import CleanConfig, SplitPaths, clean_dataset
+    from gemini_sft.dataset.clean import clean_dataset
+    from gemini_sft.dataset.settings import CleanConfig, SplitPaths
     from gemini_sft.storage import local_path
 
     config = CleanConfig(

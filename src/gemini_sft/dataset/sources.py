@@ -19,12 +19,16 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-
-from gemini_sft.parallel import line_aligned_ranges  # noqa: F401 (re-exported for the readers)
 from typing import Any, BinaryIO
 
 from gemini_sft.errors import InputFormatError
-from gemini_sft.formats import PAIR_FIELDS, SYSTEM_FIELDS, RejectReason, RowRejected
+from gemini_sft.dataset.formats import (
+    PAIR_FIELDS,
+    SYSTEM_FIELDS,
+    RejectReason,
+    RowRejected,
+    has_lone_surrogate,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -190,7 +194,7 @@ def iter_csv_rows(stream: BinaryIO, delimiter: str, counter: RowCounter) -> Iter
             joined = joiner.getvalue()
             raw = joined.encode("utf-8", errors="surrogateescape")
             payload: dict[str, str] | RowRejected
-            if not joined.isascii() and _has_surrogates(joined):
+            if not joined.isascii() and has_lone_surrogate(joined):
                 payload = RowRejected(RejectReason.INVALID_ENCODING, "the row is not valid UTF-8")
             elif len(cells) != len(columns):
                 payload = RowRejected(
@@ -216,14 +220,6 @@ def _canonical_column(name: str) -> str:
     return _KNOWN_COLUMNS.get(name.lower(), name)
 
 
-def _has_surrogates(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
 def open_rows(
     path: Path, info: SourceInfo, counter: RowCounter, byte_range: tuple[int, int] | None = None, first_line: int = 1
 ) -> tuple[BinaryIO, Iterator[SourceRow]]:
@@ -231,7 +227,7 @@ def open_rows(
 
     ``byte_range`` (uncompressed JSONL only) reads the lines starting in
     ``[start, end)``, numbering them from ``first_line``; ranges come from
-    :func:`line_aligned_ranges`.
+    :func:`gemini_sft.parallel.line_aligned_ranges`.
     """
     stream, _ = _open_binary(path, buffering=_READ_BUFFER_BYTES)
     if info.container == CONTAINER_JSONL:
