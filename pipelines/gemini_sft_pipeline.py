@@ -2,8 +2,8 @@
 
 Steps, in order:
 
-1. **Find and import raw data**: ``raw_data_uri``, with ``{date}``/``{latest}`` resolved for
-   scheduled runs, becomes a Dataset artifact.
+1. **Find the raw data**: ``raw_data_uri``, with ``{date}``/``{latest}`` resolved for
+   scheduled runs, becomes the raw Dataset artifact (emitted by that step, no importer).
 2. **Find the production model**: the champion now in production, if any, from the promotion registry.
 3. **Clean and split**: formats normalised to Gemini examples, bad rows rejected with reasons,
    train / validation / holdout splits with no prompt in two splits, a dataset version record.
@@ -93,6 +93,7 @@ def build_pipeline(
         stratify_by: str = "",
         max_validation_examples: int = 5000,
         validation_overflow: str = "train",
+        min_split_examples: int = 2,
         max_budget_usd: float = 100.0,
         price_per_million_tokens_usd: float = 0.0,
         count_tokens_with_api: bool = True,
@@ -143,11 +144,9 @@ def build_pipeline(
         with steps:
             run_name = dsl.PIPELINE_JOB_NAME_PLACEHOLDER
 
-            resolved = resolve_op(raw_data_uri=raw_data_uri).set_display_name("Find this run's raw data")
-            resolved.set_caching_options(False)  # {latest} must be looked up again on every run
-            raw = dsl.importer(
-                artifact_uri=resolved.output, artifact_class=dsl.Dataset, reimport=False
-            ).set_display_name("Import raw data")
+            # The step emits the raw Dataset artifact itself: no importer takes a URI from a task output.
+            raw = resolve_op(raw_data_uri=raw_data_uri).set_display_name("Find this run's raw data")
+            raw.set_caching_options(False)  # {latest} must be looked up again on every run
 
             champion = find_champion_op(
                 project=project,
@@ -158,7 +157,7 @@ def build_pipeline(
             champion.set_caching_options(False)
 
             clean = clean_op(
-                raw_data=raw.output,
+                raw_data=raw.outputs["raw_data"],
                 train_fraction=train_fraction,
                 validation_fraction=validation_fraction,
                 holdout_fraction=holdout_fraction,
@@ -170,6 +169,7 @@ def build_pipeline(
                 stratify_by=stratify_by,
                 max_validation_examples=max_validation_examples,
                 validation_overflow=validation_overflow,
+                min_split_examples=min_split_examples,
             ).set_display_name("Clean and split data")
             clean.set_cpu_limit("2").set_memory_limit("8G")
 

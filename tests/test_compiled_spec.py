@@ -16,7 +16,6 @@ CHECKED_IN_SPEC = REPO / "compiled" / "gemini_sft_pipeline.yaml"
 
 EXPECTED_STEPS = {
     "resolve-raw-data": "Find this run's raw data",
-    "importer": "Import raw data",
     "find-champion": "Find production model",
     "clean-data": "Clean and split data",
     "validate-data": "Validate dataset and estimate cost",

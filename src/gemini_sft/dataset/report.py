@@ -91,6 +91,8 @@ class CleanReport:
                     f"- Source: `{version.source_uri}` ({version.source_container}{gzip_note}), "
                     f"SHA-256 `{version.source_sha256}`"
                 ),
+                *([f"- Source pattern: `{version.source_uri_pattern}`"]
+                  if version.source_uri_pattern and version.source_uri_pattern != version.source_uri else []),
                 f"- Dataset hash: `{version.dataset_hash}`",
                 f"- Code version: {version.code_version}",
                 f"- Cleaned at: {version.created_at}",
@@ -183,6 +185,7 @@ def build_report(
     outputs: SplitPaths,
     splits: dict[str, FileRecord],
     rejected_written: int,
+    source_uri_pattern: str = "",
 ) -> CleanReport:
     """Check the accounting, hash the outputs and assemble the report. Raises CleanInvariantError."""
     split_counts = {name: record.rows for name, record in splits.items()}
@@ -228,6 +231,7 @@ def build_report(
         source_compressed=info.compressed,
         code_version=__version__,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        source_uri_pattern=source_uri_pattern,
     )
     logger.info(
         "cleaned: %d rows read, %d kept (train %d, validation %d, holdout %d), %d rejected, %d blank lines",

@@ -50,6 +50,10 @@ class CleanConfig:
     validation_overflow: str = setting(
         "train", "Where validation examples over the cap go: train, holdout or drop.", choices=OVERFLOW_DESTINATIONS
     )
+    min_split_examples: int = setting(
+        2,
+        "Fail the step when train, or validation or holdout with a fraction above 0, has fewer examples; 0 = no check.",
+    )
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -81,6 +85,9 @@ class CleanConfig:
                 f"max_validation_examples must be an integer >= 1 (Vertex accepts at most 5000), "
                 f"got {self.max_validation_examples!r}"
             )
+        minimum = self.min_split_examples
+        if not isinstance(minimum, int) or isinstance(minimum, bool) or minimum < 0:
+            problems.append(f"min_split_examples must be an integer >= 0 (0 = no check), got {minimum!r}")
         if self.validation_overflow not in OVERFLOW_DESTINATIONS:
             problems.append(
                 f"validation_overflow must be one of {', '.join(OVERFLOW_DESTINATIONS)}, got {self.validation_overflow!r}"
@@ -148,3 +155,7 @@ class SplitPaths:
     def in_directory(cls, directory: Path) -> SplitPaths:
         """``train.jsonl``, ``validation.jsonl``, ``holdout.jsonl`` and ``rejected.jsonl`` in ``directory``."""
         return cls(*(directory / f"{name}.jsonl" for name in ("train", "validation", "holdout", "rejected")))
+
+    def files(self) -> tuple[Path, Path, Path, Path]:
+        """The four paths: train, validation, holdout, rejected."""
+        return (self.train, self.validation, self.holdout, self.rejected)

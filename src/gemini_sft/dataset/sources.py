@@ -166,7 +166,9 @@ def iter_csv_rows(stream: BinaryIO, delimiter: str, counter: RowCounter) -> Iter
 
     Blank rows are counted in ``counter``; a file without a header yields
     nothing. Raises :class:`InputFormatError` when the CSV quoting is broken
-    beyond recovery (the csv module's own errors).
+    beyond recovery (the csv module's own errors) and when the first row reads
+    like data (no known column name, and a number or a sentence in it): a
+    file without a header row, whose first example would be taken for one.
     """
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
     reader = csv.reader(text, delimiter=delimiter)
@@ -178,6 +180,12 @@ def iter_csv_rows(stream: BinaryIO, delimiter: str, counter: RowCounter) -> Iter
         if header is None:
             return
         columns = [_canonical_column(c) for c in header]
+        if not set(columns) & _RECORD_COLUMNS and any(_looks_like_data(cell) for cell in header):
+            raise InputFormatError(
+                f"the first row of the CSV/TSV input (line {reader.line_num}) looks like data, not a header row: "
+                f"no column is named {', '.join(sorted(_RECORD_COLUMNS))}; add a header row that names the "
+                "columns, e.g. input,output"
+            )
         previous_end = reader.line_num
         joiner = io.StringIO()
         writer = csv.writer(joiner, delimiter=delimiter, lineterminator="")
@@ -213,6 +221,23 @@ def iter_csv_rows(stream: BinaryIO, delimiter: str, counter: RowCounter) -> Iter
 # Column names that select a record format or a system instruction, matched case-insensitively
 # (spreadsheet exports often capitalise headers); other columns keep their name.
 _KNOWN_COLUMNS: dict[str, str] = {name.lower(): name for name in (*PAIR_FIELDS, *SYSTEM_FIELDS)}
+
+
+# Columns that make a row a record: the prompt/response pairs, a system instruction, Gemini or chat JSON.
+_RECORD_COLUMNS: frozenset[str] = frozenset({*PAIR_FIELDS, *SYSTEM_FIELDS, "contents", "messages"})
+
+
+def _looks_like_data(cell: str) -> bool:
+    """Whether a header cell reads like a value rather than a column name: a number, a sentence, long text."""
+    text = cell.strip()
+    if not text:
+        return False
+    try:
+        float(text)
+        return True
+    except ValueError:
+        pass
+    return len(text) > 40 or len(text.split()) >= 4 or (" " in text and text[-1] in ".?!")
 
 
 def _canonical_column(name: str) -> str:

@@ -29,6 +29,9 @@ class DatasetVersion:
 
     ``dataset_hash`` is the first 63 hex digits of ``dataset_sha256`` (the
     SHA-256 over the three split hashes), short enough for a GCP label value.
+    ``source_uri`` is the object read; ``source_uri_pattern`` the raw data URI
+    as configured, with any ``{date}`` / ``{latest}`` placeholders (lineage of
+    scheduled runs), empty when none was given.
     """
 
     dataset_hash: str
@@ -47,6 +50,7 @@ class DatasetVersion:
     source_compressed: bool
     code_version: str
     created_at: str
+    source_uri_pattern: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -62,7 +66,7 @@ class DatasetVersion:
         values = dict(data)
         values["splits"] = {name: FileRecord(**record) for name, record in data["splits"].items()}
         values["rejected"] = FileRecord(**data["rejected"])
-        return cls(**{f.name: values[f.name] for f in fields(cls)})
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
 
 
 
