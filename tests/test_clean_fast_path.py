@@ -19,9 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gemini_sft.dataset.first_pass import field_label
-from gemini_sft.dataset.formats import RowRejected, single_turn_fields
+from gemini_sft.dataset.formats import single_turn_fields
 from gemini_sft.dataset.json_lines import parse_line, read_json_line
 from gemini_sft.dataset.output_lines import single_turn_line, single_turn_line_utf8
+from gemini_sft.dataset.records import RowRejected
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
-from gemini_sft.dataset.formats import (
+from gemini_sft.dataset.formats import convert_record
+from gemini_sft.dataset.output_lines import gemini_json_line
+from gemini_sft.dataset.records import (
     FORMAT_GEMINI,
     FORMAT_INPUT_OUTPUT,
     FORMAT_INPUT_TEXT,
@@ -18,9 +20,7 @@ from gemini_sft.dataset.formats import (
     FORMAT_PROMPT_COMPLETION,
     RejectReason,
     RowRejected,
-    convert_record,
 )
-from gemini_sft.dataset.output_lines import gemini_json_line
 from gemini_sft.dataset.sources import (
     CONTAINER_CSV,
     CONTAINER_JSONL,

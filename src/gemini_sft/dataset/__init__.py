@@ -3,7 +3,8 @@
 Reading and converting:
 
 - :mod:`~gemini_sft.dataset.sources`: containers (JSONL, CSV/TSV, gzip, BOM), rows with line numbers.
-- :mod:`~gemini_sft.dataset.formats`: record formats, detection, conversion to a normalised example.
+- :mod:`~gemini_sft.dataset.records`: format names, known fields, rejection reasons, a converted example.
+- :mod:`~gemini_sft.dataset.formats`: detecting a record's format and converting it to a normalised example.
 - :mod:`~gemini_sft.dataset.json_lines`: parsing one JSONL line (orjson where it agrees with the stdlib).
 - :mod:`~gemini_sft.dataset.output_lines`: writing a Gemini example as one JSONL line.
 - :mod:`~gemini_sft.dataset.pii`: masking e-mail addresses, phone and card numbers.

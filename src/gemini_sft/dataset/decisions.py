@@ -9,7 +9,7 @@ import numpy as np
 from gemini_sft.dataset.dedup import CONFLICT, DUPLICATE, KEEP, resolve_duplicates
 from gemini_sft.dataset.fates import FATE_OF_REASON, FATE_PENDING, LATE
 from gemini_sft.dataset.first_pass import FirstPass
-from gemini_sft.dataset.formats import RejectReason
+from gemini_sft.dataset.records import RejectReason
 from gemini_sft.dataset.settings import CleanConfig
 from gemini_sft.dataset.splits import DROPPED, assign_splits, group_ids_by_first_appearance
 
@@ -24,7 +24,12 @@ class Decisions:
 
 
 def decide(state: FirstPass, config: CleanConfig) -> Decisions:
-    """Decide every converted row: duplicate, conflict, a split, or validation overflow; updates ``state.fates``."""
+    """Decide every converted row: duplicate, conflict, a split, or validation overflow; updates ``state.fates``.
+
+    Args:
+        state: the first pass's keys, labels and fates.
+        config: the conflict policy and the split plan.
+    """
     count = len(state.conflict_keys)
     if count == 0:
         return Decisions(np.empty(0, dtype=np.uint8), np.empty(0, dtype=np.int64))

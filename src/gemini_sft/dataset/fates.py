@@ -8,7 +8,7 @@ decided from the whole file afterwards ("late").
 
 from __future__ import annotations
 
-from gemini_sft.dataset.formats import RejectReason
+from gemini_sft.dataset.records import RejectReason
 
 REASON_CODES: tuple[str, ...] = tuple(reason.value for reason in RejectReason)
 

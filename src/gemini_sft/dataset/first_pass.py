@@ -22,20 +22,11 @@ from typing import Any
 import numpy as np
 
 from gemini_sft.dataset.fates import FATE_OF_REASON, FATE_PENDING
-from gemini_sft.dataset.formats import (
-    ConvertedRecord,
-    RejectReason,
-    RowRejected,
-    SingleTurnFields,
-    convert_record,
-    has_lone_surrogate,
-    normalize_text,
-    prompt_key_of,
-    single_turn_fields,
-)
+from gemini_sft.dataset.formats import SingleTurnFields, convert_record, prompt_key_of, single_turn_fields
 from gemini_sft.dataset.json_lines import parse_line, read_json_line
 from gemini_sft.dataset.output_lines import gemini_json_line, single_turn_line, single_turn_line_utf8
 from gemini_sft.dataset.pii import PiiCounts, mask_pii
+from gemini_sft.dataset.records import ConvertedRecord, RejectReason, RowRejected, has_lone_surrogate, normalize_text
 from gemini_sft.dataset.settings import MAX_STRATA, NO_LABEL, TOO_MANY_STRATA, CleanConfig
 from gemini_sft.dataset.sources import (
     CONTAINER_JSONL,
@@ -95,6 +86,10 @@ def row_converter(config: CleanConfig, state: FirstPass) -> RowConverter:
     key)``; it counts formats, PII matches and labels in ``state`` for the rows
     it accepts, and raises RowRejected for the others. A closure, because it
     runs once per row and local lookups are the cheapest.
+
+    Args:
+        config: the settings applied to every row (system instruction, PII, minimum length, labels).
+        state: where the accepted rows' formats, PII matches and labels are counted.
     """
     configured_system = normalize_text(config.system_instruction) or None
     min_chars = config.min_response_chars
@@ -209,6 +204,12 @@ def first_pass(source: Path, info: SourceInfo, config: CleanConfig, work_dir: Pa
     Large plain JSONL files are cut into line-aligned byte ranges converted in
     parallel; the parts are merged in file order, so the result is the same
     as in one process.
+
+    Args:
+        source: the raw data file.
+        info: how it is read (container, compression).
+        config: the settings of the stage.
+        work_dir: local scratch folder for the temporary files.
     """
     workers = _worker_count(source, info)
     if workers <= 1:
@@ -339,7 +340,13 @@ def _masked(converted: ConvertedRecord, counts: PiiCounts) -> ConvertedRecord:
 
 
 def field_label(record: dict[str, Any], name: str, raw: bytes) -> str:
-    """The stratification label of ``record``: its field ``name`` as normalised text, or NO_LABEL."""
+    """The stratification label of ``record``: its field ``name`` as normalised text, or NO_LABEL.
+
+    Args:
+        record: the parsed row.
+        name: the field to read.
+        raw: the row's raw bytes, parsed again by the stdlib when orjson read a number differently.
+    """
     value = record.get(name)
     if type(value) is float:
         # orjson reads integers beyond 64 bits as floats: take the number as the stdlib reads it.

@@ -8,7 +8,8 @@ from typing import Any
 
 import orjson
 
-from gemini_sft.dataset.formats import RejectReason, RowRejected, SingleTurnFields, single_turn_fields
+from gemini_sft.dataset.formats import SingleTurnFields, single_turn_fields
+from gemini_sft.dataset.records import RejectReason, RowRejected
 
 _ORJSON_MAX_NESTING = 500
 
@@ -19,7 +20,8 @@ def read_json_line(line: bytes) -> tuple[dict[str, Any], SingleTurnFields | None
     orjson parses first. Its result is used only for an object the single-turn
     fast path accepts: that path reads nothing but strings, keys and container
     shapes, on which orjson and the stdlib agree (numbers may differ; a
-    stratification label reads them with the stdlib, see :func:`field_label`).
+    stratification label reads them with the stdlib, see
+    :func:`gemini_sft.dataset.first_pass.field_label`).
     Every other line (NaN or Infinity, lone surrogate escapes, integers beyond
     64 bits, which orjson reads as floats, nesting too deep for the stdlib,
     other shapes, errors) is parsed again by the stdlib, so results and

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from gemini_sft.dataset.formats import ConvertedRecord
+from gemini_sft.dataset.records import ConvertedRecord
 
 _encode_string = json.encoder.encode_basestring  # type: ignore[attr-defined]
 _CONTENTS_HEAD = '"contents":[{"role":"user","parts":[{"text":'

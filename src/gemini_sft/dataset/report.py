@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class CleanReport:
-    """Outcome of :func:`clean_dataset`: counts, the version record and warnings."""
+    """Outcome of :func:`gemini_sft.dataset.clean.clean_dataset`: counts, the version record and warnings."""
 
     rows_read: int
     blank_lines: int
@@ -187,7 +187,20 @@ def build_report(
     rejected_written: int,
     source_uri_pattern: str = "",
 ) -> CleanReport:
-    """Check the accounting, hash the outputs and assemble the report. Raises CleanInvariantError."""
+    """Check the accounting, hash the outputs and assemble the report. Raises CleanInvariantError.
+
+    Args:
+        source: the raw data file.
+        source_uri: its URI for the record (defaults to the path).
+        info: how it was read.
+        config: the settings of the stage.
+        state: the first pass's counts and fates.
+        decisions: each converted row's destination.
+        outputs: the files written.
+        splits: the record of each split file, by split name.
+        rejected_written: rows written to the rejected file.
+        source_uri_pattern: the configured raw data URI, with placeholders.
+    """
     split_counts = {name: record.rows for name, record in splits.items()}
     rows_read = state.counter.rows
     kept = sum(split_counts.values())

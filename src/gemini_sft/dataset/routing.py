@@ -13,7 +13,7 @@ import numpy as np
 from gemini_sft.dataset.decisions import Decisions
 from gemini_sft.dataset.fates import FATE_REJECT_BASE, LATE, LATE_FATES, REASONS
 from gemini_sft.dataset.first_pass import FirstPass, rejected_line
-from gemini_sft.dataset.formats import RejectReason
+from gemini_sft.dataset.records import RejectReason
 from gemini_sft.dataset.settings import CleanConfig, SplitPaths
 from gemini_sft.dataset.sources import CONTAINER_JSONL, RowCounter, SourceInfo, jsonl_lines_at, open_rows
 from gemini_sft.dataset.version import FileRecord
@@ -39,6 +39,11 @@ def route_converted(state: FirstPass, destinations: np.ndarray, outputs: SplitPa
     runs in Python; hashes the split files as it writes them. Deletes each
     temporary file once copied, which spares the disk from writing back data
     nobody will read again.
+
+    Args:
+        state: the first pass (its converted-line files and line lengths).
+        destinations: per converted row, a split code or LATE.
+        outputs: the split files to write.
     """
     if sum(state.converted_rows) != len(destinations) or len(state.line_lengths) != len(destinations):
         raise CleanInvariantError("converted lines and converted rows differ in number")
@@ -97,6 +102,14 @@ def write_rejected(
     Early rejections are copied from the first pass; late ones (duplicates,
     conflicts, validation overflow) take their raw text from the source, read
     again only when there are any.
+
+    Args:
+        source: the raw data file.
+        info: how it is read.
+        state: the first pass (fates, lines, early rejections).
+        decisions: the referenced line of each late rejection.
+        config: the settings, named in the late rejections' details.
+        path: the rejected file to write.
     """
     fate_bytes = state.fates
     fates = np.frombuffer(fate_bytes, dtype=np.uint8)

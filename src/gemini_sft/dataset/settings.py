@@ -144,7 +144,7 @@ def _stratify_problems(stratify_by: str) -> list[str]:
 
 @dataclass(frozen=True)
 class SplitPaths:
-    """Where :func:`clean_dataset` writes its four JSONL outputs."""
+    """Where :func:`gemini_sft.dataset.clean.clean_dataset` writes its four JSONL outputs."""
 
     train: Path
     validation: Path

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from gemini_sft.errors import InputFormatError
-from gemini_sft.dataset.formats import (
+from gemini_sft.dataset.records import (
     PAIR_FIELDS,
     SYSTEM_FIELDS,
     RejectReason,
