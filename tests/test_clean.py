@@ -287,9 +287,11 @@ def test_stratify_by_field_reads_the_raw_record(tmp_path: Path) -> None:
 
 
 def test_too_many_strata_is_a_config_error(tmp_path: Path) -> None:
-    records = [{"input": f"Ticket {i}", "output": "answer", "id": str(i)} for i in range(1100)]
-    with pytest.raises(ConfigError, match="distinct values"):
+    records = [{"input": f"Ticket {i}", "output": "answer", "id": str(i)} for i in range(1001)]
+    with pytest.raises(ConfigError, match="more than 1000 distinct values"):
         run_clean(tmp_path, jsonl(*records), stratify_by="field:id")
+    report, _ = run_clean(tmp_path / "at-the-limit", jsonl(*records[:1000]), stratify_by="field:id")
+    assert sum(len(labels) for labels in report.version.label_distribution.values()) == 1000
 
 
 def test_no_prompt_appears_in_two_splits(tmp_path: Path) -> None:
@@ -381,6 +383,11 @@ def test_empty_input_produces_empty_splits_and_a_warning(tmp_path: Path) -> None
     ({"train_fraction": 0.8, "validation_fraction": 0.3, "holdout_fraction": 0.1}, "must be 1"),
     ({"train_fraction": -0.1, "validation_fraction": 0.6, "holdout_fraction": 0.5}, "between 0 and 1"),
     ({"train_fraction": 0.0, "validation_fraction": 0.5, "holdout_fraction": 0.5}, "greater than 0"),
+    ({"train_fraction": 1.5, "validation_fraction": 0.0, "holdout_fraction": 0.0}, "between 0 and 1"),
+    ({"train_fraction": True, "validation_fraction": 0.0, "holdout_fraction": 0.0}, "between 0 and 1"),
+    ({"seed": -1}, "seed must be a non-negative integer"),
+    ({"seed": True}, "seed must be a non-negative integer"),
+    ({"seed": 1.5}, "seed must be a non-negative integer"),
     ({"conflict_policy": "keep_last"}, "drop_all, keep_first"),
     ({"validation_overflow": "nowhere"}, "train, holdout, drop"),
     ({"max_validation_examples": 0}, "max_validation_examples"),

@@ -201,3 +201,27 @@ def test_the_edge_fractions_zero_and_one_are_valid(tmp_path: Path, fractions: tu
 def test_min_split_examples_must_be_a_count(value: object) -> None:
     with pytest.raises(ConfigError, match="min_split_examples must be an integer >= 0"):
         CleanConfig(min_split_examples=value)  # type: ignore[arg-type]
+
+
+def test_by_default_a_one_example_holdout_fails_and_a_two_example_one_passes(tmp_path: Path) -> None:
+    one, _ = run_clean(tmp_path / "ten", examples(10))
+    assert (one.validation_rows, one.holdout_rows) == (1, 1)
+    assert [p.split(" has")[0] for p in split_size_problems(one, CleanConfig())] == [
+        "the validation split", "the holdout split"]
+    two, _ = run_clean(tmp_path / "twenty", examples(20))
+    assert (two.validation_rows, two.holdout_rows) == (2, 2)
+    assert split_size_problems(two, CleanConfig()) == []
+
+
+def test_seed_zero_is_a_seed(tmp_path: Path) -> None:
+    report, _ = run_clean(tmp_path, examples(20), seed=0)
+    assert report.version.config["seed"] == 0
+
+
+@pytest.mark.parametrize("settings", [
+    {"seed": 0}, {"max_validation_examples": 1}, {"min_split_examples": 0}, {"min_response_chars": 0},
+    {"train_fraction": 1, "validation_fraction": 0, "holdout_fraction": 0},
+])
+def test_the_smallest_valid_settings_are_accepted(settings: dict) -> None:
+    config = CleanConfig(**settings)
+    assert {name: getattr(config, name) for name in settings} == settings

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from gemini_sft.components.clean import clean_data
+from gemini_sft.components.resolve_data import resolve_raw_data
 from gemini_sft.contracts import (
     add_cli_options,
     pipeline_wiring_problems,
@@ -29,6 +30,7 @@ CLEAN_ARTIFACTS = ("raw_data", "train", "validation", "holdout", "rejected", "da
 # (component function, records, other parameters, task name, record fields the pipeline wires otherwise)
 STAGES: list[tuple[Any, list[type], tuple[str, ...], str, tuple[str, ...]]] = [
     (clean_data, [CleanConfig], CLEAN_ARTIFACTS, "clean-data", ()),
+    (resolve_raw_data, [], ("raw_data_uri", "raw_data"), "resolve-raw-data", ()),
 ]
 
 
