@@ -43,7 +43,7 @@ def test_empty_input_gives_empty_outcomes_and_references() -> None:
 
 @pytest.mark.parametrize("responses", [RESPONSES[:-1], np.append(RESPONSES, 5)])
 def test_arrays_of_different_lengths_are_refused(responses: np.ndarray) -> None:
-    with pytest.raises(ValueError, match="same length"):
+    with pytest.raises(ValueError, match=rf"same length.*\(got 7 and {len(responses)}\)"):
         resolve_duplicates(PROMPTS, responses, "drop_all")
 
 
