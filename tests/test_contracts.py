@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from gemini_sft.clean import CleanConfig
 from gemini_sft.components.clean import clean_data
+from gemini_sft.components.resolve_data import resolve_raw_data
 from gemini_sft.components.tune import tune_model
 from gemini_sft.components.validate import validate_data
 from gemini_sft.contracts import (
@@ -25,6 +25,7 @@ from gemini_sft.contracts import (
     settings_of,
     signature_problems,
 )
+from gemini_sft.dataset.settings import CleanConfig
 from gemini_sft.tune import TuningSettings
 from gemini_sft.validate import ValidationSettings
 from gemini_sft.vertex_client import VertexTarget
@@ -40,6 +41,7 @@ VALIDATE_ARTIFACTS = ("train", "validation", "report", "validation_result", "met
 # (component function, records, other parameters, task name, record fields the pipeline wires otherwise)
 STAGES: list[tuple[Any, list[type], tuple[str, ...], str, tuple[str, ...]]] = [
     (clean_data, [CleanConfig], CLEAN_ARTIFACTS, "clean-data", ()),
+    (resolve_raw_data, [], ("raw_data_uri", "raw_data"), "resolve-raw-data", ()),
     (tune_model, [VertexTarget, TuningSettings], TUNE_ARTIFACTS, "tune-model", TUNE_WIRED + TUNE_DEFAULTS),
     (validate_data, [ValidationSettings], VALIDATE_ARTIFACTS, "validate-data", ()),
 ]
