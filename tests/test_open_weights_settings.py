@@ -1,0 +1,120 @@
+"""Open-weights settings and the training program's command line: these need no torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from gemini_sft.contracts import settings_of
+from gemini_sft.errors import ConfigError
+from gemini_sft.open_weights import models
+from gemini_sft.open_weights.settings import (
+    DEFAULT_OPEN_BASE_MODEL,
+    TINY_LOCAL_MODEL,
+    OpenWeightsSettings,
+)
+from gemini_sft.open_weights.train import build_parser, main
+from gemini_sft.contracts import record_from_cli
+
+
+def test_defaults_tune_a_small_instruction_tuned_gemma_on_one_l4() -> None:
+    settings = OpenWeightsSettings()
+    assert settings.base_model == DEFAULT_OPEN_BASE_MODEL == "google/gemma-3-1b-it"
+    assert (settings.machine_type, settings.accelerator_type, settings.accelerator_count) == (
+        "g2-standard-8", "NVIDIA_L4", 1)
+    assert not settings.qlora and not settings.tiny_local
+    assert settings.target_modules == "all-linear"
+
+
+def test_every_setting_is_described_and_the_conflicting_names_are_prefixed_in_the_pipeline() -> None:
+    fields = {item.name: item for item in settings_of(OpenWeightsSettings)}
+    expected = {
+        "base_model", "lora_rank", "lora_alpha", "lora_dropout", "lora_target_modules", "qlora", "epochs",
+        "learning_rate", "batch_size", "gradient_accumulation_steps", "max_seq_length", "early_stopping_patience",
+        "machine_type", "accelerator_type", "accelerator_count",
+    }
+    assert expected <= set(fields)
+    assert all(item.description for item in fields.values())
+    # the Gemini tune stage has its own base_model: the open model's must not take its pipeline parameter
+    assert fields["base_model"].pipeline_name == "open_weights_base_model"
+
+
+def test_invalid_settings_are_all_named_in_one_error() -> None:
+    with pytest.raises(ConfigError) as error:
+        OpenWeightsSettings(lora_rank=0, lora_dropout=1.0, learning_rate=0.0, lora_target_modules="q_proj;v_proj",
+                            max_seq_length=8)
+    message = str(error.value)
+    for name in ("lora_rank", "lora_dropout", "learning_rate", "lora_target_modules", "max_seq_length"):
+        assert name in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "machine, accelerator, count, fix",
+    [
+        ("g2-standard-8", "NVIDIA_TESLA_A100", 1, "accelerator_type=NVIDIA_L4"),
+        ("a2-highgpu-2g", "NVIDIA_TESLA_A100", 1, "accelerator_count=2"),
+        ("g2-standard-48", "NVIDIA_L4", 1, "accelerator_count=4"),
+        ("n1-standard-8", "", 1, "accelerator_count must be 0"),
+        ("a3-highgpu-1g", "NVIDIA_H100_80GB", 0, "at least 1"),
+    ],
+)
+def test_machine_and_accelerator_must_agree(machine: str, accelerator: str, count: int, fix: str) -> None:
+    with pytest.raises(ConfigError, match=fix):
+        OpenWeightsSettings(machine_type=machine, accelerator_type=accelerator, accelerator_count=count)
+
+
+def test_cpu_machine_and_gpu_machines_that_agree_are_accepted() -> None:
+    OpenWeightsSettings(machine_type="n1-standard-8", accelerator_type="", accelerator_count=0)
+    OpenWeightsSettings(machine_type="a2-ultragpu-1g", accelerator_type="NVIDIA_A100_80GB", accelerator_count=1)
+    OpenWeightsSettings(machine_type="g2-standard-24", accelerator_type="NVIDIA_L4", accelerator_count=2)
+
+
+def test_qlora_on_a_machine_without_gpu_is_refused() -> None:
+    with pytest.raises(ConfigError, match="qlora=true needs a GPU"):
+        OpenWeightsSettings(qlora=True, machine_type="n1-standard-8", accelerator_type="", accelerator_count=0)
+
+
+def test_target_modules_are_all_linear_or_a_list() -> None:
+    assert OpenWeightsSettings(lora_target_modules="q_proj, v_proj").target_modules == ["q_proj", "v_proj"]
+    assert OpenWeightsSettings(lora_target_modules="all-linear").target_modules == "all-linear"
+
+
+def test_command_line_gives_every_setting_as_an_option() -> None:
+    args = build_parser().parse_args([
+        "--train", "t.jsonl", "--output", "out", "--base-model", TINY_LOCAL_MODEL, "--lora-rank", "4",
+        "--learning-rate", "0.01", "--qlora", "--lora-target-modules", "q_proj,v_proj",
+    ])
+    settings = record_from_cli(OpenWeightsSettings, args)
+    assert (settings.base_model, settings.lora_rank, settings.learning_rate, settings.qlora) == (
+        TINY_LOCAL_MODEL, 4, 0.01, True)
+    assert settings.target_modules == ["q_proj", "v_proj"]
+    assert args.validation is None and args.holdout is None
+
+
+def test_a_bad_setting_on_the_command_line_is_one_line_and_exit_code_1(tmp_path, capsys) -> None:
+    code = main(["--train", str(tmp_path / "t.jsonl"), "--output", str(tmp_path / "out"), "--lora-rank", "0"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: open-weights settings: lora_rank must be an integer >= 1")
+    assert err.count("\n") == 1
+
+
+def test_settings_and_the_program_import_without_torch() -> None:
+    code = (
+        "import sys; import gemini_sft.open_weights.train, gemini_sft.open_weights.settings; "
+        "heavy = [m for m in ('torch', 'transformers', 'trl', 'peft') if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_missing_library_names_the_extra_to_install(monkeypatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "trl" else real(name, *a))
+    with pytest.raises(ConfigError, match=r"needs trl: pip install 'gemini-sft\[open-weights\]'"):
+        models.require_training_libraries()
