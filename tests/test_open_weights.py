@@ -373,4 +373,14 @@ def test_an_interrupted_training_resumes_from_its_last_checkpoint(tmp_path) -> N
     assert steps == list(range(7, 13))  # only the second epoch's steps ran
     assert summary["resumed_from_checkpoint"] == "checkpoint-6"
     assert summary["global_steps"] == 12 and [epoch for epoch, _ in summary["eval_loss_by_epoch"]] == [1, 2]
-    assert summary["figures"]["sessions"] == 2
+    figures = summary["figures"]
+    assert figures["sessions"] == 2 and figures["train_tokens"] == 2 * summary["data"]["train"]["tokens"]
+
+
+def test_without_validation_examples_every_epoch_is_trained_and_the_last_is_kept(tmp_path) -> None:
+    train, _, _ = splits(tmp_path / "data", train=8)
+    summary = train_adapter(tiny_settings(epochs=2, early_stopping_patience=1), train, None, tmp_path / "out").summary
+    assert summary["epochs_trained"] == 2 and not summary["stopped_early"]
+    assert summary["chosen_checkpoint"]["checkpoint"] == "checkpoints/checkpoint-4"
+    assert summary["chosen_checkpoint"]["chosen_by"] == "last epoch (no validation)"
+    assert summary["eval_loss_by_epoch"] == []

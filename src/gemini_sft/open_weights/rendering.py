@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,6 @@ class RenderStats:
     tokens: int = 0
     loss_tokens: int = 0
     longest: int = 0
-    problems: dict[str, int] = field(default_factory=dict)
 
 
 def read_examples(path: str | Path) -> list[tuple[int, dict[str, Any]]]:

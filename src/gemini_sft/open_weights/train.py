@@ -21,6 +21,7 @@ import argparse
 import json
 import logging
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the job from the command line; returns the exit code."""
     args = build_parser().parse_args(argv)
+    # the libraries' notices of their own deprecated internals say nothing to the user of this program
+    warnings.filterwarnings("ignore", category=FutureWarning)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = record_from_cli(OpenWeightsSettings, args)
