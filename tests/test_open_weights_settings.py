@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from gemini_sft.contracts import settings_of
+from gemini_sft.contracts import record_from_cli, settings_of
 from gemini_sft.errors import ConfigError
 from gemini_sft.open_weights import models
 from gemini_sft.open_weights.settings import (
@@ -16,7 +17,6 @@ from gemini_sft.open_weights.settings import (
     OpenWeightsSettings,
 )
 from gemini_sft.open_weights.train import build_parser, main
-from gemini_sft.contracts import record_from_cli
 
 
 def test_defaults_tune_a_small_instruction_tuned_gemma_on_one_l4() -> None:
@@ -118,3 +118,10 @@ def test_a_missing_library_names_the_extra_to_install(monkeypatch) -> None:
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "trl" else real(name, *a))
     with pytest.raises(ConfigError, match=r"needs trl: pip install 'gemini-sft\[open-weights\]'"):
         models.require_training_libraries()
+
+
+def test_the_guide_lists_every_option_of_the_training_program() -> None:
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "open-weights.md").read_text(encoding="utf-8")
+    options = [item.name.replace("_", "-") for item in settings_of(OpenWeightsSettings)]
+    missing = [f"--{name}" for name in options if f"`--{name}`" not in guide]
+    assert missing == []
