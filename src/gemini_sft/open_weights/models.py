@@ -64,6 +64,13 @@ def cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
+def visible_gpus() -> int:
+    """How many CUDA GPUs this process sees (the GPU hours are counted for all of them); 0 without CUDA."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 def set_cpu_threads(tiny_model: bool) -> int:
     """Set torch's CPU threads and return their number: the CPUs this process may use, 1 for the tiny model.
 

@@ -37,6 +37,7 @@ from gemini_sft.errors import ConfigError, DatasetInvalidError
 from gemini_sft.open_weights.models import (
     BaseModel,
     cuda_available,
+    visible_gpus,
     load_base_model,
     lora_config,
     quantization_config,
@@ -378,8 +379,7 @@ def train_adapter(
         return _finished_outcome(output_dir, base, renderer)
 
     steps_per_epoch = -(-len(train_rendered) // (settings.batch_size * settings.gradient_accumulation_steps))
-    figures = TrainingFigures(device="cuda" if has_cuda else "cpu",
-                              accelerator_count=settings.accelerator_count if has_cuda else 0)
+    figures = TrainingFigures(device="cuda" if has_cuda else "cpu", accelerator_count=visible_gpus())
     checkpoint = last_complete_checkpoint(checkpoints_dir)
     _restore_figures(figures, checkpoint)
     callbacks = [*_callbacks(figures, train_stats.tokens, settings.early_stopping_patience, has_validation),
