@@ -153,6 +153,20 @@ def test_loss_mask_covers_exactly_the_model_turns(tokenizer) -> None:
     assert not item.truncated
 
 
+def test_the_mask_follows_the_models_own_template_not_gemmas(tokenizer) -> None:
+    chatml = (
+        "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
+        "'<|im_end|>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+    )
+    other = build_tiny_tokenizer(["hello world"] * 4)
+    other.chat_template = chatml
+    contents = [{"role": "user", "parts": [{"text": "Hi"}]}, {"role": "model", "parts": [{"text": "Hello."}]}]
+    item = ChatRenderer(other).encode(chat_messages(contents, "Be brief."), max_length=512)
+    runs, rest = _masked_runs(other, item.input_ids, item.completion_mask)
+    assert runs == ["Hello.<|im_end|>\n"]
+    assert rest == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+
+
 def test_trainer_labels_are_ignored_outside_the_model_turns(tmp_path, tokenizer) -> None:
     train, validation, _ = splits(tmp_path / "data", train=8, validation=4)
     settings = tiny_settings()

@@ -94,6 +94,11 @@ def test_command_line_gives_every_setting_as_an_option() -> None:
     assert args.validation is None and args.holdout is None
 
 
+def test_cloud_storage_uris_are_read_through_the_vertex_mount() -> None:
+    args = build_parser().parse_args(["--train", "gs://b/run/train.jsonl", "--output", "gs://b/run/model"])
+    assert (str(args.train), str(args.output)) == ("/gcs/b/run/train.jsonl", "/gcs/b/run/model")
+
+
 def test_a_bad_setting_on_the_command_line_is_one_line_and_exit_code_1(tmp_path, capsys) -> None:
     code = main(["--train", str(tmp_path / "t.jsonl"), "--output", str(tmp_path / "out"), "--lora-rank", "0"])
     assert code == 1

@@ -67,6 +67,7 @@ def holdout_prompts(path: Path, renderer: ChatRenderer) -> tuple[list[HoldoutPro
 
     Raises:
         InputFormatError: the file is missing or a line is not a JSON object.
+        DatasetInvalidError: an example's turns have other roles than user / model, or do not alternate.
         EvaluationError: no example has a model turn to use as reference.
     """
     prompts: list[HoldoutPrompt] = []
@@ -82,7 +83,8 @@ def holdout_prompts(path: Path, renderer: ChatRenderer) -> tuple[list[HoldoutPro
         if example_id in seen:
             example_id = f"{example_id}@line-{line_number}"
         seen.add(example_id)
-        prompts.append(HoldoutPrompt(example_id, case.prompt_text, case.reference, renderer.prompt_text(case)))
+        model_input = renderer.prompt_text(case, f"{path.name}:{line_number}")
+        prompts.append(HoldoutPrompt(example_id, case.prompt_text, case.reference, model_input))
     if not prompts:
         raise EvaluationError(f"holdout file {path} has no example with a model turn to use as reference")
     return prompts, skipped

@@ -217,9 +217,14 @@ class ChatRenderer:
         truncated = len(input_ids) > max_length
         return RenderedExample(input_ids[:max_length], mask[:max_length], truncated)
 
-    def prompt_text(self, case: EvaluationCase) -> str:
-        """The text a model is given to answer an evaluation case: its turns and the generation prompt."""
-        messages = chat_messages(case.contents, case.system_instruction)
+    def prompt_text(self, case: EvaluationCase, where: str = "example") -> str:
+        """The text a model is given to answer an evaluation case: its turns and the generation prompt.
+
+        Args:
+            case: the holdout case (its turns before the reference answer).
+            where: names the example in error messages (``holdout.jsonl:3``).
+        """
+        messages = chat_messages(case.contents, case.system_instruction, where)
         return self.render_text(messages, add_generation_prompt=True)
 
 

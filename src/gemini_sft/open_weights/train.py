@@ -29,6 +29,7 @@ from typing import Any
 from gemini_sft.contracts import add_cli_options, record_from_cli
 from gemini_sft.errors import GeminiSftError
 from gemini_sft.open_weights.settings import OpenWeightsSettings
+from gemini_sft.storage import local_path
 
 log = logging.getLogger("gemini_sft.open_weights.train")
 
@@ -91,10 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m gemini_sft.open_weights.train",
         description="Fine-tune an open model with LoRA on Gemini-format JSONL splits and answer the holdout.",
     )
-    parser.add_argument("--train", required=True, type=Path, help="training split (Gemini-format JSONL)")
-    parser.add_argument("--validation", type=Path, help="validation split: eval loss per epoch, early stopping")
-    parser.add_argument("--holdout", type=Path, help="holdout split: the base and tuned models answer its prompts")
-    parser.add_argument("--output", required=True, type=Path, help="output folder (resumed when it holds a training)")
+    # gs:// URIs are read and written through the Cloud Storage FUSE mount (/gcs/) of Vertex jobs
+    parser.add_argument("--train", required=True, type=local_path, help="training split (Gemini-format JSONL)")
+    parser.add_argument("--validation", type=local_path, help="validation split: eval loss per epoch, early stopping")
+    parser.add_argument("--holdout", type=local_path, help="holdout split: the base and tuned models answer its prompts")
+    parser.add_argument("--output", required=True, type=local_path,
+                        help="output folder, a path or gs:// URI (resumed when it holds a training)")
     add_cli_options(parser, OpenWeightsSettings)
     return parser
 
