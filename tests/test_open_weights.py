@@ -21,7 +21,7 @@ pytest.importorskip("trl")
 from safetensors.torch import load_file  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
 
-from gemini_sft.errors import ConfigError, DatasetInvalidError, TuningSettingsError  # noqa: E402
+from gemini_sft.errors import ConfigError, DatasetInvalidError, InputFormatError, TuningSettingsError  # noqa: E402
 from gemini_sft.examples import make_example  # noqa: E402
 from gemini_sft.open_weights.answers import read_answers  # noqa: E402
 from gemini_sft.open_weights.models import (  # noqa: E402
@@ -235,6 +235,21 @@ def test_a_base_model_folder_is_loaded_from_disk(tmp_path, tokenizer) -> None:
     base = load_base_model(settings, tmp_path / "out", [], has_cuda=False)
     assert base.source == str(folder) and not base.tiny_local
     assert base.model.config.model_type == "gemma3_text"
+
+
+def test_a_failed_first_attempt_does_not_hold_the_folder_for_other_settings(tmp_path) -> None:
+    train, _, _ = splits(tmp_path / "data", train=4)
+    (tmp_path / "not-a-model").mkdir()
+    with pytest.raises(ConfigError, match="the folder has no config.json"):
+        train_adapter(tiny_settings(base_model=str(tmp_path / "not-a-model")), train, None, tmp_path / "out")
+    summary = train_adapter(tiny_settings(epochs=1), train, None, tmp_path / "out").summary
+    assert summary["base_model"] == TINY_LOCAL_MODEL and summary["epochs_trained"] == 1
+
+
+def test_a_missing_split_is_named_before_anything_is_written(tmp_path) -> None:
+    with pytest.raises(InputFormatError, match="train.jsonl does not exist"):
+        train_adapter(tiny_settings(), tmp_path / "train.jsonl", None, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_gs_folder_that_is_not_mounted_is_a_clear_error() -> None:

@@ -27,14 +27,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gemini_sft.errors import ConfigError, DatasetInvalidError
+from gemini_sft.errors import ConfigError, DatasetInvalidError, InputFormatError
 from gemini_sft.open_weights.models import (
+    BASE_MODEL_FOLDER,
     BaseModel,
     cuda_available,
     visible_gpus,
@@ -126,15 +128,21 @@ def _training_state(settings: OpenWeightsSettings, train: Path, validation: Path
 
 
 def _check_or_write_state(output_dir: Path, state: dict[str, Any]) -> bool:
-    """Write the training state, or check it equals the one already there; returns whether one was there.
+    """Write the training state, or check it equals the one already there; returns whether it was there.
+
+    A folder whose earlier attempt trained nothing (it failed before its first checkpoint, e.g. on a
+    wrong base model) is started anew with the new settings: there is nothing in it to lose.
 
     Raises:
-        ConfigError: the folder holds a training with other settings or data.
+        ConfigError: the folder holds a checkpoint or a finished training with other settings or data.
     """
     path = output_dir / STATE_FILE
     if path.is_file():
         previous = json.loads(path.read_text(encoding="utf-8"))
-        if previous != state:
+        if previous == state:
+            return True
+        trained = last_complete_checkpoint(output_dir / CHECKPOINTS_FOLDER) or (output_dir / SUMMARY_FILE).is_file()
+        if trained:
             changed = sorted(
                 [f"settings.{k}" for k in state["settings"] if previous.get("settings", {}).get(k) != state["settings"][k]]
                 + [k for k in ("train_sha256", "validation_sha256") if previous.get(k) != state[k]]
@@ -143,7 +151,8 @@ def _check_or_write_state(output_dir: Path, state: dict[str, Any]) -> bool:
                 f"{output_dir} holds a training with other settings or data ({', '.join(changed)}); "
                 "give a new output folder, or the same settings and data to resume it"
             )
-        return True
+        log.info("%s holds an attempt that trained nothing; starting anew with the new settings", output_dir)
+        shutil.rmtree(output_dir / BASE_MODEL_FOLDER, ignore_errors=True)  # a tiny model built for the old data
     output_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
     return False
@@ -356,6 +365,9 @@ def train_adapter(
     has_cuda = cuda_available()
     quantization = quantization_config(settings, has_cuda)  # refuses qlora without a GPU before anything is written
     threads = set_cpu_threads(settings.tiny_local)
+    for split in (train_path, validation_path):
+        if split is not None and not Path(split).is_file():
+            raise InputFormatError(f"{split} does not exist")
     state = _training_state(settings, Path(train_path), Path(validation_path) if validation_path else None)
     resuming = _check_or_write_state(output_dir, state)
     train_examples = read_examples(train_path)
