@@ -11,7 +11,9 @@ import pytest
 from gemini_sft.contracts import record_from_cli, settings_of
 from gemini_sft.errors import ConfigError
 from gemini_sft.open_weights import models
+from gemini_sft.open_weights.job import JobFiles, command_line, worker_pool_specs
 from gemini_sft.open_weights.settings import (
+    ACCELERATOR_TYPES,
     DEFAULT_OPEN_BASE_MODEL,
     TINY_LOCAL_MODEL,
     OpenWeightsSettings,
@@ -130,3 +132,39 @@ def test_the_guide_lists_every_option_of_the_training_program() -> None:
     options = [item.name.replace("_", "-") for item in settings_of(OpenWeightsSettings)]
     missing = [f"--{name}" for name in options if f"`--{name}`" not in guide]
     assert missing == []
+
+
+def test_the_custom_job_command_line_reproduces_the_settings() -> None:
+    settings = OpenWeightsSettings(base_model="gs://b/weights/gemma", lora_rank=8, qlora=True, learning_rate=1e-4,
+                                   lora_target_modules="q_proj,v_proj")
+    files = JobFiles(train="gs://b/run/train.jsonl", output="gs://b/run/model", holdout="gs://b/run/holdout.jsonl")
+    program = command_line(settings, files)
+    assert program[:3] == ["python", "-m", "gemini_sft.open_weights.train"]
+    args = build_parser().parse_args(program[3:])
+    assert record_from_cli(OpenWeightsSettings, args) == settings
+    assert (str(args.train), str(args.output), args.validation) == ("/gcs/b/run/train.jsonl", "/gcs/b/run/model", None)
+    cpu = OpenWeightsSettings(machine_type="n1-standard-8", accelerator_type="", accelerator_count=0)
+    cpu_program = command_line(cpu, files)
+    assert "--no-qlora" in cpu_program
+    assert record_from_cli(OpenWeightsSettings, build_parser().parse_args(cpu_program[3:])) == cpu
+
+
+def test_the_worker_pool_is_a_valid_vertex_spec_on_the_settings_machine() -> None:
+    from google.cloud.aiplatform_v1.types import WorkerPoolSpec
+    from google.protobuf import json_format
+
+    files = JobFiles(train="gs://b/train.jsonl", output="gs://b/model")
+    gpu = worker_pool_specs(OpenWeightsSettings(), "us-docker.pkg.dev/p/r/gemini-sft-gpu:1", files)
+    spec = json_format.ParseDict(gpu[0], WorkerPoolSpec()._pb, ignore_unknown_fields=False)
+    assert (spec.machine_spec.machine_type, spec.machine_spec.accelerator_count) == ("g2-standard-8", 1)
+    assert WorkerPoolSpec.deserialize(spec.SerializeToString()).machine_spec.accelerator_type.name == "NVIDIA_L4"
+    assert spec.container_spec.image_uri.endswith("gemini-sft-gpu:1") and spec.replica_count == 1
+    cpu = worker_pool_specs(OpenWeightsSettings(machine_type="n1-standard-8", accelerator_type="",
+                                                accelerator_count=0), "image", files)
+    assert "acceleratorType" not in cpu[0]["machineSpec"]
+
+
+def test_every_accelerator_choice_is_a_vertex_accelerator_type() -> None:
+    from google.cloud.aiplatform_v1.types import AcceleratorType
+
+    assert {name for name in ACCELERATOR_TYPES if name} <= {item.name for item in AcceleratorType}
