@@ -15,6 +15,8 @@ import yaml
 
 from gemini_sft.clean import CleanConfig
 from gemini_sft.components.clean import clean_data
+from gemini_sft.components.tune import tune_model
+from gemini_sft.components.validate import validate_data
 from gemini_sft.contracts import (
     add_cli_options,
     pipeline_wiring_problems,
@@ -23,12 +25,23 @@ from gemini_sft.contracts import (
     settings_of,
     signature_problems,
 )
+from gemini_sft.tune import TuningSettings
+from gemini_sft.validate import ValidationSettings
+from gemini_sft.vertex_client import VertexTarget
 
 CLEAN_ARTIFACTS = ("raw_data", "train", "validation", "holdout", "rejected", "dataset_version", "report", "metrics")
+TUNE_ARTIFACTS = ("train", "validation", "tuned_model", "summary", "gcp_resources")
+# Tune fields fed by other tasks' outputs or the run name, and fields left at the component's default
+# (no pipeline parameter feeds them).
+TUNE_WIRED = ("dataset_hash", "estimated_cost_usd", "champion_model", "pipeline_run")
+TUNE_DEFAULTS = ("continuous_from_model", "retry_failed_job", "cancel_on_timeout", "cancel_on_stop")
+VALIDATE_ARTIFACTS = ("train", "validation", "report", "validation_result", "metrics")
 
 # (component function, records, other parameters, task name, record fields the pipeline wires otherwise)
 STAGES: list[tuple[Any, list[type], tuple[str, ...], str, tuple[str, ...]]] = [
     (clean_data, [CleanConfig], CLEAN_ARTIFACTS, "clean-data", ()),
+    (tune_model, [VertexTarget, TuningSettings], TUNE_ARTIFACTS, "tune-model", TUNE_WIRED + TUNE_DEFAULTS),
+    (validate_data, [ValidationSettings], VALIDATE_ARTIFACTS, "validate-data", ()),
 ]
 
 
