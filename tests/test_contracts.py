@@ -15,6 +15,8 @@ import yaml
 
 from gemini_sft.clean import CleanConfig
 from gemini_sft.components.clean import clean_data
+from gemini_sft.components.evaluate import evaluate_models
+from gemini_sft.components.gate import gate_model
 from gemini_sft.contracts import (
     add_cli_options,
     pipeline_wiring_problems,
@@ -23,12 +25,22 @@ from gemini_sft.contracts import (
     settings_of,
     signature_problems,
 )
+from gemini_sft.evaluation.settings import EvaluationSettings
+from gemini_sft.gate import GatePolicy
 
 CLEAN_ARTIFACTS = ("raw_data", "train", "validation", "holdout", "rejected", "dataset_version", "report", "metrics")
+EVALUATE_OTHERS = (
+    "holdout", "metrics", "classification_metrics", "predictions", "report", "html_report", "evaluation",
+    "project", "location", "api_endpoint",
+)
+GATE_ARTIFACTS = ("evaluation", "decision", "report")
 
 # (component function, records, other parameters, task name, record fields the pipeline wires otherwise)
 STAGES: list[tuple[Any, list[type], tuple[str, ...], str, tuple[str, ...]]] = [
     (clean_data, [CleanConfig], CLEAN_ARTIFACTS, "clean-data", ()),
+    # the tuned and champion endpoints come from the tune and find-champion tasks
+    (evaluate_models, [EvaluationSettings], EVALUATE_OTHERS, "evaluate-models", ("tuned_endpoint", "champion_endpoint")),
+    (gate_model, [GatePolicy], GATE_ARTIFACTS, "gate-model", ()),
 ]
 
 

@@ -11,8 +11,8 @@ from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Markdown, Me
 from gemini_sft import vertex_client
 from gemini_sft.components.evaluate import evaluate_models_op
 from gemini_sft.components.gate import gate_model_op
-from gemini_sft.errors import ConfigError, GateError
-from gemini_sft.evaluate import GenerationCallError, GenerationResult
+from gemini_sft.errors import ConfigError, GateError, GenerationCallError
+from gemini_sft.evaluation.generation import GenerationResult
 from gemini_sft.examples import make_example
 
 CATEGORIES = ["billing", "outage", "account"]
@@ -75,7 +75,7 @@ def test_evaluate_shell_writes_every_output(tmp_path, fake_vertex):
         project="p",
         api_endpoint="http://127.0.0.1:9",
         tuned_endpoint="projects/p/locations/us-central1/endpoints/7",
-        champion_model="champion-model",
+        champion_endpoint="champion-model",
         label_pattern=r"Category: (\w+)",
         max_output_tokens=64,
         bootstrap_samples=200,

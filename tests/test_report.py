@@ -7,17 +7,17 @@ from html.parser import HTMLParser
 
 import pytest
 
-from gemini_sft.evaluate import (
-    EvaluationResult,
-    EvaluationSettings,
-    GenerationCallError,
-    GenerationResult,
-    HoldoutCase,
-    RetryPolicy,
-    run_evaluation,
-)
+from gemini_sft.errors import GenerationCallError
+from gemini_sft.evaluation.generation import GenerationResult
+from gemini_sft.evaluation.holdout import HoldoutCase
+from gemini_sft.evaluation.html_report import render_html
+from gemini_sft.evaluation.markdown_report import render_markdown
+from gemini_sft.evaluation.report_text import OFFLINE_NOTICE
+from gemini_sft.evaluation.result import EvaluationResult
+from gemini_sft.evaluation.run import run_evaluation
+from gemini_sft.evaluation.settings import EvaluationSettings
 from gemini_sft.examples import evaluation_case, make_example
-from gemini_sft.report import OFFLINE_NOTICE, render_html, render_markdown
+from gemini_sft.retry import RetryPolicy
 
 HOSTILE = '<script>alert("x")</script> & <img src="https://evil.example/x.png"> | pipe ![i](https://evil.example/i.png)'
 
@@ -42,15 +42,15 @@ def evaluate(version: str = "offline-stand-in/base/m", champion: bool = False, l
         return GenerationResult(case.reference, version)
 
     generators = {"base": base, "tuned": tuned}
-    models = {"base": "gemini-2.5-flash", "tuned": "projects/p/locations/l/endpoints/1"}
     if champion:
         generators["champion"] = base
-        models["champion"] = "projects/p/locations/l/endpoints/0"
     return run_evaluation(
-        cases, generators, models,
-        EvaluationSettings(requests_per_minute=1e9, bootstrap_samples=100,
-                           label_pattern=r"Category: (\w+)" if label else "",
-                           retry=RetryPolicy(max_attempts=1)),
+        cases, generators,
+        EvaluationSettings(base_model="gemini-2.5-flash", tuned_endpoint="projects/p/locations/l/endpoints/1",
+                           champion_endpoint="projects/p/locations/l/endpoints/0" if champion else "",
+                           requests_per_minute=1e9, bootstrap_samples=100,
+                           label_pattern=r"Category: (\w+)" if label else ""),
+        retry=RetryPolicy(max_attempts=1),
     )
 
 
@@ -160,8 +160,9 @@ def test_reports_survive_a_model_that_failed_often(renderer):
         return GenerationResult("x", "v")
 
     cases = [HoldoutCase(f"t{i}", evaluation_case(make_example(f"ticket {i}", "y"))) for i in range(6)]
-    result = run_evaluation(cases, {"base": flaky, "tuned": flaky}, {"base": "b", "tuned": "t"},
-                            EvaluationSettings(requests_per_minute=1e9, bootstrap_samples=20,
-                                               retry=RetryPolicy(max_attempts=1)))
+    result = run_evaluation(cases, {"base": flaky, "tuned": flaky},
+                            EvaluationSettings(base_model="b", tuned_endpoint="t", requests_per_minute=1e9,
+                                               bootstrap_samples=20),
+                            retry=RetryPolicy(max_attempts=1))
     text = renderer(result)
     assert "50.0%" in text
