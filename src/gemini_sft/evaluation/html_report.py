@@ -12,7 +12,7 @@ import html
 import math
 from typing import Sequence
 
-from gemini_sft.evaluation.metrics import BASE, CHAMPION, TUNED
+from gemini_sft.evaluation.metrics import BASE, CHAMPION, TUNED, ConfusionMatrix
 from gemini_sft.evaluation.report_text import (
     METHOD_NOTES,
     METRIC_LABELS,
@@ -20,7 +20,9 @@ from gemini_sft.evaluation.report_text import (
     PRIMARY_METRIC,
     ROLE_COLOURS,
     ROLE_LABELS,
+    SAMPLE_KINDS,
     WORST_REGRESSIONS,
+    aligned_confusion,
     ci,
     confidence_pct,
     error_kinds,
@@ -28,10 +30,14 @@ from gemini_sft.evaluation.report_text import (
     metric_names,
     num,
     pct,
+    sample_answers,
     significance,
     worst_regressions,
 )
 from gemini_sft.evaluation.result import EvaluationResult, ExampleRecord
+
+# Confusion matrices share a row up to this many categories; larger ones get the card's full width.
+MATRICES_SIDE_BY_SIDE_UP_TO = 6
 
 _CSS = """
 :root { color-scheme: light; }
@@ -54,14 +60,16 @@ td, th { white-space: nowrap; }
 table.left th, table.left td { text-align: left; white-space: normal; }
 td.better { color: #1a7f37; font-weight: 600; } td.worse { color: #cf222e; font-weight: 600; }
 code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 13px; word-break: break-all; }
-.charts { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; }
+.charts { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 16px; }
+.charts.stacked { grid-template-columns: minmax(0, 1fr); }
 .chart h3 { font-size: 15px; margin: 0 0 6px; }
 .chart svg { width: 100%; height: auto; }
 .legend { font-size: 13px; color: #57606a; }
 .swatch { display: inline-block; width: 11px; height: 11px; border-radius: 2px; margin: 0 4px 0 10px; vertical-align: -1px; }
 .case { border: 1px solid #d8dee4; border-radius: 8px; margin: 12px 0; overflow: hidden; }
 .case-head { background: #f6f8fa; padding: 6px 12px; font-size: 13px; display: flex; justify-content: space-between; }
-.case-head .diff { color: #cf222e; font-weight: 600; }
+.case-head .diff { font-weight: 600; } .case-head .diff.worse { color: #cf222e; } .case-head .diff.better { color: #1a7f37; }
+.kind { font-size: 15px; margin: 18px 0 0; } .kind span { font-weight: 400; color: #57606a; font-size: 13px; }
 .prompt { padding: 8px 12px; border-bottom: 1px solid #eaeef2; }
 .cols { display: grid; grid-template-columns: 1fr 1fr 1fr; }
 .cols > div { padding: 8px 12px; border-right: 1px solid #eaeef2; min-width: 0; }
@@ -70,10 +78,11 @@ code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; fo
 .text { white-space: pre-wrap; overflow-wrap: anywhere; font-size: 13px; max-height: 14em; overflow: auto; }
 .score { font-size: 12px; color: #57606a; margin-top: 4px; }
 .error { color: #cf222e; }
-.cm td { text-align: center; min-width: 44px; }
-.cm th { text-align: center; }
+table.cm { table-layout: fixed; }
+.cm td, .cm th { text-align: center; white-space: normal; overflow-wrap: anywhere; padding: 4px 3px; font-size: 13px; }
+.cm th:first-child { width: 22%; text-align: left; }
 ul.notes { padding-left: 20px; margin: 0; font-size: 14px; color: #3d444d; }
-@media (max-width: 800px) { .charts, .cols { grid-template-columns: 1fr; } }
+@media (max-width: 800px) { .charts, .cols { grid-template-columns: minmax(0, 1fr); } }
 """
 
 
@@ -211,8 +220,7 @@ def _svg_deltas(result: EvaluationResult, width: int = 1060) -> str:
     return "".join(parts)
 
 
-def _confusion_html(result: EvaluationResult, role: str) -> str:
-    matrix = result.confusion[role]
+def _confusion_html(matrix: ConfusionMatrix) -> str:
     peak = max([v for row in matrix.matrix for v in row] + [1])
     cells = ["<table class=\"cm\"><tr><th>reference \\ predicted</th>"]
     cells += [f"<th>{_e(c)}</th>" for c in matrix.categories]
@@ -240,6 +248,35 @@ def _answer_html(record: ExampleRecord, role: str) -> str:
             body += (f'<div class="score">ROUGE-L {scores.rougeL:.3f} · ROUGE-1 {scores.rouge1:.3f}'
                      + (f" · label {_e(scores.label)}" if scores.label is not None else "") + "</div>")
     return f'<div><div class="label">{_e(ROLE_LABELS[role])}</div>{body}</div>'
+
+
+def _case_html(record: ExampleRecord, diff: float, roles: list[str]) -> str:
+    """One example: prompt, then reference and each model's answer side by side."""
+    trend = "better" if diff > 0 else "worse" if diff < 0 else ""
+    columns = len(roles) + 1
+    return (
+        f'<div class="case"><div class="case-head"><span>example <code>{_e(record.example_id)}</code></span>'
+        f'<span class="diff {trend}">ROUGE-L tuned − base {diff:+.3f}</span></div>'
+        f'<div class="prompt"><div class="label">Prompt</div><div class="text">{_e(record.prompt)}</div></div>'
+        f'<div class="cols" style="grid-template-columns: repeat({columns}, minmax(0, 1fr))">'
+        f'<div><div class="label">Reference</div><div class="text">{_e(record.reference)}</div></div>'
+        + "".join(_answer_html(record, role) for role in roles) + "</div></div>"
+    )
+
+
+def _samples_html(result: EvaluationResult, roles: list[str]) -> str:
+    samples = sample_answers(result)
+    out = [f"<section><h2>Sample answers</h2><p class=\"sub\">Answers side by side, chosen by tuned − base "
+           f"{METRIC_LABELS[PRIMARY_METRIC]} among the examples both models answered.</p>"]
+    if not samples:
+        out.append("<p>No example was answered by both models.</p>")
+    for kind, description in SAMPLE_KINDS.items():
+        picked = [sample for sample in samples if sample.kind == kind]
+        if picked:
+            out.append(f'<h3 class="kind">{_e(kind.capitalize())} <span>{_e(description)}</span></h3>')
+            out += [_case_html(sample.record, sample.diff, roles) for sample in picked]
+    out.append("</section>")
+    return "".join(out)
 
 
 def render_html(result: EvaluationResult) -> str:
@@ -321,30 +358,29 @@ def render_html(result: EvaluationResult) -> str:
                "<td></td><td></td></tr></table></section>")
 
     if result.settings.label_pattern and result.confusion:
+        matrices = aligned_confusion(result)
+        size = max(len(matrix.categories) for matrix in matrices.values())
+        layout = "charts" if size <= MATRICES_SIDE_BY_SIDE_UP_TO else "charts stacked"
         out.append(f"<section><h2>Labels</h2><p>Pattern <code>{_e(result.settings.label_pattern)}</code>; "
                    f"{int(m.get('n_label_examples', 0))} examples with a reference label, "
                    f"{len(result.label_classes)} classes. Rows: reference label; columns: label found in the "
-                   "answer (“(other)”: none or not a reference class).</p><div class=\"charts\">")
+                   f"answer (“(other)”: none or not a reference class).</p><div class=\"{layout}\">")
         for role in roles:
-            if role in result.confusion:
+            if role in matrices:
                 out.append(f'<div class="chart"><h3>{_e(ROLE_LABELS[role])}: accuracy '
                            f"{num(m.get(f'{role}_label_accuracy'))}, macro-F1 {num(m.get(f'{role}_label_macro_f1'))}"
-                           f"</h3>{_confusion_html(result, role)}</div>")
+                           f"</h3>{_confusion_html(matrices[role])}</div>")
         out.append("</div></section>")
+
+    shown = [BASE, TUNED] + ([CHAMPION] if has_champion else [])
+    out.append(_samples_html(result, shown))
 
     worst = worst_regressions(result)
     out.append(f"<section><h2>Worst regressions</h2><p class=\"sub\">Examples where the tuned model's "
                f"{METRIC_LABELS[PRIMARY_METRIC]} fell furthest below the base model's (up to {WORST_REGRESSIONS}).</p>")
     if not worst:
         out.append("<p>No example where the tuned model scored below the base model.</p>")
-    for diff, record in worst:
-        out.append(f'<div class="case"><div class="case-head"><span>example <code>{_e(record.example_id)}</code>'
-                   f'</span><span class="diff">ROUGE-L tuned − base {diff:+.3f}</span></div>')
-        out.append(f'<div class="prompt"><div class="label">Prompt</div><div class="text">{_e(record.prompt)}</div></div>')
-        shown = [BASE, TUNED] + ([CHAMPION] if has_champion else [])
-        out.append(f'<div class="cols" style="grid-template-columns: repeat({len(shown) + 1}, 1fr)">'
-                   f'<div><div class="label">Reference</div><div class="text">{_e(record.reference)}</div></div>')
-        out.append("".join(_answer_html(record, role) for role in shown) + "</div></div>")
+    out += [_case_html(record, diff, shown) for diff, record in worst]
     out.append("</section>")
 
     out.append('<section><h2>Method</h2><ul class="notes">')

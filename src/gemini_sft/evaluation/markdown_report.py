@@ -11,6 +11,8 @@ from gemini_sft.evaluation.report_text import (
     OFFLINE_NOTICE,
     PRIMARY_METRIC,
     ROLE_LABELS,
+    SAMPLE_KINDS,
+    aligned_confusion,
     ci,
     confidence_pct,
     error_kinds,
@@ -18,6 +20,7 @@ from gemini_sft.evaluation.report_text import (
     metric_names,
     num,
     pct,
+    sample_answers,
     significance,
     worst_regressions,
 )
@@ -40,6 +43,25 @@ def _md_cell(text: str, limit: int = 160) -> str:
 def _md_code(text: str) -> str:
     """A Markdown code span safe inside a table cell."""
     return "`" + " ".join(text.split()).replace("`", "'").replace("|", "\\|") + "`"
+
+
+def _samples_markdown(result: EvaluationResult) -> list[str]:
+    roles = [role for role in (BASE, TUNED, CHAMPION) if role in result.roles]
+    lines = ["", "## Sample answers", "",
+             f"Chosen by tuned − base {METRIC_LABELS[PRIMARY_METRIC]}: "
+             + "; ".join(f"{kind}: {description}" for kind, description in SAMPLE_KINDS.items()) + ".", ""]
+    samples = sample_answers(result)
+    if not samples:
+        return lines + ["No example was answered by both models."]
+    lines.append("| kind | example | Δ | prompt | reference | " + " | ".join(r for r in roles) + " |")
+    lines.append("|---" * (5 + len(roles)) + "|")
+    for sample in samples:
+        record = sample.record
+        answers = " | ".join(_md_cell(record.answers[role].text or f"(failed: {record.answers[role].error})")
+                             for role in roles)
+        lines.append(f"| {sample.kind} | {_md_cell(record.example_id, 40)} | {sample.diff:+.3f} "
+                     f"| {_md_cell(record.prompt)} | {_md_cell(record.reference)} | {answers} |")
+    return lines
 
 
 def render_markdown(result: EvaluationResult) -> str:
@@ -100,8 +122,9 @@ def render_markdown(result: EvaluationResult) -> str:
         lines += ["", "## Labels", "",
                   f"Pattern {_md_code(result.settings.label_pattern)}; {int(m.get('n_label_examples', 0))} examples "
                   f"with a reference label, {len(result.label_classes)} classes.", ""]
+        matrices = aligned_confusion(result)
         for role in roles:
-            matrix = result.confusion.get(role)
+            matrix = matrices.get(role)
             if matrix is None:
                 continue
             lines += [f"{ROLE_LABELS[role]} confusion matrix (rows: reference, columns: predicted):", ""]
@@ -110,6 +133,7 @@ def render_markdown(result: EvaluationResult) -> str:
             for category, row in zip(matrix.categories, matrix.matrix):
                 lines.append(f"| {_md_cell(category)} | " + " | ".join(str(v) for v in row) + " |")
             lines.append("")
+    lines += _samples_markdown(result)
     worst = worst_regressions(result)
     lines += ["", f"## Worst regressions ({METRIC_LABELS[PRIMARY_METRIC]}, tuned below base)", ""]
     if not worst:
