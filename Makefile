@@ -38,6 +38,9 @@ bench: install ## Benchmarks: data throughput (BENCH_MB=1000) and evaluation rat
 	$(BIN)/python benchmarks/bench_data.py --size-mb $(BENCH_MB)
 	$(BIN)/python benchmarks/bench_evaluate.py
 
+mutate: install ## Mutation check of the gate: each one-operator change must fail tests/test_gate.py (not in CI)
+	$(BIN)/python tools/mutate_gate.py
+
 lock: install ## Regenerate constraints.txt from the installed environment
 	{ sed -n '1,3p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^gemini-sft'; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
