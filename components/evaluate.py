@@ -6,6 +6,7 @@ The work is done by :mod:`gemini_sft.evaluation`; this shell maps artifacts to p
 from gemini_sft.components.base import build_component
 from gemini_sft.contracts import describe_component
 from gemini_sft.evaluation.settings import EvaluationSettings
+from gemini_sft.vertex_client import VertexTarget
 from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Output
 
 
@@ -13,13 +14,8 @@ from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markd
     """Have the base model, the tuned endpoint and (when given) the champion answer the holdout prompts; score them.
 
     Raises ConfigError when the tuned endpoint is missing, EvaluationError when nothing could be scored.""",
-    records=[EvaluationSettings],
-    inputs={
-        "holdout": "The holdout split, Gemini JSONL.",
-        "project": "Google Cloud project that hosts the models.",
-        "location": "Vertex AI region of the models.",
-        "api_endpoint": "Vertex API endpoint; empty means Vertex itself.",
-    },
+    records=[VertexTarget, EvaluationSettings],
+    inputs={"holdout": "The holdout split, Gemini JSONL."},
     outputs={
         "metrics": "Flat metrics: base_rougeL, tuned_rougeL, delta_rougeL with its CI, error rates, ...",
         "classification_metrics": "The tuned model's confusion matrix (when label_pattern is set).",
@@ -57,12 +53,12 @@ def evaluate_models(
     from gemini_sft.evaluation.progress import LogProgress
     from gemini_sft.evaluation.run import evaluate_holdout
     from gemini_sft.evaluation.settings import EvaluationSettings
-    from gemini_sft.vertex_client import VertexSettings, quiet_http_logs
+    from gemini_sft.vertex_client import VertexTarget, quiet_http_logs
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     quiet_http_logs()
     settings = record_from_values(EvaluationSettings, locals())
-    vertex = VertexSettings.create(project, location, api_endpoint or None)
+    vertex = record_from_values(VertexTarget, locals()).settings()
     result = evaluate_holdout(holdout.path, settings, vertex, progress=LogProgress())
     files = write_outputs(result, predictions=predictions.path, evaluation=evaluation.path,
                           markdown=report.path, html=html_report.path)

@@ -9,23 +9,29 @@ from typing import NamedTuple
 
 from kfp.dsl import Artifact, Input, Model, Output
 
-from gemini_sft.components.base import build_component
+from gemini_sft.contracts import describe_component
+
+REGISTRY_URI = "Promotion registry holding the records: gs://BUCKET/PREFIX on Vertex, a local folder locally."
+PIPELINE_RUN = "Name of the pipeline run, kept in the record."
+DATASET_HASH = "Hash of the cleaned splits the model was tuned on, kept in the record."
+TUNED_MODEL = "The tuned model (metadata model_resource, model_version, endpoint, tuning_job, base_model)."
+DECISION = "The gate's decision JSON (passed, reasons, metrics)."
 
 
-def find_champion(
-    project: str,
-    location: str = "us-central1",
-    api_endpoint: str = "",
-    registry_uri: str = "",
-) -> NamedTuple("ChampionOutputs", [("champion_model", str), ("champion_endpoint", str)]):
+@describe_component(
     """The model version in production and its endpoint, from the promotion history in ``registry_uri``.
 
-    Outputs ``champion_model`` (``projects/P/locations/L/models/ID@V``) and
-    ``champion_endpoint``; both are "" when nothing is in production yet or no
-    ``registry_uri`` is set. Fails (PromotionError) when the history cannot be read.
-    ``project``, ``location`` and ``api_endpoint`` are accepted for symmetry with
-    the other stages; the history is the source of truth.
-    """
+    Both outputs are "" when nothing is in production yet or no ``registry_uri`` is set.
+    Fails (PromotionError) when the history cannot be read.""",
+    inputs={"registry_uri": REGISTRY_URI},
+    outputs={
+        "champion_model": "The production model version, projects/P/locations/L/models/ID@V; empty when none.",
+        "champion_endpoint": "The endpoint serving the production model; empty when none.",
+    },
+)
+def find_champion(
+    registry_uri: str = "",
+) -> NamedTuple("ChampionOutputs", [("champion_model", str), ("champion_endpoint", str)]):
     import logging
     from collections import namedtuple
 
@@ -45,6 +51,27 @@ def find_champion(
     return outputs(champion.model.versioned_name, champion.model.endpoint)
 
 
+@describe_component(
+    """Make the tuned model the production model: Model Registry alias and labels, then a promotion record.
+
+    The record is also appended to ``registry_uri``. With ``update_model_registry`` false only the
+    record is written. Fails (PromotionError) when the gate did not pass, the model has no registry
+    name, ``registry_uri`` is empty or a registry call fails.""",
+    inputs={
+        "tuned_model": TUNED_MODEL,
+        "decision": DECISION + " It must have passed.",
+        "evaluation": "The evaluation JSON whose metrics go into the record.",
+        "project": "Google Cloud project of the Model Registry.",
+        "location": "Vertex AI region of the Model Registry.",
+        "api_endpoint": "Vertex API endpoint; empty means Vertex itself.",
+        "registry_uri": REGISTRY_URI,
+        "pipeline_run": PIPELINE_RUN,
+        "dataset_hash": DATASET_HASH,
+        "production_alias": "Model Registry version alias that marks the production model.",
+        "update_model_registry": "Move the alias and labels in Model Registry; false writes only the record.",
+    },
+    outputs={"promotion_record": "The promotion record JSON, as appended to the registry."},
+)
 def promote_model(
     tuned_model: Input[Model],
     decision: Input[Artifact],
@@ -59,21 +86,13 @@ def promote_model(
     production_alias: str = "production",
     update_model_registry: bool = True,
 ):
-    """Make the tuned model the production model: Model Registry alias and labels, then a promotion record.
-
-    Inputs: the tuned model (metadata ``model_resource``, ``model_version``,
-    ``endpoint``, ``tuning_job``, ``base_model``), the gate ``decision`` (must
-    have passed) and the ``evaluation`` whose metrics go into the record.
-    Output ``promotion_record``: the record JSON (also appended to
-    ``registry_uri``). With ``update_model_registry`` false only the record is
-    written. Fails (PromotionError) when the gate did not pass, the model has no
-    registry name, ``registry_uri`` is empty or a registry call fails.
-    """
     import logging
     from pathlib import Path
 
     from gemini_sft.errors import PromotionError
-    from gemini_sft.promotion import ModelVersion, PromotionStore, promote, read_decision, read_metrics
+    from gemini_sft.promotion import (
+        ModelVersion, PromotionStore, Provenance, promote, read_decision, read_metrics, write_record_artifact,
+    )
     from gemini_sft.vertex_client import VertexModelRegistry, VertexSettings
 
     logging.basicConfig(level=logging.INFO)
@@ -84,40 +103,37 @@ def promote_model(
             f"The gate did not pass ({len(reasons)} reason(s)); refusing to promote. "
             "Wire promote_model under dsl.If(gate.outputs['passed'] == True)."
         )
-    metadata = tuned_model.metadata
-    candidate = ModelVersion.from_metadata(metadata)
     metrics = read_metrics(Path(evaluation.path).read_text(encoding="utf-8"))
-    store = PromotionStore(registry_uri)
     registry = None
     if update_model_registry:
         registry = VertexModelRegistry(VertexSettings.create(project, location, api_endpoint or None))
     record = promote(
-        store,
-        candidate,
+        PromotionStore(registry_uri),
+        ModelVersion.from_metadata(tuned_model.metadata),
         registry=registry,
         alias=production_alias,
-        metrics=metrics,
-        dataset_hash=dataset_hash,
-        pipeline_run=pipeline_run,
-        base_model=str(metadata.get("base_model", "")),
-        tuning_job=str(metadata.get("tuning_job", "")),
+        provenance=Provenance.of_tuned_model(
+            tuned_model.metadata, metrics=metrics, dataset_hash=dataset_hash, pipeline_run=pipeline_run
+        ),
     )
-    Path(promotion_record.path).parent.mkdir(parents=True, exist_ok=True)
-    Path(promotion_record.path).write_text(record.to_json(), encoding="utf-8")
-    promotion_record.metadata.update(
-        {
-            "record_id": record.record_id,
-            "kind": record.kind,
-            "model": record.model.versioned_name,
-            "endpoint": record.model.endpoint,
-            "alias": record.alias,
-            "previous_champion": record.previous_champion.versioned_name if record.previous_champion else "",
-            "registry_uri": registry_uri,
-        }
-    )
+    promotion_record.metadata.update(write_record_artifact(promotion_record.path, record, registry_uri))
     log.info("Promotion %s recorded with %d metric(s)", record.record_id, len(metrics))
 
 
+@describe_component(
+    """Record that the tuned model did not pass the gate, with the gate's reasons; production is unchanged.
+
+    The record is also appended to ``registry_uri``. Fails (PromotionError) when ``registry_uri`` is
+    empty, the decision is unreadable or the model has no registry name.""",
+    inputs={
+        "tuned_model": TUNED_MODEL,
+        "decision": DECISION,
+        "registry_uri": REGISTRY_URI,
+        "pipeline_run": PIPELINE_RUN,
+        "dataset_hash": DATASET_HASH,
+    },
+    outputs={"rejection_record": "The rejection record JSON, as appended to the registry."},
+)
 def record_rejection(
     tuned_model: Input[Model],
     decision: Input[Artifact],
@@ -126,16 +142,12 @@ def record_rejection(
     pipeline_run: str = "",
     dataset_hash: str = "",
 ):
-    """Record that the tuned model did not pass the gate, with the gate's reasons; production is unchanged.
-
-    Output ``rejection_record``: the record JSON (also appended to
-    ``registry_uri``). Fails (PromotionError) when ``registry_uri`` is empty,
-    the decision is unreadable or the model has no registry name.
-    """
     import logging
     from pathlib import Path
 
-    from gemini_sft.promotion import ModelVersion, PromotionStore, read_decision, read_metrics
+    from gemini_sft.promotion import (
+        ModelVersion, PromotionStore, Provenance, read_decision, read_metrics, write_record_artifact,
+    )
     from gemini_sft.promotion import record_rejection as record_rejection_in_store
 
     logging.basicConfig(level=logging.INFO)
@@ -144,33 +156,14 @@ def record_rejection(
     passed, reasons = read_decision(decision_text)
     if passed:
         log.warning("The gate passed but the rejection branch ran; recording it as rejected anyway")
-    metrics = read_metrics(decision_text)
-    metadata = tuned_model.metadata
-    candidate = ModelVersion.from_metadata(metadata)
     record = record_rejection_in_store(
         PromotionStore(registry_uri),
-        candidate,
+        ModelVersion.from_metadata(tuned_model.metadata),
         reasons,
-        metrics=metrics,
-        dataset_hash=dataset_hash,
-        pipeline_run=pipeline_run,
-        base_model=str(metadata.get("base_model", "")),
-        tuning_job=str(metadata.get("tuning_job", "")),
+        provenance=Provenance.of_tuned_model(
+            tuned_model.metadata, metrics=read_metrics(decision_text), dataset_hash=dataset_hash,
+            pipeline_run=pipeline_run,
+        ),
     )
-    Path(rejection_record.path).parent.mkdir(parents=True, exist_ok=True)
-    Path(rejection_record.path).write_text(record.to_json(), encoding="utf-8")
-    rejection_record.metadata.update(
-        {
-            "record_id": record.record_id,
-            "kind": record.kind,
-            "model": record.model.versioned_name,
-            "reasons": len(reasons),
-            "registry_uri": registry_uri,
-        }
-    )
+    rejection_record.metadata.update(write_record_artifact(rejection_record.path, record, registry_uri))
     log.info("Rejection recorded with %d reason(s)", len(reasons))
-
-
-find_champion_op = build_component(find_champion)
-promote_model_op = build_component(promote_model)
-record_rejection_op = build_component(record_rejection)

@@ -1,16 +1,19 @@
 """KFP shell: find this run's raw data (dated or newest folder) before it is imported."""
 
-from gemini_sft.components.base import build_component
+from gemini_sft.contracts import describe_component
 
 
-def resolve_raw_data(raw_data_uri: str) -> str:
+@describe_component(
     """This run's raw data URI.
 
     ``{date}``, ``{yyyy}``, ``{mm}``, ``{dd}`` become today's UTC date and
     ``{latest}`` the newest sub-folder (``gs://b/raw/{latest}/tickets.jsonl``),
     so a scheduled run picks up the newest export. A URI without placeholders
-    is returned unchanged. Fails (InputFormatError) when the folder is empty.
-    """
+    is returned unchanged. Fails (InputFormatError) when the folder is empty.""",
+    inputs={"raw_data_uri": "The raw data URI, with {date}, {yyyy}, {mm}, {dd} or {latest} placeholders or none."},
+    outputs={"Output": "The resolved URI of this run's raw data."},
+)
+def resolve_raw_data(raw_data_uri: str) -> str:
     import logging
 
     from gemini_sft.schedule import resolve_data_uri
@@ -20,6 +23,3 @@ def resolve_raw_data(raw_data_uri: str) -> str:
         "Raw data for this run: %s", resolved
     )
     return resolved
-
-
-resolve_raw_data_op = build_component(resolve_raw_data)

@@ -9,8 +9,33 @@ from typing import NamedTuple
 from kfp.dsl import Dataset, Input, Markdown, Model, Output, OutputPath
 
 from gemini_sft.components.base import build_component
+from gemini_sft.contracts import describe_component
+from gemini_sft.tune import TuningSettings
+from gemini_sft.vertex_client import VertexTarget
 
 
+@describe_component(
+    """Tune Gemini on the train split (validation split for validation) and wait for the tuned model.
+
+    Idempotent: a job this step already launched for the pipeline run (same settings) is resumed, never
+    launched twice. SIGTERM cancels the job unless cancel_on_stop is off; after max_wait_hours the step fails
+    and the job is left running unless cancel_on_timeout. Actual cost = the job's billable training tokens
+    (all epochs) x the price per million tokens. Fails with TuningSettingsError before any call on a bad
+    setting, TuningJobFailedError, TuningTimeoutError or VertexApiError.""",
+    records=[VertexTarget, TuningSettings],
+    inputs={
+        "train": "Training split from the clean step, Gemini JSONL.",
+        "validation": "Validation split from the clean step; an empty one is not sent.",
+    },
+    outputs={
+        "tuned_model": "The tuned model: model, version, endpoint, job, checkpoints, tokens and costs (also as JSON).",
+        "summary": "The job's settings, durations, tokens and estimated vs actual cost, with its console link.",
+        "gcp_resources": "The tuning job for the Vertex console (link and cancellation).",
+        "endpoint": "Endpoint serving the tuned model.",
+        "model_resource": "Model Registry resource of the tuned model, without version.",
+        "tuning_job": "Resource name of the tuning job.",
+    },
+)
 def tune_model(
     train: Input[Dataset],
     validation: Input[Dataset],
@@ -43,113 +68,25 @@ def tune_model(
     cancel_on_timeout: bool = False,
     cancel_on_stop: bool = True,
 ) -> NamedTuple("TuneOutputs", [("endpoint", str), ("model_resource", str), ("tuning_job", str)]):
-    """Tune Gemini on the train split (validation split for validation) and wait for the tuned model.
-
-    Continuous tuning: ``continuous_from_model`` (``projects/P/locations/L/models/ID@alias``)
-    is used when set; otherwise, with ``continuous_tuning=True``, ``champion_model``
-    (the model now in production) is; with no champion yet, the base model is.
-
-    Idempotent: a job this step already launched for ``pipeline_run`` (same
-    settings) is resumed, never launched twice; ``pipeline_run`` "" disables this. A previous attempt's FAILED/CANCELLED/EXPIRED job fails the
-    step again unless ``retry_failed_job``. SIGTERM cancels the job (unless
-    ``cancel_on_stop=False``, e.g. on preemptible nodes). After ``max_wait_hours``
-    the step fails and the job is left running (``cancel_on_timeout`` cancels it).
-
-    Cost: ``actual_cost_usd`` = the job's billable training tokens (all epochs) x
-    ``price_per_million_tokens_usd`` (0 = catalogue price) / 1e6.
-
-    Outputs: ``tuned_model`` (metadata: model_resource, model_version, endpoint,
-    tuning_job, checkpoints, billable_tokens, actual_cost_usd, estimated_cost_usd,
-    base_model, continuous_from, offline_standin, console_url; its file holds the
-    same as JSON), ``summary``
-    (Markdown), ``gcp_resources`` (console link and cancellation), and the
-    endpoint, model resource and tuning job names.
-    Raises TuningSettingsError, TuningJobFailedError, TuningTimeoutError, VertexApiError.
-    """
-    import json
     import logging
     from collections import namedtuple
-    from pathlib import Path
 
     from gemini_sft import tune, vertex_client
+    from gemini_sft.contracts import record_from_values
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    log = logging.getLogger("gemini_sft.components.tune")
     vertex_client.quiet_http_logs()  # per-request lines add nothing to the state-change log
 
-    vertex = vertex_client.VertexSettings.create(project, location, api_endpoint or None)
-
-    def holds_no_rows(path: str) -> bool:
-        """True only for a readable file without a non-blank line (an unreadable one is Vertex's to judge)."""
-        file = Path(path)
-        if not file.is_file():
-            return False
-        with file.open("rb") as handle:
-            return not any(line.strip() for line in handle)
-
-    validation_uri = validation.uri
-    if holds_no_rows(validation.path):
-        validation_uri = ""
-        log.info("the validation split is empty: tuning without a validation dataset")
-
-    start_from = continuous_from_model
-    if not start_from and continuous_tuning:
-        if champion_model:
-            start_from = champion_model
-        else:
-            log.info("continuous tuning requested but no model is in production yet: tuning the base model")
-
-    settings = tune.TuningSettings(
-        training_uri=train.uri,
-        validation_uri=validation_uri,
-        base_model=base_model,
-        epochs=epochs,
-        adapter_size=adapter_size,
-        learning_rate_multiplier=learning_rate_multiplier,
-        tuned_model_display_name=tuned_model_display_name,
-        description=description,
-        labels={str(k): str(v) for k, v in (labels or {}).items()},
-        pipeline_run=pipeline_run,
-        dataset_hash=dataset_hash,
-        encryption_key=encryption_key,
-        output_uri=output_uri,
-        export_last_checkpoint_only=export_last_checkpoint_only,
-        continuous_from_model=start_from,
-        price_per_million_tokens_usd=price_per_million_tokens_usd,
-    )
-    watch = tune.WatchSettings.from_pipeline(
-        poll_interval_seconds,
-        max_wait_hours,
-        retry_failed_job=retry_failed_job,
-        cancel_on_timeout=cancel_on_timeout,
-        cancel_on_stop=cancel_on_stop,
-    )
+    vertex = record_from_values(vertex_client.VertexTarget, locals()).settings()
+    settings = record_from_values(tune.TuningSettings, locals())
+    data = tune.TuningData.from_splits(train.uri, validation.uri, validation.path)
     # Check before building any client, so a bad setting never reaches the API.
-    settings.check(location, remote=not vertex.uses_local_server)
+    settings.check(location, data, remote=not vertex.uses_local_server)
     outcome = tune.run_tuning(
-        settings,
-        watch,
-        vertex_client.GenAITuningService(vertex),
-        project=project,
-        location=location,
-        uses_local_server=vertex.uses_local_server,
-        estimated_cost_usd=estimated_cost_usd,
-        gcp_resources_path=gcp_resources,
+        settings, data, vertex_client.GenAITuningService(vertex), project=project, location=location,
+        uses_local_server=vertex.uses_local_server, gcp_resources_path=gcp_resources,
     )
-
-    metadata = outcome.artifact_metadata()
-    tuned_model.metadata.update(metadata)
-    Path(tuned_model.path).parent.mkdir(parents=True, exist_ok=True)
-    Path(tuned_model.path).write_text(json.dumps(metadata, indent=2, sort_keys=True))
-    Path(summary.path).parent.mkdir(parents=True, exist_ok=True)
-    Path(summary.path).write_text(tune.render_summary(outcome, settings))
-    log.info(
-        "tuned model ready: %d checkpoints, %s billable tokens, actual cost %s USD (estimated %.4f)",
-        len(outcome.checkpoints),
-        outcome.billable_tokens,
-        "n/a" if outcome.actual_cost_usd is None else f"{outcome.actual_cost_usd:.4f}",
-        estimated_cost_usd,
-    )
+    tuned_model.metadata.update(tune.write_step_outputs(outcome, settings, tuned_model.path, summary.path))
     outputs = namedtuple("TuneOutputs", ["endpoint", "model_resource", "tuning_job"])
     return outputs(outcome.endpoint, outcome.model_resource, outcome.tuning_job)
 

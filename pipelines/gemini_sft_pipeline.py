@@ -21,10 +21,12 @@ run's final state (Vertex AI only).
 
 
 import contextlib
+import inspect
 from typing import Callable, Sequence
 
 from kfp import dsl
 
+from gemini_sft.clean import CleanConfig
 from gemini_sft.components.base import DEFAULT_IMAGE, build_component
 from gemini_sft.components.clean import clean_data
 from gemini_sft.components.evaluate import evaluate_models
@@ -38,6 +40,81 @@ PIPELINE_NAME = "gemini-sft"
 PIPELINE_DESCRIPTION = (
     "Clean, validate, tune, evaluate and promote a supervised fine-tune of Gemini on Vertex AI."
 )
+
+# The stage records whose fields are pipeline parameters: the one list to extend when a stage gets its record.
+# Their field descriptions become the parameter descriptions the Vertex console shows.
+STAGE_RECORDS: tuple[type, ...] = (CleanConfig,)
+
+# Parameters of the pipeline itself, which no stage record holds.
+PIPELINE_ONLY_PARAMETERS: dict[str, str] = {
+    "project": "Google Cloud project that runs the tuning job and hosts the models.",
+    "raw_data_uri": "The raw examples (JSONL/CSV/TSV, optionally gzip), gs:// on Vertex; {date} and {latest} "
+                    "pick a dated or the newest folder at run time.",
+    "registry_uri": "Promotion registry where the promotion and rejection records live (gs://BUCKET/PREFIX).",
+    "location": "Vertex AI region; it must offer Gemini tuning.",
+    "api_endpoint": "Vertex API endpoint; empty means Vertex itself.",
+    "production_alias": "Model Registry version alias that marks the production model.",
+    "notification_emails": "Recipients of the end-of-run email (used only when compiled with recipients).",
+}
+
+# Stage settings whose stage has no record yet; an entry goes when its record describes the parameter
+# (a record's description wins over an entry here).
+PARAMETERS_WITHOUT_RECORD: dict[str, str] = {
+    "base_model": "The Gemini model to tune and to compare against.",
+    "epochs": "Passes over the training split.",
+    "adapter_size": "LoRA adapter size of the tuning job (the model's allowed sizes, e.g. 1, 4, 8, 16).",
+    "learning_rate_multiplier": "Multiplier of the recommended learning rate.",
+    "tuned_model_display_name": "Display name of the tuned model; {run} becomes the pipeline run's name.",
+    "tuning_description": "Description of the tuned model in Model Registry.",
+    "tuning_labels": "Labels put on the tuning job and the tuned model.",
+    "encryption_key": "Cloud KMS key that encrypts the tuning job and model; empty uses Google-managed keys.",
+    "tuning_output_uri": "Cloud Storage folder for the tuning job's output, where the model accepts one.",
+    "export_last_checkpoint_only": "Keep only the last checkpoint of the tuning job.",
+    "continuous_tuning": "Start from the model now in production instead of base_model.",
+    "poll_interval_seconds": "Seconds between checks of the tuning job's state.",
+    "max_wait_hours": "Hours to wait for the tuning job before the step fails (the job keeps running).",
+    "max_budget_usd": "The run stops before tuning when the estimated cost is above this; 0 or less disables it.",
+    "price_per_million_tokens_usd": "Training price per million tokens for the estimate; 0 uses the catalogue price.",
+    "count_tokens_with_api": "Count tokens with the countTokens API (else an offline estimate).",
+    "max_output_tokens": "Most tokens a model may answer with in the evaluation.",
+    "eval_max_concurrency": "Evaluation requests in flight at once.",
+    "eval_requests_per_minute": "Most evaluation requests per minute.",
+    "label_pattern": "Regular expression taking a category label from each answer (confusion matrix); empty: none.",
+    "bootstrap_samples": "Bootstrap resamples for the confidence interval of the improvement.",
+    "primary_metric": "Metric the gate compares (e.g. rougeL).",
+    "min_score": "Lowest tuned score the gate accepts.",
+    "min_improvement": "Least improvement over the base model the gate accepts.",
+    "improvement_mode": "How the improvement is measured: absolute (difference) or relative (ratio).",
+    "require_significant": "The gate also needs the improvement's confidence interval above zero.",
+    "max_champion_regression": "Most the tuned model may score below the model in production.",
+    "max_error_rate": "Highest share of failed evaluation requests the gate accepts (0 to 1).",
+}
+
+PIPELINE_SUMMARY = "Clean, validate, tune, evaluate and gate a Gemini fine-tune; promote it when it wins."
+
+
+def parameter_descriptions() -> dict[str, str]:
+    """Pipeline parameter name -> its one-line description (stage records first, then the lists above)."""
+    from gemini_sft.contracts import pipeline_parameter_descriptions
+
+    return {**PIPELINE_ONLY_PARAMETERS, **PARAMETERS_WITHOUT_RECORD, **pipeline_parameter_descriptions(STAGE_RECORDS)}
+
+
+def describe_parameters(func: Callable) -> Callable:
+    """Give the pipeline function its docstring: the summary and one ``Args:`` line per parameter.
+
+    Applied under ``@dsl.pipeline``, which reads the docstring for the spec's parameter descriptions.
+    Raises TypeError naming any parameter without a description.
+    """
+    from gemini_sft.contracts import args_section
+
+    descriptions = parameter_descriptions()
+    names = list(inspect.signature(func).parameters)
+    missing = [name for name in names if name not in descriptions]
+    if missing:
+        raise TypeError(f"pipeline parameters without a description: {', '.join(missing)}")
+    func.__doc__ = PIPELINE_SUMMARY + "\n\n" + args_section((name, descriptions[name]) for name in names) + "\n"
+    return func
 
 
 def build_pipeline(
@@ -63,6 +140,7 @@ def build_pipeline(
     recipients = list(notification_emails)
 
     @dsl.pipeline(name=PIPELINE_NAME, description=PIPELINE_DESCRIPTION)
+    @describe_parameters
     def gemini_sft_pipeline(
         project: str,
         raw_data_uri: str,
@@ -111,24 +189,6 @@ def build_pipeline(
         production_alias: str = "production",
         notification_emails: list = recipients,
     ) -> None:
-        """Clean, validate, tune, evaluate and gate a Gemini fine-tune; promote it when it wins.
-
-        Args:
-            project: Google Cloud project that runs the tuning job and hosts the models.
-            raw_data_uri: the raw examples (JSONL/CSV/TSV, optionally gzip), gs://... on Vertex;
-                ``{date}`` and ``{latest}`` pick a dated or the newest folder at run time.
-            registry_uri: where promotion records live (gs://BUCKET/gemini-sft/registry).
-            location: Vertex AI region; it must offer Gemini tuning.
-            api_endpoint: Vertex API endpoint; empty means Vertex itself.
-            base_model: the Gemini model to tune and to compare against.
-            epochs, adapter_size, learning_rate_multiplier: tuning hyperparameters.
-            continuous_tuning: start from the model now in production instead of base_model.
-            max_budget_usd: the run stops before tuning when the estimated cost is above this.
-            primary_metric, min_score, min_improvement, improvement_mode, require_significant,
-            max_champion_regression, max_error_rate: the promotion gate's policy.
-            notification_emails: recipients of the end-of-run email (only used when the
-                pipeline was compiled with recipients).
-        """
         if recipients:
             from google_cloud_pipeline_components.v1.vertex_notification_email import (
                 VertexNotificationEmailOp,
@@ -149,12 +209,7 @@ def build_pipeline(
                 artifact_uri=resolved.output, artifact_class=dsl.Dataset, reimport=False
             ).set_display_name("Import raw data")
 
-            champion = find_champion_op(
-                project=project,
-                location=location,
-                api_endpoint=api_endpoint,
-                registry_uri=registry_uri,
-            ).set_display_name("Find production model")
+            champion = find_champion_op(registry_uri=registry_uri).set_display_name("Find production model")
             champion.set_caching_options(False)
 
             clean = clean_op(
@@ -266,6 +321,7 @@ def build_pipeline(
                     decision=gate.outputs["decision"],
                     registry_uri=registry_uri,
                     pipeline_run=run_name,
+                    dataset_hash=clean.outputs["dataset_hash"],
                 ).set_display_name("Record rejection and reasons")
                 reject.set_caching_options(False)
 

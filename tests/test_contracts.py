@@ -17,6 +17,8 @@ from gemini_sft.clean import CleanConfig
 from gemini_sft.components.clean import clean_data
 from gemini_sft.components.evaluate import evaluate_models
 from gemini_sft.components.gate import gate_model
+from gemini_sft.components.tune import tune_model
+from gemini_sft.components.validate import validate_data
 from gemini_sft.contracts import (
     add_cli_options,
     pipeline_wiring_problems,
@@ -27,19 +29,28 @@ from gemini_sft.contracts import (
 )
 from gemini_sft.evaluation.settings import EvaluationSettings
 from gemini_sft.gate import GatePolicy
+from gemini_sft.tune import TuningSettings
+from gemini_sft.validate import ValidationSettings
+from gemini_sft.vertex_client import VertexTarget
 
 CLEAN_ARTIFACTS = ("raw_data", "train", "validation", "holdout", "rejected", "dataset_version", "report", "metrics")
-EVALUATE_OTHERS = (
-    "holdout", "metrics", "classification_metrics", "predictions", "report", "html_report", "evaluation",
-    "project", "location", "api_endpoint",
-)
+TUNE_ARTIFACTS = ("train", "validation", "tuned_model", "summary", "gcp_resources")
+# Tune fields fed by other tasks' outputs or the run name, and fields left at the component's default
+# (no pipeline parameter feeds them).
+TUNE_WIRED = ("dataset_hash", "estimated_cost_usd", "champion_model", "pipeline_run")
+TUNE_DEFAULTS = ("continuous_from_model", "retry_failed_job", "cancel_on_timeout", "cancel_on_stop")
+VALIDATE_ARTIFACTS = ("train", "validation", "report", "validation_result", "metrics")
+EVALUATE_ARTIFACTS = ("holdout", "metrics", "classification_metrics", "predictions", "report", "html_report", "evaluation")
+# The tuned and champion endpoints come from the tune and find-champion tasks.
+EVALUATE_WIRED = ("tuned_endpoint", "champion_endpoint")
 GATE_ARTIFACTS = ("evaluation", "decision", "report")
 
 # (component function, records, other parameters, task name, record fields the pipeline wires otherwise)
 STAGES: list[tuple[Any, list[type], tuple[str, ...], str, tuple[str, ...]]] = [
     (clean_data, [CleanConfig], CLEAN_ARTIFACTS, "clean-data", ()),
-    # the tuned and champion endpoints come from the tune and find-champion tasks
-    (evaluate_models, [EvaluationSettings], EVALUATE_OTHERS, "evaluate-models", ("tuned_endpoint", "champion_endpoint")),
+    (tune_model, [VertexTarget, TuningSettings], TUNE_ARTIFACTS, "tune-model", TUNE_WIRED + TUNE_DEFAULTS),
+    (validate_data, [ValidationSettings], VALIDATE_ARTIFACTS, "validate-data", ()),
+    (evaluate_models, [VertexTarget, EvaluationSettings], EVALUATE_ARTIFACTS, "evaluate-models", EVALUATE_WIRED),
     (gate_model, [GatePolicy], GATE_ARTIFACTS, "gate-model", ()),
 ]
 

@@ -106,3 +106,90 @@ def test_run_folder_has_readable_reports_labelled_as_offline(passing_run: LocalR
     html = (passing_run.output_dir / "evaluation_report.html").read_text(encoding="utf-8")
     assert "offline stand-in" in html.lower()
     assert (passing_run.output_dir / "evaluation_report.md").is_file()
+
+
+def _vertex_v1_http_rules() -> list[tuple[str, str, str, Any, Any]]:
+    """(method, URI template, body field, request class, response class) of every v1 RPC, read from
+    google-cloud-aiplatform's REST transports (``_get_http_options`` and the ``__call__`` signature)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import google.cloud.aiplatform_v1.services as services
+
+    def pb_class(annotation: Any) -> Any:
+        if annotation in (None, inspect.Signature.empty):
+            return None
+        return annotation.pb() if hasattr(annotation, "pb") else annotation
+
+    rules = []
+    for info in pkgutil.iter_modules(services.__path__):
+        rest = importlib.import_module(f"{services.__name__}.{info.name}.transports.rest")
+        for name, transport in vars(rest).items():
+            if not (inspect.isclass(transport) and name.endswith("RestTransport") and not name.startswith("_")):
+                continue
+            for rpc in vars(transport).values():
+                if inspect.isclass(rpc) and hasattr(rpc, "_get_http_options") and "__call__" in vars(rpc):
+                    signature = inspect.signature(rpc.__call__)
+                    request_class = pb_class(signature.parameters["request"].annotation)
+                    response_class = pb_class(signature.return_annotation)
+                    for option in rpc._get_http_options():
+                        rules.append((option["method"].upper(), option["uri"], option.get("body", ""),
+                                      request_class, response_class))
+    return rules
+
+
+def test_every_request_of_the_run_is_kept_and_parses_against_the_vertex_v1_protos(
+    passing_run: LocalRunResult, standin: VertexStandIn
+) -> None:
+    from urllib.parse import parse_qsl, urlsplit
+
+    from google.api_core import path_template
+    from google.protobuf import json_format
+    from google.protobuf.message_factory import GetMessageClass
+
+    from gemini_sft.standin import REQUEST_LOG_NAME
+
+    log_path = passing_run.output_dir / REQUEST_LOG_NAME
+    lines = [json.loads(line) for line in log_path.read_text(encoding="utf-8").splitlines()]
+    assert lines and all(set(line) == {"method", "path", "body", "status"} for line in lines)
+    records = standin.requests[: len(lines)]
+    assert [r.as_log_line() for r in records] == lines
+
+    rules = _vertex_v1_http_rules()
+    system_parameters = {"alt", "$alt", "key", "prettyPrint", "fields", "$fields"}
+    seen_rpcs: set[str] = set()
+    for line, record in zip(lines, records):
+        split = urlsplit(line["path"])
+        matching = [rule for rule in rules if rule[0] == line["method"] and path_template.validate(rule[1], split.path)]
+        assert matching, f"{line['method']} {split.path} is not a Vertex AI v1 route"
+        # The longest template is the most specific one (``models/*:listVersions`` over ``models/*``).
+        _, template, body_field, request_class, response_class = max(matching, key=lambda rule: len(rule[1]))
+        request_fields = {f.name for f in request_class.DESCRIPTOR.fields} | {
+            f.json_name for f in request_class.DESCRIPTOR.fields
+        }
+        for parameter, _ in parse_qsl(split.query):
+            assert parameter in request_fields | system_parameters, (line["path"], parameter)
+        if body_field == "*":
+            json_format.ParseDict(line["body"] or {}, request_class(), ignore_unknown_fields=False)
+        elif body_field:
+            body_class = GetMessageClass(request_class.DESCRIPTOR.fields_by_name[body_field].message_type)
+            json_format.ParseDict(line["body"], body_class(), ignore_unknown_fields=False)
+        else:
+            assert line["body"] is None
+        assert line["status"] == 200, line
+        if response_class is not None:
+            json_format.ParseDict(record.response, response_class(), ignore_unknown_fields=False)
+        else:
+            assert record.response in (None, {})
+        seen_rpcs.add(request_class.DESCRIPTOR.name)
+    assert {"CreateTuningJobRequest", "GetTuningJobRequest", "GenerateContentRequest"} <= seen_rpcs
+
+
+def test_a_run_whose_gate_fails_keeps_its_requests_too(failing_run: LocalRunResult) -> None:
+    from gemini_sft.standin import REQUEST_LOG_NAME, read_request_log
+
+    lines = read_request_log(failing_run.output_dir / REQUEST_LOG_NAME)
+    creates = [line for line in lines if line["method"] == "POST" and str(line["path"]).endswith("/tuningJobs")]
+    assert len(creates) == 1 and creates[0]["status"] == 200
+    assert str(creates[0]["body"]["supervisedTuningSpec"]["trainingDatasetUri"]).endswith(".jsonl")

@@ -12,6 +12,7 @@ from gemini_sft.errors import PromotionError
 from gemini_sft.promotion import (
     ModelVersion,
     PromotionStore,
+    Provenance,
     promote,
     read_decision,
     read_metrics,
@@ -92,9 +93,11 @@ def test_gs_uri_is_read_through_the_fuse_mount_when_mounted(tmp_path: Path, monk
 
 def test_promotion_record_holds_everything_and_becomes_champion(tmp_path: Path) -> None:
     store = PromotionStore(f"file://{tmp_path}/registry")
-    first = promote(store, version("1"), metrics={"tuned_rougeL": 0.61}, dataset_hash="ab" * 32,
-                    pipeline_run="run-1", base_model="gemini-2.5-flash", tuning_job="tj/1", now=at(0))
-    second = promote(store, version("2"), metrics={"tuned_rougeL": 0.7}, pipeline_run="run-2", now=at(1))
+    first = promote(store, version("1"), provenance=Provenance(
+        metrics={"tuned_rougeL": 0.61}, dataset_hash="ab" * 32, pipeline_run="run-1", base_model="gemini-2.5-flash",
+        tuning_job="tj/1"), now=at(0))
+    second = promote(store, version("2"), provenance=Provenance(metrics={"tuned_rougeL": 0.7}, pipeline_run="run-2"),
+                     now=at(1))
 
     champion = store.champion()
     assert champion == second
@@ -125,8 +128,10 @@ def test_rejection_is_recorded_with_reasons_and_keeps_the_champion(tmp_path: Pat
     store = PromotionStore(str(tmp_path))
     champion = promote(store, version("1"), now=at(0))
     rejected = record_rejection(store, version("2"), ["tuned_rougeL 0.41 < min_score 0.5"],
-                                metrics={"tuned_rougeL": 0.41}, pipeline_run="run-2", now=at(1))
+                                provenance=Provenance(metrics={"tuned_rougeL": 0.41}, dataset_hash="cd" * 32,
+                                                      pipeline_run="run-2"), now=at(1))
     assert rejected.kind == "rejection"
+    assert (rejected.metrics, rejected.dataset_hash, rejected.pipeline_run) == ({"tuned_rougeL": 0.41}, "cd" * 32, "run-2")
     assert rejected.reasons == ["tuned_rougeL 0.41 < min_score 0.5"]
     assert rejected.previous_champion == champion.model
     assert store.champion() == champion
@@ -135,7 +140,8 @@ def test_rejection_is_recorded_with_reasons_and_keeps_the_champion(tmp_path: Pat
 
 def test_rollback_returns_to_the_previous_champion_and_records_it(tmp_path: Path) -> None:
     store = PromotionStore(str(tmp_path))
-    first = promote(store, version("1"), metrics={"tuned_rougeL": 0.6}, dataset_hash="d1", now=at(0))
+    first = promote(store, version("1"), provenance=Provenance(metrics={"tuned_rougeL": 0.6}, dataset_hash="d1"),
+                    now=at(0))
     promote(store, version("2"), now=at(1))
 
     record = rollback(store, reason="answers too long", now=at(2))
@@ -181,7 +187,7 @@ def test_rollback_without_champion_fails_clearly(tmp_path: Path) -> None:
 def test_registry_alias_moves_to_the_new_model_and_back_on_rollback(tmp_path: Path) -> None:
     store = PromotionStore(str(tmp_path))
     registry = RecordingRegistry()
-    promote(store, version("1"), registry=registry, dataset_hash="ABC", now=at(0))
+    promote(store, version("1"), registry=registry, provenance=Provenance(dataset_hash="ABC"), now=at(0))
     promote(store, version("2"), registry=registry, now=at(1))
     assert registry.aliases == {f"{PARENT}/1@1": set(), f"{PARENT}/2@1": {"production"}}
     assert registry.labels[f"{PARENT}/1@1"] == {"gemini-sft-status": "retired", "gemini-sft-dataset": "abc"}

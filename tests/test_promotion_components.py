@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from kfp.dsl import Artifact, Model
 
-from gemini_sft.components.promote import find_champion_op, promote_model_op, record_rejection_op
+from gemini_sft.components.promote import find_champion, promote_model, record_rejection
 from gemini_sft.errors import PromotionError
 
 PARENT = "projects/p/locations/us-central1/models"
@@ -39,9 +39,9 @@ def output_artifact(tmp_path: Path, name: str) -> Artifact:
 
 
 def test_find_champion_is_empty_before_any_promotion(tmp_path: Path) -> None:
-    result = find_champion_op.python_func(project="p", registry_uri=str(tmp_path / "registry"))
+    result = find_champion(registry_uri=str(tmp_path / "registry"))
     assert (result.champion_model, result.champion_endpoint) == ("", "")
-    assert find_champion_op.python_func(project="p", registry_uri="") == ("", "")
+    assert find_champion(registry_uri="") == ("", "")
 
 
 def test_promote_then_find_champion_then_reject(tmp_path: Path) -> None:
@@ -50,7 +50,7 @@ def test_promote_then_find_champion_then_reject(tmp_path: Path) -> None:
     evaluation = json_artifact(tmp_path, "evaluation.json", {"metrics": {"tuned_rougeL": 0.7, "delta_rougeL": 0.2}})
     record_out = output_artifact(tmp_path, "promotion_record")
 
-    promote_model_op.python_func(
+    promote_model(
         tuned_model=tuned_model_artifact(tmp_path, "11"), decision=passed, evaluation=evaluation,
         promotion_record=record_out, project="p", registry_uri=registry_uri, pipeline_run="run-1",
         dataset_hash="f" * 64, update_model_registry=False,
@@ -62,28 +62,31 @@ def test_promote_then_find_champion_then_reject(tmp_path: Path) -> None:
     assert record["pipeline_run"] == "run-1" and record["dataset_hash"] == "f" * 64
     assert record_out.metadata["model"] == f"{PARENT}/11@1"
 
-    champion = find_champion_op.python_func(project="p", registry_uri=registry_uri)
+    champion = find_champion(registry_uri=registry_uri)
     assert champion.champion_model == f"{PARENT}/11@1"
     assert champion.champion_endpoint == "projects/p/locations/us-central1/endpoints/11"
 
     failed = json_artifact(tmp_path, "failed.json", {"passed": False, "reasons": ["delta_rougeL -0.1 < 0.0"], "metrics": {"delta_rougeL": -0.1}})
     rejection_out = output_artifact(tmp_path, "rejection_record")
-    record_rejection_op.python_func(
+    record_rejection(
         tuned_model=tuned_model_artifact(tmp_path, "12"), decision=failed, rejection_record=rejection_out,
-        registry_uri=registry_uri, pipeline_run="run-2",
+        registry_uri=registry_uri, pipeline_run="run-2", dataset_hash="e" * 64,
     )
     rejection = json.loads(Path(rejection_out.path).read_text())
     assert rejection["kind"] == "rejection"
     assert rejection["reasons"] == ["delta_rougeL -0.1 < 0.0"]
+    assert rejection["dataset_hash"] == "e" * 64 and rejection["pipeline_run"] == "run-2"
+    assert rejection_out.metadata == {"record_id": rejection["record_id"], "kind": "rejection",
+                                      "model": f"{PARENT}/12@1", "reasons": 1, "registry_uri": registry_uri}
     assert rejection["previous_champion"]["model"] == f"{PARENT}/11"
-    assert find_champion_op.python_func(project="p", registry_uri=registry_uri).champion_model == f"{PARENT}/11@1"
+    assert find_champion(registry_uri=registry_uri).champion_model == f"{PARENT}/11@1"
 
 
 def test_promote_refuses_a_failed_decision(tmp_path: Path) -> None:
     failed = json_artifact(tmp_path, "decision.json", {"passed": False, "reasons": ["too low"]})
     evaluation = json_artifact(tmp_path, "evaluation.json", {"metrics": {}})
     with pytest.raises(PromotionError, match="did not pass"):
-        promote_model_op.python_func(
+        promote_model(
             tuned_model=tuned_model_artifact(tmp_path, "11"), decision=failed, evaluation=evaluation,
             promotion_record=output_artifact(tmp_path, "r"), project="p", registry_uri=str(tmp_path / "reg"),
             update_model_registry=False,
@@ -95,7 +98,7 @@ def test_promote_requires_a_registry_uri(tmp_path: Path) -> None:
     passed = json_artifact(tmp_path, "decision.json", {"passed": True, "reasons": []})
     evaluation = json_artifact(tmp_path, "evaluation.json", {"metrics": {}})
     with pytest.raises(PromotionError, match="registry_uri"):
-        promote_model_op.python_func(
+        promote_model(
             tuned_model=tuned_model_artifact(tmp_path, "11"), decision=passed, evaluation=evaluation,
             promotion_record=output_artifact(tmp_path, "r"), project="p", update_model_registry=False,
         )

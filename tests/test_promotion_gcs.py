@@ -13,7 +13,9 @@ import pytest
 
 import gemini_sft.cli as cli
 from gemini_sft.errors import PromotionError
-from gemini_sft.promotion import ModelVersion, PromotionStore, files_for, promote, record_rejection, rollback
+from gemini_sft.promotion import (
+    ModelVersion, PromotionStore, Provenance, files_for, promote, record_rejection, rollback,
+)
 from gemini_sft.vertex_client import CloudStorageFiles
 
 PARENT = "projects/p/locations/us-central1/models"
@@ -115,7 +117,7 @@ def test_unmounted_gs_uri_uses_the_cloud_storage_api(gcs: FakeCloudStorage) -> N
 
 def test_history_champion_and_rollback_through_the_api(gcs: FakeCloudStorage, capsys: pytest.CaptureFixture[str]) -> None:
     store = PromotionStore("gs://team-bucket/gemini-sft/registry")
-    promote(store, version("1"), metrics={"tuned_rougeL": 0.6})
+    promote(store, version("1"), provenance=Provenance(metrics={"tuned_rougeL": 0.6}))
     promote(store, version("2"))
     record_rejection(store, version("3"), ["too low"])
 

@@ -11,7 +11,7 @@ import yaml
 from kfp.dsl import Artifact, Model
 
 import gemini_sft.cli as cli
-from gemini_sft.components.promote import find_champion_op, promote_model_op
+from gemini_sft.components.promote import find_champion, promote_model
 from gemini_sft.errors import PromotionError
 from gemini_sft.promotion import ModelVersion, PromotionStore, promote
 from gemini_sft.standin import VertexStandIn
@@ -50,7 +50,7 @@ def promote_through_component(tmp_path: Path, standin: VertexStandIn, registry_u
     (work / "decision.json").write_text(json.dumps({"passed": True, "reasons": []}))
     (work / "evaluation.json").write_text(json.dumps({"metrics": {"tuned_rougeL": 0.5 + int(model_id) / 1000}}))
     record = Artifact(name="promotion_record", uri=str(work / "record.json"))
-    promote_model_op.python_func(
+    promote_model(
         tuned_model=tuned, decision=Artifact(name="d", uri=str(work / "decision.json")),
         evaluation=Artifact(name="e", uri=str(work / "evaluation.json")), promotion_record=record,
         project=PROJECT, location="us-central1", api_endpoint=standin.base_url, registry_uri=registry_uri,
@@ -87,7 +87,7 @@ def test_promotion_moves_the_alias_and_labels_then_rollback_moves_it_back(
     assert merges == [("101@1:mergeVersionAliases", ["production"]),
                       ("202@1:mergeVersionAliases", ["production"]),
                       ("101@1:mergeVersionAliases", ["-production"])]
-    champion = find_champion_op.python_func(project=PROJECT, registry_uri=registry_uri)
+    champion = find_champion(registry_uri=registry_uri)
     assert champion.champion_model == f"{PARENT}/models/202@1"
     assert champion.champion_endpoint == f"{PARENT}/endpoints/202"
 

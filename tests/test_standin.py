@@ -120,7 +120,6 @@ def test_create_sends_and_stores_every_setting(client: Any, standin: VertexStand
         learning_rate_multiplier=0.5,
         adapter_size="ADAPTER_SIZE_EIGHT",
         labels={"run": "r1", "dataset_hash": "abc123"},
-        output_uri="gs://bucket/out",
         export_last_checkpoint_only=True,
         encryption_spec=types.EncryptionSpec(kms_key_name=KMS_KEY),
     )
@@ -142,7 +141,6 @@ def test_create_sends_and_stores_every_setting(client: Any, standin: VertexStand
         "tunedModelDisplayName": "triage-v1",
         "description": "weekly retrain",
         "labels": {"run": "r1", "dataset_hash": "abc123"},
-        "outputUri": "gs://bucket/out",
     }
     assert re.fullmatch(r"projects/p/locations/us-central1/tuningJobs/\d+", job.name)
     assert job.state == types.JobState.JOB_STATE_PENDING
@@ -150,7 +148,6 @@ def test_create_sends_and_stores_every_setting(client: Any, standin: VertexStand
     assert job.labels == {"run": "r1", "dataset_hash": "abc123"}
     assert job.supervised_tuning_spec.hyper_parameters.epoch_count == 3
     assert job.encryption_spec.kms_key_name == KMS_KEY
-    assert job.output_uri == "gs://bucket/out"
     assert job.description.startswith("weekly retrain") and "offline stand-in" in job.description
     assert job.sdk_http_response.headers[STANDIN_HEADER.lower()] == "offline"
 
@@ -190,7 +187,8 @@ def test_continuous_tuning_from_a_tuned_model(client: Any, standin: VertexStandI
     sent = standin.requests_to("/tuningJobs", method="POST")[-1].body
     assert "baseModel" not in sent and proto_field(sent["preTunedModel"], "tunedModelName") == source
     assert job.pre_tuned_model.tuned_model_name == source
-    assert job.base_model == "gemini-2.5-flash"
+    # As Vertex answers: the base sits inside preTunedModel, never beside it (source_model is a oneof).
+    assert job.pre_tuned_model.base_model == "gemini-2.5-flash" and job.base_model is None
     _, job = run_to_end(client, job.name)
     assert job.has_succeeded and job.tuned_model.endpoint != first.tuned_model.endpoint
 
@@ -431,7 +429,7 @@ def test_extra_routes_extend_the_standin(train_file: Path) -> None:
     def describe(request: Any) -> tuple[int, Any]:
         if request.group("dataset_id") == "0":
             raise StandInError(404, "no dataset 0")
-        return 200, {"name": request.path, "jobs": len(request.standin.tuning_jobs.job_names())}
+        return 200, {"name": request.path, "displayName": f"{len(request.standin.tuning_jobs.job_names())} jobs"}
 
     route = Route("GET", api_path(r"datasets/(?P<dataset_id>[^/:]+)"), describe, name="datasets.get")
     with VertexStandIn(extra_routes=[route]) as extended:
@@ -439,7 +437,9 @@ def test_extra_routes_extend_the_standin(train_file: Path) -> None:
         extended_client = genai_client(settings)
         api = extended_client._api_client
         response = api.request("get", "datasets/7", {})
-        assert json.loads(response.body) == {"name": "/v1/projects/p/locations/us-central1/datasets/7", "jobs": 0}
+        assert json.loads(response.body) == {
+            "name": "/v1/projects/p/locations/us-central1/datasets/7", "displayName": "0 jobs"
+        }
         with pytest.raises(errors.APIError) as missing:
             api.request("get", "datasets/0", {})
         assert missing.value.code == 404 and missing.value.message == "no dataset 0"

@@ -241,6 +241,24 @@ def test_cli_submit_exits_1_when_the_run_fails(
     assert "ended FAILED" in capsys.readouterr().err
 
 
+def test_ctrl_c_while_following_says_the_run_goes_on(
+    spec_path: Path, standin: VertexStandIn, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import gemini_sft.submit as submit
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(submit, "follow_run", interrupted)
+    config_file = write_config(tmp_path, config_data(standin))
+    code = cli.main(["submit", "--config", str(config_file), "--spec", str(spec_path), "--wait"])
+    err = capsys.readouterr().err
+    assert code == 130
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "stopped following gemini-sft-dev-" in err and "the run goes on (https://console.cloud.google.com/" in err
+
+
 def test_dry_run_sends_nothing(
     spec_path: Path, standin: VertexStandIn, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -17,27 +17,32 @@ from hypothesis import strategies as st
 from google.protobuf import json_format
 from google_cloud_pipeline_components.proto.gcp_resources_pb2 import GcpResources
 
-from gemini_sft import tune
-from gemini_sft.errors import TuningJobFailedError, TuningSettingsError, TuningTimeoutError, VertexApiError
-from gemini_sft.tune import TransientApiError, TuningSettings, WatchSettings
+from gemini_sft import names, tune
+from gemini_sft.errors import (
+    TransientApiError,
+    TuningJobFailedError,
+    TuningSettingsError,
+    TuningStoppedError,
+    TuningTimeoutError,
+    VertexApiError,
+)
+from gemini_sft.tune import TuningData, TuningSettings, WatchSettings
 from tune_fakes import LOCATION, PROJECT, FakeClock, FakeTuningService
 
 RUN = "gemini-sft-pipeline-20261121193000"
 
 
+DATA = TuningData(training_uri="gs://bucket/run/train.jsonl", validation_uri="gs://bucket/run/validation.jsonl")
+
+
 def make_settings(**overrides: object) -> TuningSettings:
-    values: dict[str, object] = {
-        "training_uri": "gs://bucket/run/train.jsonl",
-        "validation_uri": "gs://bucket/run/validation.jsonl",
-        "pipeline_run": RUN,
-        "dataset_hash": "ab" * 20,
-    }
+    values: dict[str, object] = {"pipeline_run": RUN, "dataset_hash": "ab" * 20}
     values.update(overrides)
     return TuningSettings(**values)  # type: ignore[arg-type]
 
 
 # The labels an earlier attempt of the same step put on its job.
-SAME_STEP = tune.identity_labels(make_settings().build_request())
+SAME_STEP = tune.identity_labels(make_settings().build_request(DATA))
 
 FAST = WatchSettings(max_poll_seconds=8.0, initial_poll_seconds=1.0, max_wait_seconds=3600.0)
 
@@ -47,13 +52,15 @@ def run(
     settings: TuningSettings | None = None,
     watch: WatchSettings = FAST,
     clock: FakeClock | None = None,
+    data: TuningData = DATA,
     **kwargs: object,
 ) -> tune.TuningOutcome:
     clock = clock or FakeClock()
     return tune.run_tuning(
         settings or make_settings(),
-        watch,
+        data,
         service,
+        watch=watch,
         project=PROJECT,
         location=LOCATION,
         clock=clock,
@@ -90,7 +97,8 @@ def run(
             LOCATION,
             "the key must be in the job's region",
         ),
-        ({"output_uri": "/local/out"}, LOCATION, "output_uri '/local/out' must be a gs:// prefix"),
+        ({"poll_interval_seconds": 0.0}, LOCATION, "poll_interval_seconds must be > 0"),
+        ({"max_wait_hours": -1.0}, LOCATION, "max_wait_hours must be > 0"),
         ({"labels": {"gemini-sft-run": "x"}}, LOCATION, "is set by the tune step itself"),
         ({"labels": {"9lives": "x"}}, LOCATION, "must start with a letter"),
         ({"tuned_model_display_name": "model-{user}"}, LOCATION, "unknown field(s) ['user']"),
@@ -98,48 +106,114 @@ def run(
 )
 def test_invalid_settings_fail_before_any_call(overrides: dict, location: str, expected: str) -> None:
     service = FakeTuningService()
+    data = replace(DATA, **{k: overrides.pop(k) for k in ("training_uri", "validation_uri") if k in overrides})
     with pytest.raises(TuningSettingsError) as raised:
-        tune.run_tuning(make_settings(**overrides), FAST, service, project=PROJECT, location=location)
+        tune.run_tuning(make_settings(**overrides), data, service, watch=FAST, project=PROJECT, location=location)
     assert expected in str(raised.value)
     assert service.calls == []
 
 
 def test_every_settings_problem_is_reported_at_once() -> None:
     with pytest.raises(TuningSettingsError) as raised:
-        make_settings(epochs=0, learning_rate_multiplier=-1.0, adapter_size=5).check(LOCATION)
+        make_settings(epochs=0, learning_rate_multiplier=-1.0, adapter_size=5).check(LOCATION, DATA)
     message = str(raised.value)
     assert "epochs" in message and "learning_rate_multiplier" in message and "adapter_size 5" in message
 
 
+def test_the_record_refuses_its_own_bad_values_when_it_is_made() -> None:
+    # What every entry point relies on to fail in seconds: no region, no data, no client needed.
+    with pytest.raises(TuningSettingsError, match="adapter_size 3 is not allowed for gemini-2.5-flash"):
+        TuningSettings(adapter_size=3)
+    with pytest.raises(TuningSettingsError, match="tuning_output_uri"):
+        TuningSettings(output_uri="gs://bucket/out")
+    assert TuningSettings().adapter_size == 4  # the defaults are valid
+
+
 def test_local_server_accepts_local_paths() -> None:
-    make_settings(training_uri="/tmp/train.jsonl", validation_uri="/tmp/v.jsonl").check(LOCATION, remote=False)
+    make_settings().check(LOCATION, TuningData("/tmp/train.jsonl", "/tmp/v.jsonl"), remote=False)
 
 
 def test_continuous_tuning_from_production_model_is_accepted_and_sent_as_base_model() -> None:
     production = f"projects/{PROJECT}/locations/{LOCATION}/models/4242@production"
     settings = make_settings(continuous_from_model=production)
-    settings.check(LOCATION)
-    assert settings.build_request().base_model == production
+    settings.check(LOCATION, DATA)
+    assert settings.build_request(DATA).base_model == production
+
+
+def test_continuous_tuning_starts_from_the_champion() -> None:
+    champion = f"projects/{PROJECT}/locations/{LOCATION}/models/77@production"
+    settings = make_settings(continuous_tuning=True, champion_model=champion)
+    assert settings.build_request(DATA).base_model == champion
+    outcome = run(FakeTuningService(), settings)
+    assert outcome.continuous_from == champion
+
+
+def test_continuous_tuning_without_a_champion_tunes_the_base_model(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="gemini_sft.tune")
+    outcome = run(FakeTuningService(), make_settings(continuous_tuning=True, champion_model=""))
+    assert outcome.continuous_from == ""
+    assert outcome.request is not None and outcome.request.base_model == "gemini-2.5-flash"
+    assert any("no model is in production yet" in r.getMessage() for r in caplog.records)
+
+
+def test_the_champion_is_used_only_for_continuous_tuning_and_an_explicit_model_wins() -> None:
+    champion = f"projects/{PROJECT}/locations/{LOCATION}/models/77@production"
+    chosen = f"projects/{PROJECT}/locations/{LOCATION}/models/88@candidate"
+    assert make_settings(champion_model=champion).build_request(DATA).base_model == "gemini-2.5-flash"
+    explicit = make_settings(continuous_tuning=True, champion_model=champion, continuous_from_model=chosen)
+    assert explicit.build_request(DATA).base_model == chosen
+
+
+def test_a_champion_in_another_region_is_refused_before_any_call() -> None:
+    service = FakeTuningService()
+    elsewhere = "projects/p/locations/europe-west4/models/9@production"
+    with pytest.raises(TuningSettingsError, match="continuous tuning must run in the model's region"):
+        run(service, make_settings(continuous_tuning=True, champion_model=elsewhere))
+    assert service.calls == []
+
+
+@pytest.mark.parametrize("output_uri", ["gs://bucket/out", "/local/out"])
+def test_an_output_uri_for_gemini_is_refused_before_any_call(output_uri: str) -> None:
+    service = FakeTuningService()
+    with pytest.raises(TuningSettingsError) as raised:
+        run(service, make_settings(output_uri=output_uri))
+    message = str(raised.value)
+    assert "tuning_output_uri" in message and "leave it empty for Gemini" in message
+    assert message.count("\n- ") == 1  # one problem, not a gs:// complaint besides
+    assert service.calls == []
+
+
+@pytest.mark.parametrize(
+    ("content", "sent"), [(b"", False), (b"\n  \n", False), (b'{"contents": []}\n', True)]
+)
+def test_an_empty_validation_split_is_not_sent(tmp_path: Path, content: bytes, sent: bool) -> None:
+    split = tmp_path / "validation.jsonl"
+    split.write_bytes(content)
+    data = TuningData.from_splits("gs://b/train.jsonl", "gs://b/validation.jsonl", split)
+    assert data.training_uri == "gs://b/train.jsonl"
+    assert data.validation_uri == ("gs://b/validation.jsonl" if sent else "")
+    unreadable = TuningData.from_splits("gs://b/train.jsonl", "gs://b/v.jsonl", tmp_path / "absent")
+    assert unreadable.validation_uri == "gs://b/v.jsonl"  # Vertex judges what cannot be read here
 
 
 # ---------------------------------------------------------------------------------------------- labels, names
 
 
 def test_label_values_follow_gcp_rules() -> None:
-    assert tune.sanitize_label_value("My Run/2026.11.21") == "my-run-2026-11-21"
+    assert names.sanitize_label_value("My Run/2026.11.21") == "my-run-2026-11-21"
     long_a = "Pipeline-" + "x" * 80 + "-a"
     long_b = "Pipeline-" + "x" * 80 + "-b"
     for value in (long_a, long_b):
-        clean = tune.sanitize_label_value(value)
+        clean = names.sanitize_label_value(value)
         assert len(clean) == 63 and re.fullmatch(r"[a-z0-9_-]+", clean)
-    assert tune.sanitize_label_value(long_a) != tune.sanitize_label_value(long_b)
+    assert names.sanitize_label_value(long_a) != names.sanitize_label_value(long_b)
 
 
 @given(st.text(max_size=200))
 def test_any_text_becomes_a_valid_label_value(value: str) -> None:
-    clean = tune.sanitize_label_value(value)
+    clean = names.sanitize_label_value(value)
     assert re.fullmatch(r"[a-z0-9_-]{0,63}", clean)
-    assert tune.sanitize_label_value(clean) == clean  # already-valid values are kept as they are
+    assert names.sanitize_label_value(clean) == clean  # already-valid values are kept as they are
 
 
 def test_job_labels_carry_run_dataset_and_user_labels() -> None:
@@ -167,21 +241,20 @@ def test_request_holds_every_setting() -> None:
         description="triage model",
         labels={"team": "support"},
         encryption_key=f"projects/{PROJECT}/locations/{LOCATION}/keyRings/r/cryptoKeys/k",
-        output_uri="gs://bucket/out",
         export_last_checkpoint_only=True,
     )
-    request = settings.build_request()
+    request = settings.build_request(DATA)
     assert request.epoch_count == 5
     assert request.adapter_size == "ADAPTER_SIZE_EIGHT"
     assert request.learning_rate_multiplier == 0.5
     assert request.tuned_model_display_name == f"gemini-sft-{RUN}"
     assert request.validation_dataset_uri == "gs://bucket/run/validation.jsonl"
     assert request.kms_key_name.endswith("/cryptoKeys/k")  # type: ignore[union-attr]
-    assert request.output_uri == "gs://bucket/out"
+    assert request.output_uri is None
     assert request.export_last_checkpoint_only is True
     assert request.labels["team"] == "support"
-    assert make_settings(adapter_size=0).build_request().adapter_size is None
-    assert make_settings(validation_uri="").build_request().validation_dataset_uri is None
+    assert make_settings(adapter_size=0).build_request(DATA).adapter_size is None
+    assert make_settings().build_request(replace(DATA, validation_uri="")).validation_dataset_uri is None
 
 
 def test_gcp_resources_is_what_gcpc_writes_and_reads() -> None:
@@ -198,7 +271,7 @@ def test_gcp_resources_is_what_gcpc_writes_and_reads() -> None:
 
 def test_console_url_names_region_job_and_project() -> None:
     name = f"projects/{PROJECT}/locations/europe-west4/tuningJobs/987"
-    assert tune.console_url(name, "ignored", PROJECT) == (
+    assert names.console_url(name, "ignored", PROJECT) == (
         "https://console.cloud.google.com/vertex-ai/generative/language/locations/europe-west4"
         "/tuning/tuningJob/987?project=proj"
     )
@@ -210,7 +283,7 @@ def test_console_url_names_region_job_and_project() -> None:
 def test_successful_job_gives_model_endpoint_tokens_and_cost(tmp_path: Path) -> None:
     service = FakeTuningService(billable_tokens=200_000)
     gcp = tmp_path / "gcp_resources"
-    outcome = run(service, make_settings(epochs=3), gcp_resources_path=gcp, estimated_cost_usd=2.5)
+    outcome = run(service, make_settings(epochs=3, estimated_cost_usd=2.5), gcp_resources_path=gcp)
     assert service.count("create") == 1
     assert outcome.model_resource == f"projects/{PROJECT}/locations/{LOCATION}/models/m1"
     assert outcome.model_version == "1"
@@ -323,8 +396,31 @@ def test_timeout_leaves_the_job_running_by_default() -> None:
 def test_timeout_cancels_when_asked() -> None:
     service = FakeTuningService(states=("JOB_STATE_PENDING",) + ("JOB_STATE_RUNNING",) * 1000)
     with pytest.raises(TuningTimeoutError, match="cancelled"):
-        run(service, watch=replace(FAST, max_wait_seconds=60.0, cancel_on_timeout=True))
+        run(service, make_settings(cancel_on_timeout=True), watch=replace(FAST, max_wait_seconds=60.0))
     assert service.count("cancel") == 1
+
+
+def test_a_cancel_that_fails_transiently_is_tried_again() -> None:
+    service = FakeTuningService(states=("JOB_STATE_PENDING",) + ("JOB_STATE_RUNNING",) * 1000)
+    service.errors["cancel"] = [TransientApiError("503", 503)]
+    with pytest.raises(TuningTimeoutError, match="it was cancelled"):
+        run(service, make_settings(cancel_on_timeout=True), watch=replace(FAST, max_wait_seconds=60.0))
+    assert service.count("cancel") == 2
+
+
+def test_a_cancel_that_keeps_failing_tells_the_user_to_cancel_in_the_console() -> None:
+    service = FakeTuningService(states=("JOB_STATE_PENDING",) + ("JOB_STATE_RUNNING",) * 50)
+    service.errors["cancel"] = [TransientApiError("503", 503) for _ in range(5)]
+    service.on_get = lambda count: os.kill(os.getpid(), signal.SIGTERM) if count == 3 else None
+    with pytest.raises(TuningStoppedError, match="FAILED: cancel it in the console"):
+        run(service)
+    assert service.count("cancel") == tune.watch.CANCEL_RETRY.max_attempts
+    permanent = FakeTuningService(states=("JOB_STATE_PENDING",) + ("JOB_STATE_RUNNING",) * 50)
+    permanent.errors["cancel"] = [VertexApiError("403 PERMISSION_DENIED")]
+    permanent.on_get = service.on_get
+    with pytest.raises(TuningStoppedError, match="FAILED: cancel it in the console"):
+        run(permanent)
+    assert permanent.count("cancel") == 1  # a permanent error is not retried
 
 
 @pytest.mark.parametrize("end_state", [tune.STATE_FAILED, tune.STATE_CANCELLED, tune.STATE_EXPIRED])
@@ -363,7 +459,7 @@ def test_a_succeeded_job_of_the_same_run_is_reused() -> None:
 
 def test_a_job_of_another_tune_step_in_the_same_run_is_not_taken() -> None:
     service = FakeTuningService()
-    sibling = tune.identity_labels(make_settings(adapter_size=8).build_request())
+    sibling = tune.identity_labels(make_settings(adapter_size=8).build_request(DATA))
     assert sibling[tune.RUN_LABEL_KEY] == SAME_STEP[tune.RUN_LABEL_KEY]
     service.add_job(tune.STATE_RUNNING, sibling)
     outcome = run(service)
@@ -371,16 +467,19 @@ def test_a_job_of_another_tune_step_in_the_same_run_is_not_taken() -> None:
 
 
 def test_the_request_fingerprint_is_stable_and_sensitive_to_settings() -> None:
-    request = make_settings().build_request()
-    assert request.labels[tune.REQUEST_LABEL_KEY] == make_settings().build_request().labels[tune.REQUEST_LABEL_KEY]
-    assert re.fullmatch(r"[0-9a-f]{16}", request.labels[tune.REQUEST_LABEL_KEY])
-    for change in ({"epochs": 4}, {"training_uri": "gs://bucket/other/train.jsonl"}, {"learning_rate_multiplier": 2.0}):
-        other = make_settings(**change).build_request()
-        assert other.labels[tune.REQUEST_LABEL_KEY] != request.labels[tune.REQUEST_LABEL_KEY]
+    request = make_settings().build_request(DATA)
+    key = tune.REQUEST_LABEL_KEY
+    assert request.labels[key] == make_settings().build_request(DATA).labels[key]
+    assert re.fullmatch(r"[0-9a-f]{16}", request.labels[key])
+    for change in ({"epochs": 4}, {"learning_rate_multiplier": 2.0}):
+        other = make_settings(**change).build_request(DATA)
+        assert other.labels[key] != request.labels[key]
+    other_data = make_settings().build_request(replace(DATA, training_uri="gs://bucket/other/train.jsonl"))
+    assert other_data.labels[key] != request.labels[key]
     # user labels do not change which job is "the same step"
-    relabelled = make_settings(labels={"team": "x"}).build_request()
-    assert relabelled.labels[tune.REQUEST_LABEL_KEY] == request.labels[tune.REQUEST_LABEL_KEY]
-    assert tune.identity_labels(make_settings(pipeline_run="").build_request()) == {}
+    relabelled = make_settings(labels={"team": "x"}).build_request(DATA)
+    assert relabelled.labels[key] == request.labels[key]
+    assert tune.identity_labels(make_settings(pipeline_run="").build_request(DATA)) == {}
 
 
 def test_jobs_of_other_runs_are_ignored() -> None:
@@ -402,7 +501,7 @@ def test_a_previous_failed_job_is_not_relaunched_without_being_asked() -> None:
 def test_retry_failed_job_launches_a_new_one() -> None:
     service = FakeTuningService()
     service.add_job(tune.STATE_FAILED, SAME_STEP, error_message="quota exceeded")
-    outcome = run(service, watch=replace(FAST, retry_failed_job=True))
+    outcome = run(service, make_settings(retry_failed_job=True))
     assert service.count("create") == 1 and outcome.state == tune.STATE_SUCCEEDED
 
 
@@ -458,7 +557,7 @@ def test_sigterm_cancels_the_job_and_fails_the_step() -> None:
     service = FakeTuningService(states=("JOB_STATE_PENDING",) + ("JOB_STATE_RUNNING",) * 50)
     service.on_get = lambda count: os.kill(os.getpid(), signal.SIGTERM) if count == 3 else None
     before = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(tune.TuningStoppedError, match="was cancelled"):
+    with pytest.raises(TuningStoppedError, match="was cancelled"):
         run(service)
     assert service.count("cancel") == 1
     assert signal.getsignal(signal.SIGTERM) is before
@@ -467,7 +566,7 @@ def test_sigterm_cancels_the_job_and_fails_the_step() -> None:
 def test_sigterm_while_the_create_call_is_in_flight_cancels_the_job_it_made() -> None:
     service = FakeTuningService()
     service.on_create = lambda: os.kill(os.getpid(), signal.SIGTERM)
-    with pytest.raises(tune.TuningStoppedError, match="was cancelled"):
+    with pytest.raises(TuningStoppedError, match="was cancelled"):
         run(service)
     (job,) = service.jobs.values()
     assert job.snapshot.state == tune.STATE_CANCELLED
@@ -484,9 +583,9 @@ def test_sigterm_before_any_job_exists_cancels_nothing() -> None:
         if len(clock.sleeps) == 1:
             os.kill(os.getpid(), signal.SIGTERM)
 
-    with pytest.raises(tune.TuningStoppedError, match="no tuning job had been launched"):
-        tune.run_tuning(make_settings(), FAST, service, project=PROJECT, location=LOCATION, clock=clock,
-                        sleep=stop_during_backoff)
+    with pytest.raises(TuningStoppedError, match="no tuning job had been launched"):
+        tune.run_tuning(make_settings(), DATA, service, watch=FAST, project=PROJECT, location=LOCATION,
+                        clock=clock, sleep=stop_during_backoff)
     assert service.count("create") == 0 and service.count("cancel") == 0
 
 
@@ -494,7 +593,7 @@ def test_sigterm_handling_can_be_turned_off_for_preemptible_nodes() -> None:
     service = FakeTuningService()
     seen: list[object] = []
     service.on_get = lambda count: seen.append(signal.getsignal(signal.SIGTERM))
-    run(service, watch=replace(FAST, cancel_on_stop=False))
+    run(service, make_settings(cancel_on_stop=False))
     assert seen and all(handler is signal.getsignal(signal.SIGTERM) for handler in seen)
 
 
@@ -511,8 +610,8 @@ def test_offline_standin_jobs_are_marked() -> None:
 
 
 def test_summary_shows_settings_durations_tokens_costs_and_link() -> None:
-    settings = make_settings(epochs=2)
-    outcome = run(FakeTuningService(billable_tokens=500_000), settings, estimated_cost_usd=4.0)
+    settings = make_settings(epochs=2, estimated_cost_usd=4.0)
+    outcome = run(FakeTuningService(billable_tokens=500_000), settings)
     text = tune.render_summary(outcome, settings)
     assert outcome.console_url in text
     assert "| epochs | 2 |" in text

@@ -20,9 +20,9 @@ from typing import Callable
 import pytest
 
 from gemini_sft import tune, vertex_client
-from gemini_sft.errors import TuningJobFailedError, TuningSettingsError, TuningTimeoutError
+from gemini_sft.errors import TransientApiError, TuningJobFailedError, TuningSettingsError, TuningTimeoutError
 from gemini_sft.standin import VertexStandIn
-from gemini_sft.tune import TuningSettings, WatchSettings
+from gemini_sft.tune import TuningData, TuningSettings, WatchSettings
 from tune_step import run_step, write_splits
 
 PROJECT = "p"
@@ -57,17 +57,14 @@ def run_core(
     **overrides: object,
 ) -> tune.TuningOutcome:
     train, validation = write_splits(workdir)
-    values: dict[str, object] = {
-        "training_uri": str(train),
-        "validation_uri": str(validation),
-        "pipeline_run": f"run-{workdir.name}",
-    }
+    values: dict[str, object] = {"pipeline_run": f"run-{workdir.name}"}
     values.update(overrides)
     settings = vertex_client.VertexSettings.create(PROJECT, LOCATION, standin.base_url)
     return tune.run_tuning(
         TuningSettings(**values),  # type: ignore[arg-type]
-        FAST_WATCH,
+        TuningData(training_uri=str(train), validation_uri=str(validation)),
         service or vertex_client.GenAITuningService(settings),
+        watch=FAST_WATCH,
         project=PROJECT,
         location=LOCATION,
         uses_local_server=True,
@@ -92,7 +89,6 @@ def test_the_rest_request_carries_every_setting(standin: VertexStandIn, tmp_path
             description="Support triage model",
             labels={"Team": "Support Ops"},
             encryption_key=key,
-            output_uri=str(tmp_path / "tuning-output"),
             export_last_checkpoint_only=True,
         ),
     )
@@ -118,8 +114,7 @@ def test_the_rest_request_carries_every_setting(standin: VertexStandIn, tmp_path
             "gemini-sft-run": "gemini-sft-pipeline-20261121",
             "gemini-sft-dataset": "0f" * 20,
         },
-        "outputUri": str(tmp_path / "tuning-output"),
-    }
+    }  # no outputUri: v1 takes it for open models only
 
 
 def _tune_first_model(standin: VertexStandIn, workdir: Path) -> str:
@@ -200,6 +195,8 @@ def test_invalid_settings_reach_no_api(standin: VertexStandIn, tmp_path: Path) -
         run_step(tmp_path, **step_params(standin, epochs=0))
     with pytest.raises(TuningSettingsError, match="does not offer Gemini tuning"):
         run_step(tmp_path, **step_params(standin, location="antarctica-south1"))
+    with pytest.raises(TuningSettingsError, match="tuning_output_uri.*leave it empty for Gemini"):
+        run_step(tmp_path, **step_params(standin, output_uri="gs://bucket/tuning-output"))
     assert standin.requests == []
 
 
@@ -313,13 +310,13 @@ def test_the_service_sorts_errors_into_transient_and_final(standin: VertexStandI
     missing = f"projects/{PROJECT}/locations/{LOCATION}/tuningJobs/404"
     with pytest.raises(vertex_client.VertexRequestError) as final:
         service.get(missing)
-    assert final.value.status_code == 404 and not isinstance(final.value, tune.TransientApiError)
+    assert final.value.status_code == 404 and not isinstance(final.value, TransientApiError)
     standin.fail_next(1, 429)
-    with pytest.raises(tune.TransientApiError) as throttled:
+    with pytest.raises(TransientApiError) as throttled:
         service.get(missing)
     assert throttled.value.status_code == 429
     closed = vertex_client.VertexSettings.create(PROJECT, LOCATION, "http://127.0.0.1:9")  # nothing listens
-    with pytest.raises(tune.TransientApiError):
+    with pytest.raises(TransientApiError):
         vertex_client.GenAITuningService(closed).get(missing)
 
 

@@ -12,11 +12,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gemini_sft import validate as validate_module
 from gemini_sft.errors import ConfigError, DatasetInvalidError, InputFormatError, VertexApiError
 from gemini_sft.examples import make_example
 from gemini_sft.model_catalog import limits_for
 from gemini_sft.tokens import estimate_example_tokens
+from gemini_sft.validate import reading
+from gemini_sft.validate import run as validate_run
 from gemini_sft.validate import (
     ERROR_CODES,
     TOKEN_SOURCE_API,
@@ -308,7 +309,7 @@ def tiny_limits(monkeypatch: pytest.MonkeyPatch) -> None:
         max_training_examples_multimodal=3,
         max_validation_examples=4,
     )
-    monkeypatch.setattr(validate_module, "limits_for", lambda model: small)
+    monkeypatch.setattr(validate_run, "limits_for", lambda model: small)
 
 
 def test_empty_file_has_no_examples(tmp_path: Path) -> None:
@@ -353,7 +354,7 @@ def test_validation_cap_is_5000_for_gemini_2_5(tmp_path: Path) -> None:
 
 
 def test_a_line_too_long_to_be_an_example_is_skipped_not_buffered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(validate_module, "MAX_LINE_BYTES", 4_096)
+    monkeypatch.setattr(reading, "MAX_LINE_BYTES", 4_096)
     lines = [line(good()), line(good(prompt="x" * 20_000)), line({"contents": []})]
     report = run(tmp_path, lines, chunk_bytes=1_024)
     assert issues(report, "line_too_long") == [2]
@@ -591,25 +592,25 @@ def test_offset_chunks_agree_with_data_chunks(pieces: list[bytes], chunk_bytes: 
     import io
 
     content = b"".join(pieces)
-    with_data = list(validate_module._read_chunks(io.BytesIO(content[skip:]), chunk_bytes, max_line, skip))
-    offsets = list(validate_module._chunk_offsets(io.BytesIO(content[skip:]), chunk_bytes, max_line, skip))
+    with_data = list(reading.read_chunks(io.BytesIO(content[skip:]), chunk_bytes, max_line, skip))
+    offsets = list(reading.chunk_offsets(io.BytesIO(content[skip:]), chunk_bytes, max_line, skip))
 
     def shape(item: Any) -> tuple:
-        if isinstance(item, validate_module._LongLine):
+        if isinstance(item, reading.LongLine):
             return ("long", item.bytes_done)
         return ("chunk", item.offset, item.length, item.bytes_done)
 
     assert [shape(i) for i in offsets] == [shape(i) for i in with_data]
     # memory stays bounded: no chunk is larger than a read plus the longest line kept
-    assert all(i.length <= chunk_bytes + max_line + 1 for i in offsets if isinstance(i, validate_module._Chunk))
+    assert all(i.length <= chunk_bytes + max_line + 1 for i in offsets if isinstance(i, reading.Chunk))
     covered = b""
     for item in with_data:
-        if isinstance(item, validate_module._Chunk):
+        if isinstance(item, reading.Chunk):
             assert item.data.endswith(b"\n")
             assert item.data.rstrip(b"\n") == content[item.offset : item.offset + item.length].rstrip(b"\n")
             assert item.data.count(b"\n") == max(content[item.offset : item.offset + item.length].count(b"\n"), 1)
             covered += content[item.offset : item.offset + item.length]
-    if not any(isinstance(i, validate_module._LongLine) for i in with_data):
+    if not any(isinstance(i, reading.LongLine) for i in with_data):
         assert covered == content[skip:]
 
 
@@ -701,7 +702,7 @@ def test_failing_worker_processes_fall_back_to_checking_in_process(
 
     path = write_lines(tmp_path / "w.jsonl", [b"\xef\xbb\xbf" + line(good())] + [line(good())] * 150 + [b"[]"])
     reference = validate_dataset(path, ValidationConfig(workers=1))
-    monkeypatch.setattr(validate_module, "_validate_parallel", broken)
+    monkeypatch.setattr(validate_run, "_validate_parallel", broken)
     report = validate_dataset(path, ValidationConfig(workers=2, chunk_bytes=1_024))
     assert report.to_json_dict() == reference.to_json_dict()
     assert issues(report, "byte_order_mark") == [1] and issues(report, "not_an_object") == [152]

@@ -129,3 +129,53 @@ def test_project_and_endpoint_count_tokens_with_the_api(valid_file: Path, capsys
         code = main(["validate", str(valid_file), "--project", "p", "--api-endpoint", server.base_url])
     assert code == 0
     assert "countTokens API" in capsys.readouterr().out
+
+
+def test_a_directory_is_one_clear_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        f"gemini-sft validate: {tmp_path}: is a directory; pass the JSONL file in it, e.g. {tmp_path / 'train.jsonl'}"
+    ]
+
+
+def test_a_binary_file_is_one_clear_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "model.bin"
+    path.write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 4)
+    assert main(["validate", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    (line,) = captured.err.strip().splitlines()
+    assert line.startswith(f"gemini-sft validate: {path}: is not a text file (byte 8 is a NUL byte")
+
+
+def test_a_utf16_validation_file_is_one_clear_usage_error(valid_file: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "validation.jsonl"
+    path.write_text(valid_file.read_text(encoding="utf-8"), encoding="utf-16")
+    assert main(["validate", str(valid_file), str(path)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert f"{path}: is not a text file" in line and "UTF-16" in line
+
+
+def test_a_latin1_file_is_one_clear_usage_error_naming_the_line(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "latin1.jsonl"
+    good = json.dumps(make_example("q", "a"))
+    path.write_bytes((good + "\n" + json.dumps(make_example("café", "a"), ensure_ascii=False) + "\n").encode("latin-1"))
+    assert main(["validate", str(path), "--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    (line,) = captured.err.strip().splitlines()
+    assert line.startswith(f"gemini-sft validate: {path}: is not UTF-8 text (byte ")
+    assert "on line 2" in line and "iconv" in line
+
+
+def test_a_compressed_file_is_still_reported_as_compressed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import gzip
+
+    path = tmp_path / "train.jsonl.gz"
+    path.write_bytes(gzip.compress(json.dumps(make_example("q", "a")).encode() + b"\n"))
+    assert main(["validate", str(path), "--json"]) == 1
+    document = json.loads(capsys.readouterr().out)
+    assert [error["code"] for error in document["errors"]] == ["compressed_file"]

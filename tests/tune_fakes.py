@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
 
 from gemini_sft import tune
+from gemini_sft.names import job_id
 from gemini_sft.tune import JobSnapshot, TuningRequest
 
 PROJECT = "proj"
@@ -63,7 +64,7 @@ class FakeTuningService:
 
     def _finish(self, snapshot: JobSnapshot) -> JobSnapshot:
         if snapshot.state == tune.STATE_SUCCEEDED:
-            model_id = tune.job_id(snapshot.name)
+            model_id = job_id(snapshot.name)
             return replace(
                 snapshot,
                 tuned_model=f"projects/{PROJECT}/locations/{LOCATION}/models/m{model_id}@1",

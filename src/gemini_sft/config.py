@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from gemini_sft.errors import ConfigError
 
@@ -42,6 +42,22 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _CRON_FIELD = re.compile(r"^[A-Za-z0-9*,/?LW#-]+$")
 _TZ_PREFIX = re.compile(r"^(?:CRON_)?TZ=(\S+)\s+(.*)$")
 _DISPLAY_NAME_MAX = 128
+
+# Settings checked against a pattern: (pattern, what the message says, whether "" is allowed).
+_PATTERN_RULES: dict[str, tuple[re.Pattern[str], str, bool]] = {
+    "project": (_PROJECT_ID, "is not a project id: 6-30 characters, lowercase letters, digits and '-', "
+                "starting with a letter (the id, not the project name or number)", False),
+    "region": (_REGION, "is not a region such as us-central1 or europe-west4", False),
+    "service_account": (_SERVICE_ACCOUNT, "is not a service account email such as "
+                        "gemini-sft-pipelines@PROJECT.iam.gserviceaccount.com", True),
+    "network": (_NETWORK, "is not a VPC network name: use projects/PROJECT_NUMBER/global/networks/NAME "
+                "(the project number, not its id)", True),
+}
+# Settings that are Cloud Storage URIs, with an example each; only pipeline_root is required.
+_GCS_URI_EXAMPLES = {
+    "pipeline_root": "gs://my-bucket/pipeline-root",
+    "registry_uri": "gs://my-bucket/gemini-sft/registry",
+}
 
 
 from gemini_sft.names import validate_labels  # noqa: E402,F401 (config checks labels with it)
@@ -165,61 +181,30 @@ class EnvironmentConfig(BaseModel):
     template_path: str = DEFAULT_TEMPLATE_PATH
     display_name: str = "gemini-sft"
     registry_uri: str = ""
+    min_human_win_rate: float = Field(0.5, ge=0.0, le=1.0)  # share of human ratings the tuned model must win to be approved
     notification_emails: list[str] = Field(default_factory=list)
     api_endpoint: str = ""
     parameters: dict[str, Any] = Field(default_factory=dict)
     schedule: ScheduleDefaults = Field(default_factory=ScheduleDefaults)
 
-    @field_validator("project")
+    @field_validator(*_PATTERN_RULES)
     @classmethod
-    def _check_project(cls, value: str) -> str:
-        if not _PROJECT_ID.match(value):
+    def _check_pattern(cls, value: str, info: ValidationInfo) -> str:
+        pattern, expected, may_be_empty = _PATTERN_RULES[info.field_name]
+        if not pattern.match(value) and not (may_be_empty and not value):
+            raise ValueError(f"{value!r} {expected}")
+        return value
+
+    @field_validator(*_GCS_URI_EXAMPLES)
+    @classmethod
+    def _check_gcs_uri(cls, value: str, info: ValidationInfo) -> str:
+        if (value or info.field_name == "pipeline_root") and (
+            not value.startswith("gs://") or len(value) <= len("gs://")
+        ):
             raise ValueError(
-                f"{value!r} is not a project id: 6-30 characters, lowercase letters, digits and '-', "
-                "starting with a letter (the id, not the project name or number)"
+                f"{value!r} must be a Cloud Storage URI such as {_GCS_URI_EXAMPLES[info.field_name]}"
             )
-        return value
-
-    @field_validator("region")
-    @classmethod
-    def _check_region(cls, value: str) -> str:
-        if not _REGION.match(value):
-            raise ValueError(f"{value!r} is not a region such as us-central1 or europe-west4")
-        return value
-
-    @field_validator("pipeline_root")
-    @classmethod
-    def _check_pipeline_root(cls, value: str) -> str:
-        if not value.startswith("gs://") or len(value) <= len("gs://"):
-            raise ValueError(f"{value!r} must be a Cloud Storage URI such as gs://my-bucket/pipeline-root")
         return value.rstrip("/")
-
-    @field_validator("registry_uri")
-    @classmethod
-    def _check_registry_uri(cls, value: str) -> str:
-        if value and not value.startswith("gs://"):
-            raise ValueError(f"{value!r} must be a Cloud Storage URI such as gs://my-bucket/gemini-sft/registry")
-        return value.rstrip("/")
-
-    @field_validator("service_account")
-    @classmethod
-    def _check_service_account(cls, value: str) -> str:
-        if value and not _SERVICE_ACCOUNT.match(value):
-            raise ValueError(
-                f"{value!r} is not a service account email such as "
-                "gemini-sft-pipelines@PROJECT.iam.gserviceaccount.com"
-            )
-        return value
-
-    @field_validator("network")
-    @classmethod
-    def _check_network(cls, value: str) -> str:
-        if value and not _NETWORK.match(value):
-            raise ValueError(
-                f"{value!r} is not a VPC network name: use projects/PROJECT_NUMBER/global/networks/NAME "
-                "(the project number, not its id)"
-            )
-        return value
 
     @field_validator("labels", mode="before")
     @classmethod
@@ -320,16 +305,33 @@ def parse_config(data: Any, source: str = "config", environ: Mapping[str, str] |
         raise ConfigError(_describe(exc, source)) from None
 
 
+def read_user_file(file: Path, missing: str, expected: str) -> str:
+    """The UTF-8 text of a file a user named; ConfigError in one line when it cannot be that.
+
+    Args:
+        file: the file.
+        missing: the message when it does not exist (it says how to make one).
+        expected: what it should be, e.g. "a YAML config", for the messages about a folder or a binary file.
+    """
+    if file.is_dir():
+        raise ConfigError(f"{file} is a folder; expected {expected} file.")
+    if not file.is_file():
+        raise ConfigError(missing)
+    try:
+        return file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file} is not a text file (byte {exc.start} is not UTF-8); expected {expected}.") from None
+
+
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> EnvironmentConfig:
     """Read, override from the environment and validate one environment's YAML file.
 
     Raises ConfigError when the file is missing, is not YAML, or a field is invalid.
     """
     file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"Config file {file} does not exist; start from configs/dev.yaml.")
+    text = read_user_file(file, f"Config file {file} does not exist; start from configs/dev.yaml.", "a YAML config")
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{file} is not valid YAML: {exc}") from None
     return parse_config(data, source=str(file), environ=environ)

@@ -73,6 +73,16 @@ class Dag:
         """Every node label (the task names the console shows)."""
         return [node.label for node in self.nodes]
 
+    def nesting(self) -> tuple[dict[str | None, list[DagGroup]], dict[str | None, list[DagNode]]]:
+        """``(groups by parent group, nodes by group)``; None is the pipeline's top level."""
+        children: dict[str | None, list[DagGroup]] = {}
+        for group in self.groups:
+            children.setdefault(group.parent, []).append(group)
+        members: dict[str | None, list[DagNode]] = {}
+        for node in self.nodes:
+            members.setdefault(node.group, []).append(node)
+        return children, members
+
 
 def _safe_id(path: str) -> str:
     return _SAFE_ID.sub("_", path)
@@ -225,12 +235,7 @@ def _group_title(group: DagGroup) -> str:
 def to_mermaid(dag: Dag) -> str:
     """A Mermaid ``flowchart TD``: groups as subgraphs, importers as parallelograms, exit edges dashed."""
     lines = ["flowchart TD"]
-    children: dict[str | None, list[DagGroup]] = {}
-    for group in dag.groups:
-        children.setdefault(group.parent, []).append(group)
-    members: dict[str | None, list[DagNode]] = {}
-    for node in dag.nodes:
-        members.setdefault(node.group, []).append(node)
+    children, members = dag.nesting()
 
     def node_line(node: DagNode, indent: str) -> str:
         label = _mermaid_text(node.label)
@@ -268,12 +273,7 @@ def to_dot(dag: Dag) -> str:
         '  node [shape=box, style="rounded,filled", fillcolor="#e8f0fe", fontname="Helvetica"];',
         '  edge [fontname="Helvetica", fontsize=10];',
     ]
-    children: dict[str | None, list[DagGroup]] = {}
-    for group in dag.groups:
-        children.setdefault(group.parent, []).append(group)
-    members: dict[str | None, list[DagNode]] = {}
-    for node in dag.nodes:
-        members.setdefault(node.group, []).append(node)
+    children, members = dag.nesting()
     styles = {"importer": ', shape=parallelogram, fillcolor="#fef7e0"', "exit": ', fillcolor="#fce8e6"'}
 
     def emit(parent: str | None, indent: str) -> None:

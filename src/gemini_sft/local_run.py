@@ -23,11 +23,16 @@ from typing import Any, Iterator, Mapping, TextIO
 
 from gemini_sft.errors import LocalRunError, ConfigError, InputFormatError
 from gemini_sft.sample_data import LABEL_PATTERN, SYSTEM_INSTRUCTION, shipped_sample_path
+from gemini_sft.storage import GCS_PREFIX, local_path
 
 log = logging.getLogger(__name__)
 
 LOCAL_PROJECT = "local-project"
 LOCAL_REGION = "us-central1"
+# Written in the run folder when the run starts and rewritten when it ends (succeeded, failed, interrupted).
+RUN_STATUS_FILE = "run_status.json"
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 STANDIN_NOTICE = (
     "Made by the OFFLINE STAND-IN of the Vertex API: no Gemini model was called and no job was "
@@ -70,36 +75,75 @@ def default_output_dir() -> Path:
     return Path("runs") / datetime.now(timezone.utc).strftime("local-%Y%m%d-%H%M%S")
 
 
-class _ProgressTee:
-    """A text stream that writes everything to a log file and shows task progress lines."""
+def strip_ansi(text: str) -> str:
+    """``text`` without terminal colour codes (kfp.local colours its log lines)."""
+    return _ANSI.sub("", text)
 
-    _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+class _ProgressTee:
+    """A text stream that writes the step logs to a file and shows task progress lines.
+
+    It also follows which task runs and keeps, per failed task, the last exception line
+    its output showed (the step's own error message).
+    """
+
     _PROGRESS = re.compile(r"Executing task '([^']+)'|Task '([^']+)' finished with status (\w+)")
 
     def __init__(self, log_stream: TextIO, console: TextIO) -> None:
         self._log = log_stream
         self._console = console
         self._buffer = ""
+        self._traceback_indent: int | None = None
+        self._last_error = ""
+        self.current_task = ""
+        self.failures: dict[str, str] = {}
 
     def write(self, text: str) -> int:
-        self._log.write(text)
         self._buffer += text
         while "\n" in self._buffer:
             line, self._buffer = self._buffer.split("\n", 1)
-            self._show_progress(self._ANSI.sub("", line))
+            plain = strip_ansi(line)
+            self._log.write(plain + "\n")
+            self._follow_errors(plain)
+            self._show_progress(plain)
         return len(text)
+
+    def _follow_errors(self, line: str) -> None:
+        """Remember the exception line that ends a traceback (same indent as its ``Traceback`` line)."""
+        stripped = line.strip()
+        indent = len(line) - len(line.lstrip())
+        if stripped.startswith("Traceback (most recent call last)"):
+            self._traceback_indent = indent
+        elif self._traceback_indent is not None and stripped and indent == self._traceback_indent:
+            if not stripped.startswith(("During handling", "The above exception")):
+                name, sep, message = stripped.partition(": ")
+                self._last_error = f"{name.rsplit('.', 1)[-1]}: {message}" if sep else stripped
+            self._traceback_indent = None
 
     def _show_progress(self, line: str) -> None:
         match = self._PROGRESS.search(line)
         if not match:
             return
         if match.group(1):
+            self.current_task = match.group(1)
+            self._last_error = ""
             self._console.write(f"  running  {match.group(1)}\n")
         else:
-            self._console.write(f"  {match.group(3).lower():8} {match.group(2)}\n")
+            task, state = match.group(2), match.group(3)
+            if state != "SUCCESS":
+                self.failures[task] = self._last_error
+            self.current_task = ""
+            self._console.write(f"  {state.lower():8} {task}\n")
         self._console.flush()
 
     def flush(self) -> None:
+        self._log.flush()
+
+    def close(self) -> None:
+        """Write out a last line that has no newline."""
+        if self._buffer:
+            self._log.write(strip_ansi(self._buffer))
+            self._buffer = ""
         self._log.flush()
 
     def isatty(self) -> bool:
@@ -107,11 +151,68 @@ class _ProgressTee:
 
 
 @contextlib.contextmanager
-def _captured_output(log_file: Path, console: TextIO) -> Iterator[None]:
+def _captured_output(log_file: Path, console: TextIO) -> Iterator[_ProgressTee]:
     with open(log_file, "w", encoding="utf-8") as log_stream:
         tee = _ProgressTee(log_stream, console)
         with contextlib.redirect_stdout(tee):  # kfp.local prints step logs to stdout
-            yield
+            try:
+                yield tee
+            finally:
+                tee.close()
+
+
+def write_run_status(output_dir: Path, state: str, **details: Any) -> None:
+    """Record the run's state in ``run_status.json`` of its folder (with the UTC time)."""
+    status = {"state": state, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **details}
+    (output_dir / RUN_STATUS_FILE).write_text(json.dumps(status, indent=2) + "\n", encoding="utf-8")
+
+
+def raw_data_file(data: str | Path | None) -> Path:
+    """The file a local run reads: the shipped sample when none is given; a ``gs://`` URI through the /gcs/ mount.
+
+    Raises InputFormatError (one line saying what to do) when the file is missing, is a folder,
+    or is a ``gs://`` URI and this machine has no Cloud Storage FUSE mount.
+    """
+    if not data:
+        return shipped_sample_path()
+    text = str(data)
+    if text.startswith(GCS_PREFIX):
+        mounted = local_path(text)
+        if not mounted.is_file():
+            raise InputFormatError(
+                f"{text}: a local run reads gs:// data through the Cloud Storage FUSE mount ({mounted}), "
+                f"which this machine does not have; copy it first (gcloud storage cp {text} .) and pass the "
+                "local file to --data."
+            )
+        return mounted
+    path = Path(text)
+    if path.is_dir():
+        raise InputFormatError(
+            f"Raw data {path} is a folder; --data takes one file (JSONL, CSV or TSV, optionally gzip)."
+        )
+    if not path.is_file():
+        raise InputFormatError(f"Raw data file {path} does not exist.")
+    return path
+
+
+def _make_run_folder(path: Path) -> Path:
+    """Create the run folder (or reuse an existing one); ConfigError in one line when it cannot be made."""
+    folder = path.resolve()
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--output {path} is a file; give a folder for the run (it is created if missing).")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--output {path}: cannot create the run folder ({exc.strerror}).") from None
+    return folder
+
+
+def _failure_message(error: RuntimeError, tee: _ProgressTee, log_file: Path) -> str:
+    """One line naming the failed step and its own error, else kfp's message; both point at the log."""
+    for task, step_error in tee.failures.items():
+        if step_error:
+            return f"Step {task!r} failed: {step_error} (its full output: {log_file})"
+    return f"{strip_ansi(str(error))} See {log_file} for the failing step's output."
 
 
 def _newest_run_dir(pipeline_root: Path) -> Path:
@@ -127,7 +228,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def run_local(
-    data: Path | None = None,
+    data: str | Path | None = None,
     output_dir: Path | None = None,
     parameters: Mapping[str, Any] | None = None,
     console: TextIO | None = None,
@@ -136,7 +237,7 @@ def run_local(
     """Run the whole pipeline locally against the offline stand-in.
 
     Args:
-        data: raw examples; the shipped sample when None.
+        data: raw examples (a file, or a gs:// URI read through the /gcs/ mount); the shipped sample when None.
         output_dir: the run folder to create; ``runs/local-<time>`` when None.
         parameters: pipeline parameter overrides (names as in the compiled spec).
         console: where progress goes (stdout by default); step logs go to ``pipeline.log``.
@@ -144,20 +245,20 @@ def run_local(
             None, one is started for the run and stopped after it.
 
     Returns the run's outputs and the gate's decision. Raises InputFormatError
-    when ``data`` does not exist and LocalRunError when a step fails (the
-    message names the log file holding the step's output).
+    when ``data`` cannot be read and LocalRunError when a step fails (the
+    message gives the step's own error and names the log file holding its
+    output). ``run_status.json`` in the run folder says whether the run is
+    running, succeeded, failed or was interrupted (Ctrl-C: KeyboardInterrupt is
+    raised again once the folder is marked).
     """
     from kfp import local
 
     from gemini_sft.pipelines.gemini_sft_pipeline import gemini_sft_pipeline as pipeline
-    from gemini_sft.standin import VertexStandIn
+    from gemini_sft.standin import REQUEST_LOG_NAME, VertexStandIn, write_request_log
 
     console = console or sys.stdout
-    data = Path(data) if data else shipped_sample_path()
-    if not data.is_file():
-        raise InputFormatError(f"Raw data file {data} does not exist.")
-    output_dir = (Path(output_dir) if output_dir else default_output_dir()).resolve()
-    output_dir.mkdir(parents=True, exist_ok=True)
+    data = raw_data_file(data)
+    output_dir = _make_run_folder(Path(output_dir) if output_dir else default_output_dir())
     pipeline_root = output_dir / "pipeline_root"
     registry = output_dir / "registry"
     log_file = output_dir / "pipeline.log"
@@ -172,9 +273,14 @@ def run_local(
         **dict(parameters or {}),
     }
     started = time.monotonic()
+    write_run_status(output_dir, "running", data=str(data))
     with contextlib.ExitStack() as stack:
         if standin is None:
             standin = stack.enter_context(VertexStandIn())
+        # Every request this run sends is kept, even when a step fails: what Vertex would have received.
+        first_request = len(standin.requests)
+        request_log = output_dir / REQUEST_LOG_NAME
+        stack.callback(lambda: write_request_log(standin.requests[first_request:], request_log))
         arguments["api_endpoint"] = standin.base_url
         console.write(f"Offline stand-in of the Vertex API at {standin.base_url}\n")
         console.write(f"Running the pipeline on {data} (step logs: {log_file})\n")
@@ -183,22 +289,31 @@ def run_local(
             pipeline_root=str(pipeline_root),
             raise_on_error=True,
         )
+        tee = stack.enter_context(_captured_output(log_file, console))
         try:
-            with _captured_output(log_file, console), warnings.catch_warnings():
+            with warnings.catch_warnings():
                 # Display names and resource limits apply on Vertex only, and the steps run in this
                 # interpreter (where the package is installed) instead of the image: both expected.
                 warnings.filterwarnings("ignore", message=".*have no effect in the current local runner")
                 warnings.filterwarnings("ignore", message=".*custom or non-Python base image")
                 pipeline(**arguments)
+        except KeyboardInterrupt:
+            write_run_status(output_dir, "interrupted", step=tee.current_task)
+            raise KeyboardInterrupt(f"the run folder {output_dir} is marked interrupted ({RUN_STATUS_FILE})") from None
         except TypeError as exc:
+            write_run_status(output_dir, "failed", error=str(exc))
             raise ConfigError(f"Invalid pipeline parameter: {exc}") from exc
         except RuntimeError as exc:
-            raise LocalRunError(f"{exc} See {log_file} for the failing step's output.") from exc
+            message = _failure_message(exc, tee, log_file)
+            write_run_status(output_dir, "failed", error=message)
+            raise LocalRunError(message) from exc
     seconds = time.monotonic() - started
 
     run_dir = _newest_run_dir(pipeline_root)
     result = _collect_outputs(output_dir, run_dir, log_file, seconds)
+    result.artifacts["stand-in requests"] = request_log
     _write_summary(result, data)
+    write_run_status(output_dir, "succeeded", gate_passed=result.gate_passed, seconds=round(seconds, 1))
     return result
 
 

@@ -1,43 +1,46 @@
-"""What Vertex allows and charges per tunable Gemini model, in one table.
+"""What Vertex allows and charges per Gemini model, read from one data file.
 
-Prices are list prices per million training tokens seen in 2025 and are not
+The catalogue is ``gemini_sft/data/models.json`` (:data:`CATALOG_FILE`): per
+model whether Vertex tunes it, its adapter sizes, token limits, thinking rules
+and list prices, each group with the page it was read from, when, and whether
+it was verified. :func:`catalog` reads it once. Prices are list prices and not
 guaranteed; they can be overridden (``price_per_million_tokens_usd`` settings)
-wherever a cost is estimated. Limits come from Google's tuning documentation.
+wherever a cost is estimated.
+
+A model the file does not know is not an error: :func:`limits_for` warns
+(naming the file and how to add the model) and uses the default base model's
+limits, so a model Google adds can be used before the file knows it. A model
+the file marks discontinued or not tunable is refused with ConfigError.
 """
 
 from __future__ import annotations
 
+import functools
+import json
+import logging
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from gemini_sft.errors import ConfigError
 
+log = logging.getLogger(__name__)
 
-@dataclass(frozen=True)
-class ModelLimits:
-    """Tuning limits and list price of one base model."""
+CATALOG_FILE = Path(__file__).resolve().parent / "data" / "models.json"
+AVAILABLE = "available"
+DISCONTINUED = "discontinued"
+THINKING_BUDGET = "budget"
+THINKING_LEVEL = "level"
+THINKING_NONE = "none"
 
-    name: str
-    max_tokens_per_example: int
-    max_training_examples_text: int
-    max_training_examples_multimodal: int
-    max_validation_examples: int
-    max_training_file_bytes: int
-    adapter_sizes: tuple[int, ...]
-    price_per_million_training_tokens_usd: float
-
-
-_GB = 1024**3
-
-MODEL_LIMITS: dict[str, ModelLimits] = {
-    m.name: m
-    for m in (
-        ModelLimits("gemini-2.5-flash", 131_072, 1_000_000, 300_000, 5_000, _GB, (1, 2, 4, 8, 16), 5.00),
-        ModelLimits("gemini-2.5-flash-lite", 131_072, 1_000_000, 300_000, 5_000, _GB, (1, 2, 4, 8, 16), 1.50),
-        ModelLimits("gemini-2.5-pro", 131_072, 1_000_000, 300_000, 5_000, _GB, (1, 2, 4, 8), 25.00),
-    )
+ADAPTER_SIZE_ENUM: dict[int, str] = {
+    1: "ADAPTER_SIZE_ONE",
+    2: "ADAPTER_SIZE_TWO",
+    4: "ADAPTER_SIZE_FOUR",
+    8: "ADAPTER_SIZE_EIGHT",
+    16: "ADAPTER_SIZE_SIXTEEN",
 }
-
-DEFAULT_BASE_MODEL = "gemini-2.5-flash"
 
 # Regions where Vertex offers Gemini supervised tuning (Google's documentation, 2026).
 TUNING_REGIONS: frozenset[str] = frozenset(
@@ -72,13 +75,171 @@ TUNING_REGIONS: frozenset[str] = frozenset(
     }
 )
 
-ADAPTER_SIZE_ENUM: dict[int, str] = {
-    1: "ADAPTER_SIZE_ONE",
-    2: "ADAPTER_SIZE_TWO",
-    4: "ADAPTER_SIZE_FOUR",
-    8: "ADAPTER_SIZE_EIGHT",
-    16: "ADAPTER_SIZE_SIXTEEN",
-}
+
+class UncataloguedModelWarning(UserWarning):
+    """A model the catalogue file does not know was used; its limits are the default model's."""
+
+
+@dataclass(frozen=True)
+class ThinkingRules:
+    """How a model's thinking is controlled.
+
+    ``control`` is ``budget`` (``thinkingBudget`` tokens), ``level``
+    (``thinkingLevel``) or ``none``. ``lowest`` is the least thinking the model
+    allows (a budget or a level name); ``can_disable`` says whether it can be
+    turned off (budget 0). ``budget_refused``: ``thinkingBudget`` is refused.
+    """
+
+    control: str
+    can_disable: bool
+    lowest: int | str | None
+    budget_min: int | None = None
+    budget_max: int | None = None
+    dynamic_budget: int | None = None
+    levels: tuple[str, ...] = ()
+    budget_refused: bool = False
+    verified: bool = False
+
+
+@dataclass(frozen=True)
+class ModelPrices:
+    """List prices in USD per million tokens (None: unknown); thinking tokens are billed as output."""
+
+    training: float | None
+    generation_input: float | None
+    generation_output: float | None
+    read_on: str
+    source: str
+    verified: bool
+
+
+@dataclass(frozen=True)
+class CatalogModel:
+    """One model of the catalogue file, as the code uses it."""
+
+    name: str
+    display_name: str
+    status: str
+    tunable: bool
+    discontinued_on: str | None
+    adapter_sizes: tuple[int, ...]
+    limits: dict[str, int]
+    thinking: ThinkingRules | None
+    prices: ModelPrices | None
+
+    @property
+    def available(self) -> bool:
+        return self.status == AVAILABLE
+
+
+@dataclass(frozen=True)
+class ModelLimits:
+    """Tuning limits and list price of one base model."""
+
+    name: str
+    max_tokens_per_example: int
+    max_training_examples_text: int
+    max_training_examples_multimodal: int
+    max_validation_examples: int
+    max_training_file_bytes: int
+    adapter_sizes: tuple[int, ...]
+    price_per_million_training_tokens_usd: float
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The parsed catalogue file."""
+
+    path: Path
+    default_base_model: str
+    models: dict[str, CatalogModel]
+
+    def find(self, model: str) -> CatalogModel | None:
+        """The entry of a model reference (``-001`` versions map to their family), or None when unknown."""
+        model_id = base_model_id(model)
+        for name in sorted(self.models, key=len, reverse=True):
+            if model_id == name or model_id.startswith(name + "-0"):
+                return self.models[name]
+        return None
+
+    def tunable_names(self) -> list[str]:
+        return sorted(name for name, entry in self.models.items() if entry.tunable and entry.available)
+
+
+def _thinking(raw: dict[str, Any] | None) -> ThinkingRules | None:
+    if not raw:
+        return None
+    return ThinkingRules(
+        control=str(raw["control"]),
+        can_disable=bool(raw.get("can_disable", False)),
+        lowest=raw.get("lowest"),
+        budget_min=raw.get("budget_min"),
+        budget_max=raw.get("budget_max"),
+        dynamic_budget=raw.get("dynamic_budget"),
+        levels=tuple(raw.get("levels") or ()),
+        budget_refused=bool(raw.get("budget_refused", False)),
+        verified=bool(raw.get("verified", False)),
+    )
+
+
+def _prices(raw: dict[str, Any] | None) -> ModelPrices | None:
+    if not raw:
+        return None
+    return ModelPrices(
+        training=raw.get("training_per_million_tokens"),
+        generation_input=raw.get("input_per_million_tokens"),
+        generation_output=raw.get("output_per_million_tokens"),
+        read_on=str(raw.get("read_on", "")),
+        source=str(raw.get("source", "")),
+        verified=bool(raw.get("verified", False)),
+    )
+
+
+def _entry(name: str, raw: dict[str, Any], path: Path) -> CatalogModel:
+    try:
+        tunable = bool(raw.get("tunable", False))
+        adapter_sizes = tuple(int(s) for s in (raw.get("adapter_sizes") or {}).get("values", ()))
+        limits = {k: int(v) for k, v in (raw.get("limits") or {}).items() if isinstance(v, int)}
+        if tunable and not adapter_sizes:
+            raise ValueError("a tunable model needs adapter_sizes.values")
+        unknown_sizes = [s for s in adapter_sizes if s not in ADAPTER_SIZE_ENUM]
+        if unknown_sizes:
+            raise ValueError(f"adapter sizes {unknown_sizes} are not Vertex adapter sizes")
+        return CatalogModel(
+            name=name,
+            display_name=str(raw.get("display_name", name)),
+            status=str(raw.get("status", AVAILABLE)),
+            tunable=tunable,
+            discontinued_on=raw.get("discontinued_on"),
+            adapter_sizes=adapter_sizes,
+            limits=limits,
+            thinking=_thinking(raw.get("thinking")),
+            prices=_prices(raw.get("prices_usd")),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"Model {name!r} in {path} is malformed ({exc}); fix its entry.") from exc
+
+
+def load_catalog(path: Path = CATALOG_FILE) -> Catalog:
+    """Parse a catalogue file; ConfigError naming the file when it cannot be read or is malformed."""
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"Cannot read the model catalogue {path}: {exc}") from exc
+    models = {name: _entry(name, entry, path) for name, entry in (raw.get("models") or {}).items()}
+    default = str(raw.get("default_base_model", ""))
+    if default not in models or not models[default].tunable:
+        raise ConfigError(f"The default_base_model {default!r} of {path} must be a tunable model of the file.")
+    return Catalog(path=Path(path), default_base_model=default, models=models)
+
+
+@functools.lru_cache(maxsize=1)
+def catalog() -> Catalog:
+    """The shipped catalogue, read once."""
+    return load_catalog(CATALOG_FILE)
+
+
+DEFAULT_BASE_MODEL = catalog().default_base_model
 
 
 def base_model_id(model: str) -> str:
@@ -90,19 +251,92 @@ def base_model_id(model: str) -> str:
     return model.rstrip("/").rsplit("/", 1)[-1]
 
 
+def is_tuned_model(model: str) -> bool:
+    """Whether a reference names a tuned model (``projects/.../models/ID@alias``), not a publisher model."""
+    return model.startswith("projects/") and "/models/" in model and "publishers" not in model
+
+
+_PRICE_WARNED: set[str] = set()
+
+
+def _training_price(entry: CatalogModel, default: CatalogModel) -> float:
+    if entry.prices is not None and entry.prices.training is not None:
+        return float(entry.prices.training)
+    if default.prices is None or default.prices.training is None:
+        raise ConfigError(f"The default base model {default.name} has no training price in {CATALOG_FILE}.")
+    if entry.name not in _PRICE_WARNED:
+        _PRICE_WARNED.add(entry.name)
+        log.warning(
+            "%s has no training list price in %s: cost estimates use %s's $%.2f per million tokens; "
+            "set price_per_million_tokens_usd for a right estimate.",
+            entry.name, CATALOG_FILE, default.name, default.prices.training,
+        )
+    return float(default.prices.training)
+
+
+def catalog_entry(model: str) -> CatalogModel | None:
+    """The catalogue entry of a publisher model reference (thinking rules, prices), None when uncatalogued.
+
+    A tuned model (``projects/.../models/ID@alias``) has no entry of its own: None.
+    """
+    return None if is_tuned_model(model) else catalog().find(model)
+
+
+def _limits(entry: CatalogModel, name: str, default: CatalogModel) -> ModelLimits:
+    limits = {**default.limits, **entry.limits}
+    return ModelLimits(
+        name=name,
+        max_tokens_per_example=limits["max_tokens_per_example"],
+        max_training_examples_text=limits["max_training_examples_text"],
+        max_training_examples_multimodal=limits["max_training_examples_multimodal"],
+        max_validation_examples=limits["max_validation_examples"],
+        max_training_file_bytes=limits["max_training_file_bytes"],
+        adapter_sizes=entry.adapter_sizes or default.adapter_sizes,
+        price_per_million_training_tokens_usd=_training_price(entry, default),
+    )
+
+
 def limits_for(model: str) -> ModelLimits:
     """Limits of a base model; versioned ids (``-001``) map to their family.
 
     A tuned model (``projects/.../models/ID@alias``, continuous tuning) has the
     limits of the family it was tuned from, which is not knowable offline: the
-    default base model's limits are used. Raises ConfigError for an unknown
-    publisher model.
+    default base model's limits are used. A model the catalogue does not know
+    gets the default model's limits and an :class:`UncataloguedModelWarning`
+    naming the catalogue file. Raises ConfigError for a model the catalogue
+    marks discontinued or not tunable.
     """
-    if model.startswith("projects/") and "/models/" in model and "publishers" not in model:
-        return MODEL_LIMITS[DEFAULT_BASE_MODEL]
-    model_id = base_model_id(model)
-    for name in sorted(MODEL_LIMITS, key=len, reverse=True):
-        if model_id == name or model_id.startswith(name + "-0"):
-            return MODEL_LIMITS[name]
-    known = ", ".join(sorted(MODEL_LIMITS))
-    raise ConfigError(f"Model {model!r} cannot be tuned here; tunable base models are: {known}.")
+    known = catalog()
+    default = known.models[known.default_base_model]
+    if is_tuned_model(model):
+        return _limits(default, default.name, default)
+    entry = known.find(model)
+    if entry is None:
+        model_id = base_model_id(model)
+        message = (
+            f"Model {model_id!r} is not in the model catalogue {known.path}: using the limits and price of "
+            f"{default.name}. Add an entry for it under \"models\" in that file (copy one and fill in its "
+            "values) to check its own limits."
+        )
+        warnings.warn(message, UncataloguedModelWarning, stacklevel=2)
+        log.warning("%s", message)
+        return _limits(default, model_id, default)
+    if not (entry.available and entry.tunable):
+        reason = (
+            f"it was discontinued on {entry.discontinued_on}" if entry.status == DISCONTINUED and entry.discontinued_on
+            else "Vertex does not tune it"
+        )
+        raise ConfigError(
+            f"Model {model!r} cannot be tuned here: {reason}; tunable base models are: "
+            f"{', '.join(known.tunable_names())}."
+        )
+    return _limits(entry, entry.name, default)
+
+
+def __getattr__(name: str) -> Any:
+    # MODEL_LIMITS is built from the file on first use, not at import.
+    if name == "MODEL_LIMITS":
+        known = catalog()
+        default = known.models[known.default_base_model]
+        return {n: _limits(known.models[n], n, default) for n in known.tunable_names()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -38,7 +38,7 @@ from gemini_sft.storage import GCS_MOUNT, GCS_PREFIX, local_path
 
 log = logging.getLogger(__name__)
 
-RecordKind = Literal["promotion", "rollback", "rejection"]
+RecordKind = Literal["promotion", "rollback", "rejection", "staged", "canary"]
 
 DEFAULT_PRODUCTION_ALIAS = "production"
 RECORDS_DIR = "records"
@@ -109,6 +109,36 @@ class ModelVersion(BaseModel):
         )
 
 
+class Provenance(BaseModel):
+    """Where a candidate comes from, as its promotion or rejection record keeps it.
+
+    ``metrics`` are the evaluation's, ``dataset_hash`` the cleaned splits' hash,
+    ``pipeline_run`` the run that made the record, ``base_model`` and
+    ``tuning_job`` those of the tuned model.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    metrics: dict[str, float] = Field(default_factory=dict)
+    dataset_hash: str = ""
+    pipeline_run: str = ""
+    base_model: str = ""
+    tuning_job: str = ""
+
+    @classmethod
+    def of_tuned_model(
+        cls, metadata: Mapping[str, Any], *, metrics: Mapping[str, float], dataset_hash: str, pipeline_run: str
+    ) -> "Provenance":
+        """The provenance of a tuned-model artifact (its metadata names the base model and tuning job)."""
+        return cls(
+            metrics=dict(metrics),
+            dataset_hash=dataset_hash,
+            pipeline_run=pipeline_run,
+            base_model=str(metadata.get("base_model", "")),
+            tuning_job=str(metadata.get("tuning_job", "")),
+        )
+
+
 class PromotionRecord(BaseModel):
     """One event in a store: a promotion, a rollback or a rejected candidate.
 
@@ -116,7 +146,10 @@ class PromotionRecord(BaseModel):
     one it replaced. For a rollback, ``model`` is the model returned to and
     ``previous_champion`` the one taken out of production. For a rejection,
     ``model`` is the rejected candidate, ``reasons`` the gate's reasons and
-    ``previous_champion`` the champion that stayed in production.
+    ``previous_champion`` the champion that stayed in production. ``staged``
+    (waiting for human review) and ``canary`` records (with ``canary_share``
+    and ``shadow``) are written by ``gemini_sft.review.staging``; they never
+    change the champion.
     """
 
     model_config = ConfigDict(extra="ignore")
@@ -133,10 +166,18 @@ class PromotionRecord(BaseModel):
     reasons: list[str] = Field(default_factory=list)
     base_model: str = ""
     tuning_job: str = ""
+    # Canary records: the share of requests the staged candidate answers, and whether it answers in shadow.
+    canary_share: float = 0.0
+    shadow: bool = False
 
     def to_json(self) -> str:
         """The record as indented JSON (the file format of a store)."""
         return self.model_dump_json(indent=2) + "\n"
+
+    @property
+    def provenance(self) -> Provenance:
+        """Where the record's model comes from."""
+        return Provenance(**{name: getattr(self, name) for name in Provenance.model_fields})
 
 
 class ModelRegistry(Protocol):
@@ -335,6 +376,45 @@ def _new_record_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
+def _append_new_record(
+    store: PromotionStore,
+    kind: RecordKind,
+    model: ModelVersion,
+    provenance: Provenance | None,
+    now: datetime | None,
+    **fields: Any,
+) -> PromotionRecord:
+    """A new record of ``kind`` about ``model``, stamped with a fresh id and ``now``, appended to ``store``."""
+    record = PromotionRecord(
+        record_id=_new_record_id(), kind=kind, model=model, created_at=_timestamp(now or utc_now()),
+        **(provenance or Provenance()).model_dump(), **fields,
+    )
+    store.append(record)
+    return record
+
+
+def write_record_artifact(path: str | Path, record: PromotionRecord, registry_uri: str) -> dict[str, Any]:
+    """Write ``record`` as JSON to an output artifact's ``path``; returns the metadata the artifact carries.
+
+    The metadata names the record, its kind and model, and the registry; a rejection adds the
+    number of reasons, a promotion or rollback the endpoint, alias and previous champion.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(record.to_json(), encoding="utf-8")
+    metadata: dict[str, Any] = {"record_id": record.record_id, "kind": record.kind, "model": record.model.versioned_name}
+    if record.kind == "rejection":
+        metadata["reasons"] = len(record.reasons)
+    else:
+        metadata.update(
+            endpoint=record.model.endpoint,
+            alias=record.alias,
+            previous_champion=record.previous_champion.versioned_name if record.previous_champion else "",
+        )
+    metadata["registry_uri"] = registry_uri
+    return metadata
+
+
 def read_metrics(evaluation_json: str) -> dict[str, float]:
     """The flat numeric metrics of an evaluation file's ``{"metrics": {...}}``; non-numbers are skipped.
 
@@ -379,14 +459,10 @@ def promote(
     *,
     registry: ModelRegistry | None = None,
     alias: str = DEFAULT_PRODUCTION_ALIAS,
-    metrics: dict[str, float] | None = None,
-    dataset_hash: str = "",
-    pipeline_run: str = "",
-    base_model: str = "",
-    tuning_job: str = "",
+    provenance: Provenance | None = None,
     now: datetime | None = None,
 ) -> PromotionRecord:
-    """Make ``candidate`` the production model and record it.
+    """Make ``candidate`` the production model and record it, with its ``provenance``.
 
     With a ``registry``, the alias is added to the candidate and removed from
     the previous champion, and their status labels are updated, before the
@@ -402,22 +478,10 @@ def promote(
         return current
     previous = current.model if current else None
     if registry is not None:
+        dataset_hash = provenance.dataset_hash if provenance else ""
         extra_labels = {DATASET_LABEL: sanitize_label_value(dataset_hash)} if dataset_hash else {}
         _move_alias(registry, alias, new=candidate, old=previous, old_status=STATUS_RETIRED, new_labels=extra_labels)
-    record = PromotionRecord(
-        record_id=_new_record_id(),
-        kind="promotion",
-        model=candidate,
-        created_at=_timestamp(now or utc_now()),
-        alias=alias,
-        metrics=dict(metrics or {}),
-        dataset_hash=dataset_hash,
-        pipeline_run=pipeline_run,
-        previous_champion=previous,
-        base_model=base_model,
-        tuning_job=tuning_job,
-    )
-    store.append(record)
+    record = _append_new_record(store, "promotion", candidate, provenance, now, alias=alias, previous_champion=previous)
     log.info(
         "Promoted %s to %r (previous champion: %s)",
         candidate.versioned_name,
@@ -432,33 +496,21 @@ def record_rejection(
     candidate: ModelVersion,
     reasons: list[str],
     *,
-    metrics: dict[str, float] | None = None,
-    dataset_hash: str = "",
-    pipeline_run: str = "",
-    base_model: str = "",
-    tuning_job: str = "",
+    provenance: Provenance | None = None,
     now: datetime | None = None,
 ) -> PromotionRecord:
-    """Record that ``candidate`` did not pass the gate, with the gate's reasons; the champion stays.
+    """Record that ``candidate`` did not pass the gate, with the gate's reasons and its ``provenance``.
+
+    The champion stays.
 
     Raises PromotionError when the store cannot be read or written.
     """
     current = store.champion()
-    record = PromotionRecord(
-        record_id=_new_record_id(),
-        kind="rejection",
-        model=candidate,
-        created_at=_timestamp(now or utc_now()),
+    record = _append_new_record(
+        store, "rejection", candidate, provenance, now,
         alias=current.alias if current else DEFAULT_PRODUCTION_ALIAS,
-        metrics=dict(metrics or {}),
-        dataset_hash=dataset_hash,
-        pipeline_run=pipeline_run,
-        previous_champion=current.model if current else None,
-        reasons=list(reasons),
-        base_model=base_model,
-        tuning_job=tuning_job,
+        previous_champion=current.model if current else None, reasons=list(reasons),
     )
-    store.append(record)
     log.info("Recorded rejection of %s with %d reason(s)", candidate.versioned_name, len(reasons))
     return record
 
@@ -512,21 +564,12 @@ def rollback(
     alias = current.alias
     if registry is not None:
         _move_alias(registry, alias, new=target.model, old=current.model, old_status=STATUS_ROLLED_BACK)
-    record = PromotionRecord(
-        record_id=_new_record_id(),
-        kind="rollback",
-        model=target.model,
-        created_at=_timestamp(now or utc_now()),
-        alias=alias,
-        metrics=dict(target.metrics),
-        dataset_hash=target.dataset_hash,
-        pipeline_run=pipeline_run,
-        previous_champion=current.model,
-        reasons=[reason] if reason else [],
-        base_model=target.base_model,
-        tuning_job=target.tuning_job,
+    # The model returned to keeps the provenance of its promotion; the record names the run that rolled back.
+    provenance = target.provenance.model_copy(update={"pipeline_run": pipeline_run})
+    record = _append_new_record(
+        store, "rollback", target.model, provenance, now,
+        alias=alias, previous_champion=current.model, reasons=[reason] if reason else [],
     )
-    store.append(record)
     log.info("Rolled back %r from %s to %s", alias, current.model.versioned_name, target.model.versioned_name)
     return record
 
@@ -562,3 +605,13 @@ def _move_alias(
     registry.merge_labels(new, {STATUS_LABEL: STATUS_PRODUCTION, **(new_labels or {})})
     if old is not None and old != new:
         registry.merge_labels(old, {STATUS_LABEL: old_status})
+
+
+def new_record_id() -> str:
+    """A new record id, for records written outside this module (``gemini_sft.review.staging``)."""
+    return _new_record_id()
+
+
+def record_timestamp(moment: datetime | None = None) -> str:
+    """A record's ``created_at`` for ``moment`` (default: now): UTC, microseconds, ``Z``."""
+    return _timestamp(moment or utc_now())

@@ -52,6 +52,14 @@ class ScheduleRequest:
     end_time: str | None = None
     allow_queueing: bool = False
 
+    def timing(self) -> dict[str, Any]:
+        """When runs start, as ``PipelineJobSchedule.create`` takes it (cron, window, run counts, queueing)."""
+        return {
+            name: getattr(self, name)
+            for name in ("cron", "start_time", "end_time", "allow_queueing", "max_run_count",
+                         "max_concurrent_run_count")
+        }
+
 
 @dataclass(frozen=True)
 class ScheduleSummary:
@@ -184,14 +192,7 @@ def create_schedule(config: EnvironmentConfig, spec: PipelineSpec, request: Sche
     schedule = aiplatform.PipelineJobSchedule(pipeline_job=job, display_name=request.display_name)
     try:
         schedule.create(
-            cron=request.cron,
-            start_time=request.start_time,
-            end_time=request.end_time,
-            allow_queueing=request.allow_queueing,
-            max_run_count=request.max_run_count,
-            max_concurrent_run_count=request.max_concurrent_run_count,
-            service_account=config.service_account or None,
-            network=config.network or None,
+            **request.timing(), service_account=config.service_account or None, network=config.network or None
         )
     except api_exceptions.GoogleAPIError as exc:
         raise VertexApiError(f"Vertex AI refused schedule {request.display_name!r}: {exc}") from exc

@@ -26,14 +26,13 @@ from typing import Any, Callable, Iterable, Mapping
 import yaml
 
 from gemini_sft import __version__
-from gemini_sft.config import EnvironmentConfig
+from gemini_sft.config import EnvironmentConfig, read_user_file
 from gemini_sft.names import sanitize_label_value, validate_labels
 from gemini_sft.errors import PipelineRunFailedError, ParameterValueError, ConfigError, VertexApiError
 from gemini_sft.parameters import coerce_value, split_assignment
 
 log = logging.getLogger(__name__)
 
-PARAMETER_TYPES = ("STRING", "NUMBER_INTEGER", "NUMBER_DOUBLE", "BOOLEAN", "STRUCT", "LIST")
 _TYPE_WORDS = {
     "STRING": "a string",
     "NUMBER_INTEGER": "an integer",
@@ -85,12 +84,14 @@ class PipelineSpec:
 
     @classmethod
     def load(cls, path: str | Path) -> "PipelineSpec":
-        """Read a compiled spec. Raises ConfigError when the file is missing or is not a KFP v2 spec."""
+        """Read a compiled spec. Raises ConfigError when the file is missing, not text or not a KFP v2 spec."""
         file = Path(path)
-        if not file.is_file():
-            raise ConfigError(f"Compiled spec {file} does not exist; run `gemini-sft compile` (or `make compile`).")
+        text = read_user_file(
+            file, f"Compiled spec {file} does not exist; run `gemini-sft compile` (or `make compile`).",
+            "a compiled pipeline spec (YAML)",
+        )
         try:
-            documents = [doc for doc in yaml.safe_load_all(file.read_text(encoding="utf-8")) if doc]
+            documents = [doc for doc in yaml.safe_load_all(text) if doc]
         except yaml.YAMLError as exc:
             raise ConfigError(f"{file} is not YAML: {exc}") from None
         for document in documents:

@@ -10,6 +10,7 @@ Vertex-compatible server (such as the offline stand-in) when
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ipaddress
 import logging
 import os
@@ -18,9 +19,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping
 from urllib.parse import urlparse
 
+from gemini_sft.contracts import setting
 from gemini_sft.retry import TRANSIENT_HTTP_CODES, RetryPolicy, call_with_retries
-from gemini_sft.errors import VertexRequestError, ConfigError, VertexApiError
-from gemini_sft.tune import Checkpoint, JobSnapshot, TransientApiError, TuningRequest
+from gemini_sft.errors import TransientApiError, VertexRequestError, ConfigError, VertexApiError
+from gemini_sft.tune.service import Checkpoint, JobSnapshot, TuningRequest
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,19 @@ class VertexSettings:
 
             return Credentials(token=STANDIN_TOKEN)
         return None
+
+
+@dataclass(frozen=True)
+class VertexTarget:
+    """Where a stage's Vertex calls go, as the pipeline passes it: project, region and API endpoint."""
+
+    project: str = setting(dataclasses.MISSING, "Google Cloud project that runs the job and hosts the models.")
+    location: str = setting("us-central1", "Vertex AI region; it must offer Gemini tuning.")
+    api_endpoint: str = setting("", "Vertex API endpoint; empty means Vertex itself (or $VERTEX_API_ENDPOINT).")
+
+    def settings(self) -> VertexSettings:
+        """The client settings, with the endpoint resolved from this record or the environment."""
+        return VertexSettings.create(self.project, self.location, self.api_endpoint or None)
 
 
 def genai_client(settings: VertexSettings, timeout_ms: int | None = None) -> Any:
@@ -203,12 +218,11 @@ def _registry_errors(operation: str, version: Any) -> Iterator[None]:
 # ---------------------------------------------------------------------------------------------
 
 
-
 class GenAITuningService:
     """The tune stage's :class:`gemini_sft.tune.TuningService` over google-genai ``client.tunings``.
 
     Errors: 408/429/5xx answers, timeouts and dropped connections raise
-    ``gemini_sft.tune.TransientApiError`` (the caller retries); any other API
+    :class:`~gemini_sft.errors.TransientApiError` (the caller retries); any other API
     error raises :class:`VertexRequestError` with Vertex's status and message.
     The client does not retry by itself: retry policy belongs to the tune stage.
     """
@@ -238,6 +252,8 @@ class GenAITuningService:
             encryption_spec=(
                 types.EncryptionSpec(kms_key_name=request.kms_key_name) if request.kms_key_name else None
             ),
+            # None leaves outputUri out of the request: v1 accepts it for open models only, and the
+            # tune settings refuse it for Gemini before any call.
             output_uri=request.output_uri,
         )
         with warnings.catch_warnings():
@@ -449,6 +465,15 @@ class ApiTokenCounter:
     retried ``attempts`` times with backoff; anything else, or retries running
     out, raises VertexApiError (the validator then falls back to its offline
     estimate). Implements :class:`gemini_sft.validate.TokenCounter`.
+
+    Args:
+        settings: project, region and endpoint of the requests.
+        model: the model whose tokenizer counts (a tuned model's resource name counts like its family).
+        max_concurrency: requests in flight at once.
+        cache_size: digests of counted examples remembered (the cache is cleared when full).
+        attempts: tries per request for transient failures.
+        backoff_seconds: the first wait between tries (it grows with each retry).
+        client: a google-genai client to use instead of building one (tests).
     """
 
     def __init__(
@@ -632,3 +657,217 @@ def _storage_errors(location: str, path: str) -> Iterator[None]:
         raise PermissionError(13, f"permission denied ({exc.message})", where) from exc
     except api_exceptions.GoogleAPIError as exc:
         raise OSError(5, f"Cloud Storage error: {exc}", where) from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# Preflight facts (gemini_sft.preflight): Service Usage, Cloud Storage, IAM, Resource Manager, Artifact Registry
+# ---------------------------------------------------------------------------------------------
+
+_PREFLIGHT_HOSTS = {
+    "serviceusage": "https://serviceusage.googleapis.com",
+    "resourcemanager": "https://cloudresourcemanager.googleapis.com",
+    "iam": "https://iam.googleapis.com",
+}
+
+
+def _bindings(policy: Mapping[str, Any]) -> dict[str, list[str]]:
+    """An IAM policy's bindings as role -> members (conditional bindings included as granted)."""
+    roles: dict[str, list[str]] = {}
+    for binding in policy.get("bindings", []) or []:
+        roles.setdefault(binding.get("role", ""), []).extend(binding.get("members", []) or [])
+    return roles
+
+
+class GoogleCloudFacts:
+    """:class:`gemini_sft.preflight.CloudFacts` read from Google Cloud with the caller's credentials.
+
+    ``api_endpoint`` sends every call to one Google-compatible server (the offline stand-in) instead of
+    Google's hosts. Reads only; any call that cannot be made raises ``preflight.CannotCheck`` saying why.
+    Raises ConfigError at construction when there are no credentials, naming the command that makes them.
+    """
+
+    def __init__(self, project: str, api_endpoint: str | None = None) -> None:
+        from google.auth.transport.requests import AuthorizedSession
+        from google.cloud import storage
+
+        self.endpoint = resolve_api_endpoint(api_endpoint)
+        self.project = project
+        credentials = _cloud_credentials(self.endpoint)
+        self._session = AuthorizedSession(credentials)
+        options = {"api_endpoint": self.endpoint} if self.endpoint else None
+        self._storage = storage.Client(project=project, credentials=credentials, client_options=options)
+
+    def _url(self, service: str, path: str) -> str:
+        return f"{self.endpoint or _PREFLIGHT_HOSTS[service]}{path}"
+
+    def service_enabled(self, project: str, service: str) -> bool:
+        answer = _json_call(self._session, "GET", self._url("serviceusage", f"/v1/projects/{project}/services/{service}"),
+                            f"the state of {service}")
+        if answer is None:
+            return False
+        return answer.get("state") == "ENABLED"
+
+    def bucket(self, name: str) -> Any:
+        from gemini_sft.preflight import BucketFacts
+
+        bucket = _storage_call(lambda: self._storage.lookup_bucket(name), f"gs://{name}")
+        if bucket is None:
+            return None
+        return BucketFacts(name=name, location=bucket.location or "", versioning=bool(bucket.versioning_enabled))
+
+    def bucket_policy(self, name: str) -> dict[str, list[str]]:
+        bucket = self._storage.bucket(name)
+        policy = _storage_call(lambda: bucket.get_iam_policy(requested_policy_version=3), f"the IAM policy of gs://{name}")
+        return {binding["role"]: sorted(binding["members"]) for binding in policy.bindings}
+
+    def project_policy(self, project: str) -> dict[str, list[str]]:
+        answer = _json_call(self._session, "POST", self._url("resourcemanager", f"/v3/projects/{project}:getIamPolicy"),
+                            f"the IAM policy of project {project}", body={})
+        return _bindings(answer or {})
+
+    def service_account_policy(self, email: str) -> dict[str, list[str]]:
+        answer = _json_call(self._session, "POST",
+                            self._url("iam", f"/v1/projects/-/serviceAccounts/{email}:getIamPolicy"),
+                            f"the IAM policy of {email}", body={})
+        return _bindings(answer or {})
+
+    def caller_bucket_permissions(self, name: str, permissions: Any) -> set[str]:
+        bucket = self._storage.bucket(name)
+        return set(_storage_call(lambda: bucket.test_iam_permissions(list(permissions)), f"your permissions on gs://{name}"))
+
+    def caller_service_account_permissions(self, email: str, permissions: Any) -> set[str]:
+        answer = _json_call(self._session, "POST",
+                            self._url("iam", f"/v1/projects/-/serviceAccounts/{email}:testIamPermissions"),
+                            f"your permissions on {email}", body={"permissions": list(permissions)})
+        return set((answer or {}).get("permissions", []))
+
+    def image_exists(self, host: str, path: str, reference: str) -> bool:
+        base = self.endpoint or f"https://{host}"
+        answer = _json_call(
+            self._session, "GET", f"{base}/v2/{path}/manifests/{reference}", f"image {host}/{path}:{reference}",
+            headers={"Accept": "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json"},
+        )
+        return answer is not None
+
+
+def _cloud_credentials(endpoint: str | None) -> Any:
+    """Anonymous credentials for a loopback server, else Application Default Credentials (ConfigError when none)."""
+    if is_loopback_endpoint(endpoint):
+        from google.auth.credentials import AnonymousCredentials
+
+        return AnonymousCredentials()
+    import google.auth
+    from google.auth.exceptions import DefaultCredentialsError
+
+    try:
+        credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+    except DefaultCredentialsError as exc:
+        raise ConfigError(
+            "No Google Cloud credentials on this machine: run `gcloud auth application-default login` "
+            "(or set GOOGLE_APPLICATION_CREDENTIALS to a key file)."
+        ) from exc
+    return credentials
+
+
+def _json_call(session: Any, method: str, url: str, what: str, body: Any = None,
+               headers: Mapping[str, str] | None = None) -> Any:
+    """The JSON answer of one REST call; None for 404; ``preflight.CannotCheck`` for any other failure."""
+    import requests
+
+    from gemini_sft.preflight import CannotCheck
+
+    try:
+        response = session.request(method, url, json=body, headers=dict(headers or {}), timeout=30)
+    except (requests.RequestException, OSError) as exc:
+        raise CannotCheck(f"could not read {what}: {type(exc).__name__}") from exc
+    if response.status_code == 404:
+        return None
+    if response.status_code in (401, 403):
+        raise CannotCheck(f"no permission to read {what} (HTTP {response.status_code})")
+    if response.status_code != 200:
+        raise CannotCheck(f"could not read {what}: HTTP {response.status_code}")
+    try:
+        return response.json()
+    except ValueError:
+        return {}
+
+
+def _storage_call(call: Callable[[], Any], what: str) -> Any:
+    """A Cloud Storage client call; ``preflight.CannotCheck`` when it fails."""
+    import requests
+    from google.api_core import exceptions as api_exceptions
+
+    from gemini_sft.preflight import CannotCheck
+
+    try:
+        return call()
+    except (api_exceptions.Forbidden, api_exceptions.Unauthorized) as exc:
+        raise CannotCheck(f"no permission to read {what} ({exc.code})") from exc
+    except (api_exceptions.GoogleAPIError, requests.RequestException, OSError) as exc:
+        raise CannotCheck(f"could not read {what}: {type(exc).__name__}") from exc
+
+
+class GenAIReplyGenerator:
+    """Answers production questions (``gemini_sft.serving``) with ``client.models.generate_content``.
+
+    Like :class:`GenAIGenerator`, but for one prompt at a time and with what the
+    serving fallback rules need: the average token log-probability (when
+    ``response_logprobs`` is asked and the endpoint gives it) and a ``BLOCKED``
+    finish reason when the prompt itself was blocked. Sends no response schema.
+    Failures raise :class:`GenerationCallError`, retryable for 408/429/5xx,
+    timeouts and connection errors (the caller retries; the SDK's own retries stay off).
+
+    Args:
+        settings: project, region and API endpoint.
+        model: a publisher model id or a tuned model's endpoint resource name.
+        client: a google-genai client to reuse (one is built when None).
+        timeout_ms: per-call timeout when a client is built here.
+    """
+
+    def __init__(self, settings: VertexSettings, model: str, *, client: Any = None, timeout_ms: int = 60_000) -> None:
+        if not model:
+            raise ConfigError("a model name or endpoint resource name is required to answer")
+        self.settings = settings
+        self.model = model
+        self._client = client if client is not None else genai_client(settings, timeout_ms=timeout_ms)
+
+    def __call__(self, request: Any) -> Any:
+        """Answer a ``gemini_sft.serving.reply.ReplyRequest``; returns a ``ModelReply``."""
+        import httpx
+        from google.genai import errors as genai_errors
+        from google.genai import types
+
+        from gemini_sft.errors import GenerationCallError
+        from gemini_sft.serving.reply import ModelReply
+
+        config = types.GenerateContentConfig(
+            temperature=request.temperature,
+            max_output_tokens=request.max_output_tokens,
+            system_instruction=request.system_instruction or None,
+            response_logprobs=True if request.response_logprobs else None,
+            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+        )
+        contents = [types.Content(role="user", parts=[types.Part(text=request.prompt)])]
+        try:
+            response = self._client.models.generate_content(model=self.model, contents=contents, config=config)
+        except genai_errors.APIError as exc:
+            code = int(exc.code) if exc.code else None
+            raise GenerationCallError(
+                f"{self.model}: {exc.status or 'error'} {exc.message or ''}".strip(),
+                status_code=code,
+                retryable=code in TRANSIENT_HTTP_CODES,
+            ) from exc
+        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            raise GenerationCallError(f"{self.model}: {type(exc).__name__}", retryable=True) from exc
+        candidates = response.candidates or []
+        feedback = response.prompt_feedback
+        if not candidates and feedback is not None and feedback.block_reason:
+            return ModelReply(text="", finish_reason="BLOCKED", model_version=response.model_version or "")
+        finish = candidates[0].finish_reason if candidates else None
+        avg_logprob = candidates[0].avg_logprobs if candidates else None
+        return ModelReply(
+            text=_response_text(response),
+            finish_reason=str(getattr(finish, "value", finish) or ""),
+            avg_logprob=float(avg_logprob) if avg_logprob is not None else None,
+            model_version=response.model_version or "",
+        )

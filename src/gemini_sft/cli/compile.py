@@ -1,30 +1,26 @@
-"""``gemini-sft compile``: write the pipeline spec."""
+"""``gemini-sft compile``: write the pipeline spec.
+
+Compile the pipeline to the YAML spec submitted to Vertex AI Pipelines.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
+
+from gemini_sft.cli.common import add_command, add_repeatable
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: Any) -> None:
+    """Add the ``compile`` sub-command."""
     from gemini_sft.components.base import DEFAULT_IMAGE
     from gemini_sft.pipelines.compiler import DEFAULT_SPEC_PATH
 
-    parser = subparsers.add_parser(
-        "compile",
-        help="compile the pipeline to a Vertex AI Pipelines spec",
-        description="Compile the pipeline to the YAML spec submitted to Vertex AI Pipelines.",
-    )
+    parser = add_command(subparsers, "compile", _compile, "compile the pipeline to a Vertex AI Pipelines spec", __doc__)
     parser.add_argument("--image", default=DEFAULT_IMAGE, help=f"component image (default {DEFAULT_IMAGE})")
     parser.add_argument("--output", type=Path, default=DEFAULT_SPEC_PATH, help=f"spec path (default {DEFAULT_SPEC_PATH})")
-    parser.add_argument(
-        "--notify",
-        action="append",
-        default=[],
-        metavar="EMAIL",
-        help="email the run's final state to this address (repeatable; Vertex AI only)",
-    )
-    parser.set_defaults(handler=_compile)
+    add_repeatable(parser, "--notify", "EMAIL", "email the run's final state to this address (repeatable; Vertex AI only)")
 
 
 def _compile(args: argparse.Namespace) -> int:

@@ -1,4 +1,7 @@
-"""``gemini-sft config check FILE``: validate one environment's config and show what it resolves to."""
+"""``gemini-sft config check FILE``: validate one environment's config and show what it resolves to.
+
+Validate an environment config (configs/ENV.yaml) with GEMINI_SFT_* overrides applied.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +10,19 @@ import json
 from pathlib import Path
 from typing import Any
 
+from gemini_sft.cli.common import add_command
+
 
 def register(subparsers: Any) -> None:
     """Add the ``config`` sub-command with its ``check`` action."""
-    parser = subparsers.add_parser(
-        "config",
-        help="check an environment config file",
-        description="Validate an environment config (configs/ENV.yaml) with GEMINI_SFT_* overrides applied.",
-    )
+    parser = add_command(subparsers, "config", None, "check an environment config file", __doc__)
     actions = parser.add_subparsers(dest="config_action", required=True, metavar="ACTION")
-    check = actions.add_parser("check", help="validate FILE and print the resolved settings")
+    check = add_command(actions, "check", check_config, help="validate FILE and print the resolved settings")
     check.add_argument("file", type=Path, metavar="FILE", help="the YAML config, e.g. configs/dev.yaml")
     check.add_argument("--json", action="store_true", help="print the resolved config as JSON")
     check.add_argument("--spec", type=Path, default=None,
                        help="also check the config's parameters against this compiled spec "
                             "(default: the config's template_path when it exists)")
-    check.set_defaults(handler=check_config)
 
 
 def check_config(args: argparse.Namespace) -> int:

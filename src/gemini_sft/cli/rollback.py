@@ -1,32 +1,29 @@
-"""``gemini-sft rollback``: return production to the previous champion (Model Registry alias and record)."""
+"""``gemini-sft rollback``: return production to the previous champion (Model Registry alias and record).
+
+Move the production alias back to the previous champion (or --to MODEL@VERSION, an earlier
+champion) in Model Registry and record the rollback. Repeat to go further back.
+"""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from gemini_sft.cli.status import add_registry_arguments, registry_uri_of
+from gemini_sft.cli.status import add_registry_command, registry_uri_of
 from gemini_sft.errors import ConfigError
 
 
 def register(subparsers: Any) -> None:
     """Add the ``rollback`` sub-command."""
-    parser = subparsers.add_parser(
-        "rollback",
-        help="return production to the previous model",
-        description=(
-            "Move the production alias back to the previous champion (or --to MODEL@VERSION, an earlier "
-            "champion) in Model Registry and record the rollback. Repeat to go further back."
-        ),
+    parser = add_registry_command(
+        subparsers, "rollback", rollback_command, "return production to the previous model", __doc__
     )
-    add_registry_arguments(parser)
     parser.add_argument("--to", default="", metavar="MODEL@VERSION",
                         help="an earlier champion, e.g. projects/P/locations/L/models/ID@1 (default: the previous one)")
     parser.add_argument("--reason", default="", help="why (kept in the rollback record)")
     parser.add_argument("--no-registry", action="store_true",
                         help="only record the rollback; leave Model Registry aliases and labels as they are")
     parser.add_argument("--dry-run", action="store_true", help="show what would change without changing it")
-    parser.set_defaults(handler=rollback_command)
 
 
 def rollback_command(args: argparse.Namespace) -> int:

@@ -1,4 +1,8 @@
-"""``gemini-sft schedule create|list|pause|resume|delete``: scheduled retraining on Vertex AI Pipelines."""
+"""``gemini-sft schedule create|list|pause|resume|delete``: scheduled retraining on Vertex AI Pipelines.
+
+Manage Vertex AI PipelineJobSchedules of the compiled pipeline. Defaults come from the config's
+`schedule` section; a raw_data_uri with {date} or {latest} picks up the newest data at run time.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +11,19 @@ import json
 import sys
 from typing import Any
 
-from gemini_sft.cli.submit import add_config_arguments
+from gemini_sft.cli.common import add_command, add_spec_options
 
 
 def register(subparsers: Any) -> None:
     """Add the ``schedule`` sub-command and its actions."""
-    parser = subparsers.add_parser(
-        "schedule",
-        help="create, list, pause, resume or delete scheduled pipeline runs",
-        description=(
-            "Manage Vertex AI PipelineJobSchedules of the compiled pipeline. Defaults come from the config's "
-            "`schedule` section; a raw_data_uri with {date} or {latest} picks up the newest data at run time."
-        ),
+    parser = add_command(
+        subparsers, "schedule", None, "create, list, pause, resume or delete scheduled pipeline runs", __doc__
     )
     actions = parser.add_subparsers(dest="schedule_action", required=True, metavar="ACTION")
 
-    create = actions.add_parser("create", help="create a schedule (cron + time zone, one run at a time by default)")
-    add_config_arguments(create)
+    create = add_command(actions, "create", create_command, config="required",
+                         help="create a schedule (cron + time zone, one run at a time by default)")
+    add_spec_options(create)
     create.add_argument("--display-name", default=None, help="schedule name (default: config schedule.display_name)")
     create.add_argument("--cron", default=None,
                         help='cron expression, e.g. "0 3 * * 1" or "TZ=Europe/Amsterdam 0 3 * * 1"')
@@ -33,22 +33,19 @@ def register(subparsers: Any) -> None:
     create.add_argument("--start-time", default=None, help="first run not before, e.g. 2026-12-01T00:00:00Z")
     create.add_argument("--end-time", default=None, help="no runs after, e.g. 2027-06-30T00:00:00Z")
     create.add_argument("--dry-run", action="store_true", help="check and print the schedule without creating it")
-    create.set_defaults(handler=create_command)
 
-    listing = actions.add_parser("list", help="list the schedules of the config's project and region")
-    add_config_arguments(listing, with_params=False)
+    listing = add_command(actions, "list", list_command, config="required",
+                          help="list the schedules of the config's project and region")
     listing.add_argument("--display-name", default="", help="only schedules with this display name")
     listing.add_argument("--json", action="store_true", help="print JSON")
-    listing.set_defaults(handler=list_command)
 
     for action, help_text in (("pause", "pause a schedule"), ("resume", "resume a paused schedule"),
                               ("delete", "delete a schedule")):
-        sub = actions.add_parser(action, help=help_text)
-        add_config_arguments(sub, with_params=False)
+        sub = add_command(actions, action, change_command, config="required", help=help_text)
         sub.add_argument("schedule", metavar="SCHEDULE", help="schedule id, full resource name or display name")
         if action == "resume":
             sub.add_argument("--catch-up", action="store_true", help="also start the runs missed while paused")
-        sub.set_defaults(handler=change_command, schedule_action=action)
+        sub.set_defaults(schedule_action=action)
 
 
 def create_command(args: argparse.Namespace) -> int:

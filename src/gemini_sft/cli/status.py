@@ -1,21 +1,26 @@
-"""``gemini-sft status``: the model in production and the promotion history."""
+"""``gemini-sft status``: the model in production and the promotion history.
+
+Show the model in production (from the promotion records) and every promotion, rollback and
+rejected candidate, newest first.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
+from gemini_sft.cli.common import Handler, add_command
 from gemini_sft.errors import ConfigError
 
 
-def add_registry_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--config`` and ``--registry-uri`` (one of them is needed), shared with rollback."""
-    parser.add_argument("--config", type=Path, default=None, metavar="FILE",
-                        help="environment config (its registry_uri, project and region)")
+def add_registry_command(subparsers: Any, name: str, handler: Handler, help: str, doc: str) -> argparse.ArgumentParser:
+    """A command reading the promotion registry: ``--config`` and ``--registry-uri`` (one is needed); with rollback."""
+    parser = add_command(subparsers, name, handler, help, doc, config="optional",
+                         config_help="environment config (its registry_uri, project and region)")
     parser.add_argument("--registry-uri", default="",
                         help="promotion registry (gs://BUCKET/PREFIX or a local folder); overrides the config's")
+    return parser
 
 
 def registry_uri_of(args: argparse.Namespace) -> tuple[str, Any]:
@@ -31,19 +36,14 @@ def registry_uri_of(args: argparse.Namespace) -> tuple[str, Any]:
 
 def register(subparsers: Any) -> None:
     """Add the ``status`` sub-command."""
-    parser = subparsers.add_parser(
-        "status",
-        help="show the production model and its promotion history",
-        description="Show the model in production (from the promotion records) and every promotion, "
-                    "rollback and rejected candidate, newest first.",
+    parser = add_registry_command(
+        subparsers, "status", status_command, "show the production model and its promotion history", __doc__
     )
-    add_registry_arguments(parser)
     parser.add_argument("--limit", type=int, default=20, help="history entries to show (default 20, 0 = all)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--check-registry", action="store_true",
                         help="also check in Model Registry that the production alias is on the champion "
                              "(needs --config)")
-    parser.set_defaults(handler=status_command)
 
 
 def _short(model: Any) -> str:

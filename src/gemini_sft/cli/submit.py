@@ -1,4 +1,8 @@
-"""``gemini-sft submit``: check the parameter values against the compiled spec, then submit a run to Vertex AI."""
+"""``gemini-sft submit``: check the parameter values against the compiled spec, then submit a run to Vertex AI.
+
+Check parameter values against the compiled spec's input definitions, then submit one run with the
+config's project, region, pipeline root, service account, network, labels and caching.
+"""
 
 from __future__ import annotations
 
@@ -6,32 +10,17 @@ import argparse
 import json
 import sys
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
-
-def add_config_arguments(parser: argparse.ArgumentParser, *, with_params: bool = True) -> None:
-    """``--config`` (and ``--spec``, ``--param``), shared by submit and the schedule actions."""
-    parser.add_argument("--config", type=Path, required=True, metavar="FILE",
-                        help="environment config, e.g. configs/dev.yaml")
-    if with_params:
-        parser.add_argument("--spec", type=Path, default=None,
-                            help="compiled spec to run (default: the config's template_path)")
-        parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                            help="pipeline parameter value, typed by the spec (repeatable; wins over the config)")
+from gemini_sft.cli.common import add_command, add_spec_options
 
 
 def register(subparsers: Any) -> None:
     """Add the ``submit`` sub-command."""
-    parser = subparsers.add_parser(
-        "submit",
-        help="submit the compiled pipeline to Vertex AI Pipelines",
-        description=(
-            "Check parameter values against the compiled spec's input definitions, then submit one run "
-            "with the config's project, region, pipeline root, service account, network, labels and caching."
-        ),
+    parser = add_command(
+        subparsers, "submit", submit_command, "submit the compiled pipeline to Vertex AI Pipelines", __doc__, config="required"
     )
-    add_config_arguments(parser)
+    add_spec_options(parser)
     parser.add_argument("--display-name", default="", help="run display name (default: the config's display_name)")
     parser.add_argument("--dry-run", action="store_true",
                         help="check everything and print what would be sent, without sending it")
@@ -39,7 +28,6 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--poll-seconds", type=float, default=30.0, help="seconds between state checks with --wait")
     parser.add_argument("--timeout-minutes", type=float, default=None,
                         help="stop following after this long (the run goes on)")
-    parser.set_defaults(handler=submit_command)
 
 
 def submit_command(args: argparse.Namespace) -> int:
@@ -75,6 +63,9 @@ def submit_command(args: argparse.Namespace) -> int:
         print(f"  {stamp} {state.removeprefix('PIPELINE_STATE_')}", flush=True)
 
     timeout = args.timeout_minutes * 60 if args.timeout_minutes else None
-    follow_run(run.resource_name, poll_seconds=args.poll_seconds, timeout_seconds=timeout, on_state=show)
+    try:
+        follow_run(run.resource_name, poll_seconds=args.poll_seconds, timeout_seconds=timeout, on_state=show)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"stopped following {run.run_id}; the run goes on ({run.console_url})") from None
     print(f"Run {run.run_id} succeeded.")
     return 0

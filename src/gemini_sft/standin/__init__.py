@@ -21,6 +21,16 @@ It serves, under ``/v1/projects/{project}/locations/{location}/``:
   model" of the job that deployed that endpoint, answering from its training
   file; see :mod:`.responder`).
 
+It is as strict as Vertex where that is knowable offline: every request
+must be a route of Vertex AI's v1 REST mapping and parse into its v1 request
+message with unknown fields refused (400 ``INVALID_ARGUMENT``, worded as
+Vertex words it), and every answer must parse into the response message
+(:mod:`.rest_rules`, read from google-cloud-aiplatform's REST transports).
+Models come from the catalogue file (:mod:`gemini_sft.model_catalog`):
+unknown or retired publisher models get 404, tuning needs a tunable model,
+an adapter size it allows and ``.jsonl`` dataset URIs, and generation
+follows each model's thinking rules (:mod:`.model_checks`).
+
 Everything it makes is labelled: ``modelVersion`` is
 ``offline-stand-in/base/{model}`` or ``offline-stand-in/tuned/{endpoint-id}``,
 every response has the header ``X-Gemini-Sft-Standin: offline``, and tuning
@@ -29,7 +39,9 @@ jobs' descriptions say they were made by the stand-in.
 Knobs (thread-safe, settable while running): ``latency_seconds``,
 ``polls_per_state``, ``fail_jobs_with``, ``inject_faults(status_codes, rate,
 seed)``, ``fail_next(n, status)``; the request log: ``requests``,
-``requests_to(fragment)``, ``route_counts``, ``reset()``.
+``requests_to(fragment)``, ``route_counts``, ``reset()``;
+:func:`write_request_log` writes the log as ``standin_requests.jsonl`` lines
+(``{"method", "path", "body", "status"}``), as ``gemini-sft run --local`` does.
 
 Extension point: other modules add routes without touching this package's
 code. A route is ``Route(method, pattern, handler, name=...)``: ``pattern`` is
@@ -38,7 +50,9 @@ a regular expression matched against the whole path (no query string;
 ``handler(request: StandInRequest) -> (status, json_body)`` may raise
 :class:`StandInError` for a Google-style error answer. Pass routes as
 ``VertexStandIn(extra_routes=routes)`` or ``standin.add_routes(routes)``; they
-are tried after the built-in routes. ``request.standin`` gives handlers the
+are tried after the built-in routes. A route is a Vertex AI v1 route unless it
+says otherwise (``Route(..., api="storage.v1")``): those are checked as above;
+routes of other APIs are served unchecked. ``request.standin`` gives handlers the
 server (``standin.tuning_jobs`` for tuning jobs and their tuned models,
 ``standin.extension_state`` for their own state). By convention a module
 offering routes exposes ``routes() -> list[Route]``. The platform routes
@@ -46,10 +60,13 @@ offering routes exposes ``routes() -> list[Route]``. The platform routes
 are served by every stand-in.
 """
 
-from gemini_sft.standin.routing import Route, StandInError, StandInRequest, api_path
+from gemini_sft.standin.request_log import REQUEST_LOG_NAME, read_request_log, write_request_log
+from gemini_sft.standin.routing import AIPLATFORM_V1, Route, StandInError, StandInRequest, api_path
 from gemini_sft.standin.server import STANDIN_HEADER, RequestRecord, VertexStandIn
 
 __all__ = [
+    "AIPLATFORM_V1",
+    "REQUEST_LOG_NAME",
     "STANDIN_HEADER",
     "RequestRecord",
     "Route",
@@ -57,4 +74,6 @@ __all__ = [
     "StandInRequest",
     "VertexStandIn",
     "api_path",
+    "read_request_log",
+    "write_request_log",
 ]

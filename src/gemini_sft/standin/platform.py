@@ -16,12 +16,14 @@ What google-cloud-aiplatform's REST transport sends for ``PipelineJob``,
   PAUSED), ``:resume`` (PAUSED -> ACTIVE; 400 FAILED_PRECONDITION otherwise),
   ``DELETE schedules/ID`` (a done long-running operation).
 * ``GET models/ID[@VERSION|@ALIAS]``, ``GET models/ID:listVersions``,
-  ``POST models/ID@V:mergeVersionAliases`` (``-alias`` removes; an alias held
+  ``POST models/ID@V:mergeVersionAliases`` (the version ID must be explicit,
+  400 otherwise, as Vertex requires; ``-alias`` removes; an alias held
   by another version of the model is refused with 400, ``default`` cannot
   be removed), ``PATCH models/ID@V?updateMask=labels,...``.
   The registry knows the models registered with :meth:`PlatformState.register_model`
-  and the tuned models of the stand-in's succeeded tuning jobs (version 1,
-  aliases ``default``).
+  and the tuned models of the stand-in's succeeded tuning jobs (the first
+  version of a model has the alias ``default``; continuous tuning under the
+  parent's display name adds versions 2, 3, ... of the same model).
 
 Nothing is executed: a "run" only changes state. Every resource says it was
 made by the offline stand-in. State lives in ``standin.extension_state["platform"]``;
@@ -255,8 +257,7 @@ class PlatformState:
         """The version named ``parent``, ``parent@VERSION`` or ``parent@ALIAS``; 404 when unknown."""
         parent, _, ref = name.partition("@")
         with self._lock:
-            if parent not in self._models:
-                self._sync_tuned_models()
+            self._sync_tuned_models()
             versions = self._models.get(parent)
             if not versions:
                 raise StandInError(404, f"Model {parent} not found in this offline stand-in.")
@@ -423,10 +424,17 @@ def routes() -> list[Route]:
         return 200, _list_body("models", items, request)
 
     def merge_aliases(request: StandInRequest) -> tuple[int, Any]:
+        name = model_name(request)
+        if not re.fullmatch(r"[^@]+@\d+", name):
+            raise StandInError(
+                400,
+                f"The model name {name} must include a version ID explicitly "
+                "(projects/P/locations/L/models/ID@VERSION) to merge version aliases.",
+            )
         changes = request.json_object().get("versionAliases") or []
         if not isinstance(changes, list) or not changes:
             raise StandInError(400, "versionAliases must be a non-empty list.")
-        return 200, platform_state(request.standin).merge_aliases(model_name(request), [str(c) for c in changes])
+        return 200, platform_state(request.standin).merge_aliases(name, [str(c) for c in changes])
 
     def update_model(request: StandInRequest) -> tuple[int, Any]:
         return 200, platform_state(request.standin).update_model(

@@ -37,6 +37,8 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from gemini_sft.examples import Example, content_text, system_instruction_text
+from gemini_sft.model_catalog import catalog
+from gemini_sft.standin.model_checks import check_generation_config, served_publisher_model
 from gemini_sft.standin.routing import Route, StandInError, StandInRequest, api_path
 from gemini_sft.tokens import CHARS_PER_TOKEN, estimate_example_tokens, estimate_text_tokens
 
@@ -226,6 +228,7 @@ class TunedResponder:
 
     endpoint_id: str
     index: NearestExampleIndex
+    base_model: str | None = None
 
     @property
     def model_version(self) -> str:
@@ -332,16 +335,21 @@ def generation_routes(lookup_endpoint: EndpointLookup) -> list[Route]:
     def generate_base(request: StandInRequest) -> tuple[int, Any]:
         body = request.json_object()
         model = request.group("model")
+        check_generation_config(served_publisher_model(request), body)
         answer = base_answer(model, prompt_from_request(body))
         return 200, generate_content_response(answer, body, BASE_MODEL_VERSION_PREFIX + model)
 
     def generate_tuned(request: StandInRequest) -> tuple[int, Any]:
         body = request.json_object()
         responder = tuned(request)
+        base = catalog().find(responder.base_model) if responder.base_model else None
+        if base is not None:
+            check_generation_config(base, body)
         answer = responder.answer(prompt_from_request(body))
         return 200, generate_content_response(answer, body, responder.model_version)
 
     def count_base(request: StandInRequest) -> tuple[int, Any]:
+        served_publisher_model(request)
         return 200, count_tokens_response(request.json_object())
 
     def count_tuned(request: StandInRequest) -> tuple[int, Any]:

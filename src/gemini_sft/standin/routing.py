@@ -39,6 +39,9 @@ GRPC_STATUS_BY_HTTP: dict[int, str] = {
     504: "DEADLINE_EXCEEDED",
 }
 
+# The API of the stand-in's own routes (Vertex AI v1).
+AIPLATFORM_V1 = "aiplatform.v1"
+
 API_PREFIX = r"/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/"
 
 
@@ -109,6 +112,13 @@ class Route:
 
     ``name`` identifies the route in the request counters (defaults to the
     pattern). ``faultable`` routes are the ones ``inject_faults`` applies to.
+    ``api`` names the Google API the route belongs to. A route of an API in
+    :data:`gemini_sft.standin.rest_rules.CHECKED_APIS` (``aiplatform.v1``, the
+    default, and ``cloudresourcemanager.v3``) must be in that API's REST
+    mapping, and its requests and responses are checked against its messages;
+    a route of any other API (Cloud Storage JSON, IAM admin, Service Usage,
+    ...) is served UNCHECKED, as no protos of those APIs ship with the
+    project's dependencies.
     """
 
     method: str
@@ -116,6 +126,7 @@ class Route:
     handler: Handler
     name: str = ""
     faultable: bool = False
+    api: str = AIPLATFORM_V1
     compiled: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -10,7 +10,14 @@ package docstring). Every response carries the header
 Per request, in this order: the ``latency_seconds`` sleep; a pending
 ``fail_next`` failure (any route, even an unknown path); 404 for an unknown
 path; on faultable routes (generateContent) a seeded random injected fault;
-then the handler. Errors are Google-style JSON bodies
+for routes of a checked API (Vertex AI v1 and the others of
+:data:`.rest_rules.CHECKED_APIS`), the checks Google's front end applies
+before any handler runs (:mod:`.rest_rules`: the route must be in the API's
+REST mapping, query and body must parse into the request message, unknown
+fields refused: 400 INVALID_ARGUMENT naming the field); then the handler. A
+handler's answer is checked against the response message too; one that does
+not parse is replaced by a 500 naming the problem (a stand-in bug, never
+sent as valid). Errors are Google-style JSON bodies
 ``{"error": {"code", "message", "status"}}``, which google-genai raises as
 ``google.genai.errors.APIError`` with that code. Every request is recorded
 (method, path, query, parsed JSON body, status, route name); logs name routes
@@ -30,12 +37,20 @@ from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterable, Sequence
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from gemini_sft.errors import ConfigError
 from gemini_sft.standin.platform import routes as platform_routes
 from gemini_sft.standin.responder import generation_routes
-from gemini_sft.standin.routing import Route, StandInError, StandInRequest, error_body, grpc_status
+from gemini_sft.standin.rest_rules import (
+    CHECKED_APIS,
+    RestRule,
+    check_request,
+    find_rule,
+    response_problem,
+    rest_rules,
+)
+from gemini_sft.standin.routing import AIPLATFORM_V1, Route, StandInError, StandInRequest, error_body, grpc_status
 from gemini_sft.standin.tuning import TuningJobStore, tuning_routes
 from gemini_sft.vertex_client import is_loopback_endpoint
 
@@ -63,6 +78,18 @@ class RequestRecord:
     status: int
     route: str
     received_at: float
+    rpc: str = ""
+    """The v1 RPC the request matched (``gen_ai_tuning_service.CreateTuningJob``), "" when none."""
+    response: Any = None
+    """The JSON body the stand-in answered with."""
+    query_string: str | None = None
+    """The query string as sent (None: rebuild it from ``query``)."""
+
+    def as_log_line(self) -> dict[str, Any]:
+        """The request as one line of ``standin_requests.jsonl``: method, path with query, body, status."""
+        query = self.query_string if self.query_string is not None else urlencode(self.query)
+        target = self.path + ("?" + query if query else "")
+        return {"method": self.method, "path": target, "body": self.body, "status": self.status}
 
 
 @dataclass(frozen=True)
@@ -135,6 +162,8 @@ class VertexStandIn:
         """Bind and serve in a daemon thread; no-op when already running. Returns self."""
         if self._server is not None:
             return self
+        for api in {AIPLATFORM_V1, *(route.api for route in self.routes)} & set(CHECKED_APIS):
+            rest_rules(api)  # read the REST mappings now, not during the first request
         try:
             server = _StandInHTTPServer((self._host, self._requested_port), _RequestHandler, self)
         except OSError as exc:
@@ -346,6 +375,9 @@ class VertexStandIn:
                 body_error = f"The request body is not valid JSON: {exc}"
         route, match = self._match(method, path)
         route_name = route.name if route else UNMATCHED_ROUTE
+        api = AIPLATFORM_V1 if route is None else route.api
+        checked = api in CHECKED_APIS
+        rule = find_rule(method, path, api) if checked else None
         status: int
         response: Any
         injected = self._planned_failure(route)
@@ -356,16 +388,24 @@ class VertexStandIn:
                 "Retry the request.",
             )
         elif route is None or match is None:
-            status, response = 404, error_body(404, f"The offline stand-in does not serve {method} {path}.")
+            served = "" if rule is None else " (a Vertex AI v1 route this stand-in does not implement)"
+            status, response = 404, error_body(404, f"The offline stand-in does not serve {method} {path}{served}.")
+        elif checked and rule is None:
+            status, response = 404, error_body(404, f"{method} {path} is not a route of the {api} REST API.")
         elif body_error is not None:
             status, response = 400, error_body(400, body_error)
         else:
             # The handler gets its own parse of the body, so nothing it does can alter the logged body.
             handler_body = json.loads(raw_body) if body is not None else None
             request = StandInRequest(method, path, query, handler_body, headers, match, self)
-            status, response = self._call(route, request)
+            status, response = self._answer(route, rule, request)
         with self._lock:
-            self._records.append(RequestRecord(method, path, query, body, status, route_name, time.time()))
+            self._records.append(
+                RequestRecord(
+                    method, path, query, body, status, route_name, time.time(), rule.full_name if rule else "",
+                    response, split.query,
+                )
+            )
             self._route_counts[route_name] += 1
         log.debug("offline stand-in: %s %s (%s) -> %d", method, path, route_name, status)
         return status, response
@@ -376,6 +416,21 @@ class VertexStandIn:
             if match is not None:
                 return route, match
         return None, None
+
+    def _answer(self, route: Route, rule: RestRule | None, request: StandInRequest) -> tuple[int, Any]:
+        """Check the request (Vertex routes), call the handler, check its answer against the response message."""
+        if rule is not None:
+            try:
+                check_request(rule, request.query, request.body)
+            except StandInError as exc:
+                return exc.http_status, exc.body()
+        status, response = self._call(route, request)
+        problem = response_problem(rule, status, response) if rule is not None else None
+        if problem is not None:
+            log.error("offline stand-in: route %s answered a body Vertex never sends: %s", route.name, problem)
+            message = f"Internal error in the offline stand-in: its {rule.rpc} answer is {problem.rstrip('.')}."
+            return 500, error_body(500, message)
+        return status, response
 
     @staticmethod
     def _call(route: Route, request: StandInRequest) -> tuple[int, Any]:

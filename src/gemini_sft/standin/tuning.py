@@ -5,8 +5,14 @@ Routes (under ``/v1/projects/{project}/locations/{location}/``):
 * ``POST tuningJobs`` creates a job from the body the SDK sends (stored in
   full and echoed back), reads its training file and builds the tuned
   model's answer index right away. 400 for a body Vertex would refuse (no
-  training file, no base model, epochs < 1, multiplier <= 0, unknown adapter
-  size).
+  training file, a dataset URI that is not a ``.jsonl`` object in Cloud
+  Storage or a local path, no base model, a base model Vertex does not tune,
+  epochs < 1, multiplier <= 0, an adapter size the model does not allow);
+  404 for a base model the catalogue does not know or marks retired.
+  Continuous tuning (``preTunedModel``) is answered as Vertex answers it,
+  with the base under ``preTunedModel.baseModel``; under the display name of
+  the model it starts from, the job makes the next version of that model
+  (``.../models/ID@2``), else a new model.
 * ``GET tuningJobs/{id}`` returns the job and moves it on: each of
   ``JOB_STATE_PENDING`` and ``JOB_STATE_RUNNING`` is returned by exactly
   ``polls_per_state`` GETs (0: the first GET already sees the end), then the
@@ -48,9 +54,14 @@ from typing import Any, Callable
 
 from gemini_sft.errors import TrainingFileError
 from gemini_sft.examples import Example, content_text
-from gemini_sft.model_catalog import ADAPTER_SIZE_ENUM
 from gemini_sft.standin.responder import NearestExampleIndex, TunedResponder
 from gemini_sft.standin.routing import Route, StandInError, StandInRequest, api_path
+from gemini_sft.standin.tuning_request import (  # noqa: F401 - proto_field is part of this module's API
+    TuningRequest,
+    camel_case_keys,
+    parse_tuning_request,
+    proto_field,
+)
 from gemini_sft.storage import GCS_PREFIX, local_path
 from gemini_sft.tokens import estimate_example_tokens
 
@@ -65,8 +76,6 @@ EXPIRED = "JOB_STATE_EXPIRED"
 ENDED_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED, EXPIRED})
 
 STANDIN_DESCRIPTION = "Made by the gemini-sft offline stand-in of the Vertex API: no Gemini model was tuned."
-# Used when the request sets no epoch count (Vertex chooses one itself).
-DEFAULT_EPOCH_COUNT = 3
 # The stand-in's own assumption for tuningStepCount and checkpoint steps.
 STANDIN_BATCH_SIZE = 8
 DEFAULT_PAGE_SIZE = 100
@@ -164,90 +173,6 @@ def supervised_tuning_data_stats(examples: list[Example], epochs: int) -> dict[s
     }
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
-
-
-def proto_field(message: dict[str, Any], camel_name: str) -> Any:
-    """A field of a JSON-encoded proto message under its lowerCamel or its snake_case name.
-
-    Vertex parses both spellings, and google-genai sends some nested messages
-    (``preTunedModel``, ``encryptionSpec``) with snake_case keys.
-    """
-    if camel_name in message:
-        return message[camel_name]
-    snake_name = re.sub(r"(?<!^)(?=[A-Z])", "_", camel_name).lower()
-    return message.get(snake_name)
-
-
-def camel_case_keys(value: Any) -> Any:
-    """A JSON value with every object key in lowerCamelCase, as Vertex writes resources (label keys kept)."""
-    if isinstance(value, list):
-        return [camel_case_keys(v) for v in value]
-    if not isinstance(value, dict):
-        return value
-    return {
-        _camel(key): (dict(item) if key == "labels" and isinstance(item, dict) else camel_case_keys(item))
-        for key, item in value.items()
-    }
-
-
-@dataclass(frozen=True)
-class TuningRequest:
-    """The parts of a create body the stand-in acts on (the full body is kept as sent)."""
-
-    base_model: str | None
-    pre_tuned_model: str | None
-    training_uri: str
-    validation_uri: str | None
-    epochs: int
-    export_last_checkpoint_only: bool
-
-
-def parse_tuning_request(body: dict[str, Any]) -> TuningRequest:
-    """Check a create body as Vertex would; StandInError(400) naming the offending field."""
-    spec = body.get("supervisedTuningSpec")
-    if not isinstance(spec, dict):
-        raise StandInError(400, "supervisedTuningSpec is required: the offline stand-in only runs supervised tuning.")
-    training_uri = spec.get("trainingDatasetUri")
-    if not isinstance(training_uri, str) or not training_uri:
-        raise StandInError(400, "supervisedTuningSpec.trainingDatasetUri is required.")
-    validation_uri = spec.get("validationDatasetUri")
-    if validation_uri is not None and (not isinstance(validation_uri, str) or not validation_uri):
-        raise StandInError(400, "supervisedTuningSpec.validationDatasetUri must be a non-empty string.")
-    base_model = body.get("baseModel")
-    pre_tuned = body.get("preTunedModel")
-    pre_tuned_name = proto_field(pre_tuned, "tunedModelName") if isinstance(pre_tuned, dict) else None
-    if not base_model and not pre_tuned_name:
-        raise StandInError(400, "baseModel (or preTunedModel.tunedModelName for continuous tuning) is required.")
-    hyper = spec.get("hyperParameters") or {}
-    if not isinstance(hyper, dict):
-        raise StandInError(400, "supervisedTuningSpec.hyperParameters must be an object.")
-    epochs_value = hyper.get("epochCount", DEFAULT_EPOCH_COUNT)
-    try:
-        epochs = int(epochs_value)
-    except (TypeError, ValueError):
-        raise StandInError(400, f"hyperParameters.epochCount must be an integer, got {epochs_value!r}.") from None
-    if epochs < 1:
-        raise StandInError(400, f"hyperParameters.epochCount must be at least 1, got {epochs}.")
-    multiplier = hyper.get("learningRateMultiplier")
-    if multiplier is not None and (not isinstance(multiplier, (int, float)) or multiplier <= 0):
-        raise StandInError(400, f"hyperParameters.learningRateMultiplier must be > 0, got {multiplier!r}.")
-    adapter = hyper.get("adapterSize")
-    if adapter is not None and adapter not in ADAPTER_SIZE_ENUM.values():
-        allowed = ", ".join(ADAPTER_SIZE_ENUM.values())
-        raise StandInError(400, f"hyperParameters.adapterSize {adapter!r} is not one of {allowed}.")
-    return TuningRequest(
-        base_model=base_model if isinstance(base_model, str) else None,
-        pre_tuned_model=pre_tuned_name if isinstance(pre_tuned_name, str) else None,
-        training_uri=training_uri,
-        validation_uri=validation_uri,
-        epochs=epochs,
-        export_last_checkpoint_only=bool(spec.get("exportLastCheckpointOnly", False)),
-    )
-
-
 @dataclass
 class _Job:
     """Mutable job state; only touched under the store's lock."""
@@ -272,10 +197,11 @@ class _Job:
     update_time: str = ""
     error: dict[str, Any] | None = None
     base_model: str | None = None
+    model_version: int = 1
 
     @property
     def model_name(self) -> str:
-        return f"{self.parent}/models/{self.model_id}@1"
+        return f"{self.parent}/models/{self.model_id}@{self.model_version}"
 
     @property
     def endpoint_name(self) -> str:
@@ -329,7 +255,14 @@ class _Job:
             updateTime=self.update_time,
             description=f"{description}\n\n{STANDIN_DESCRIPTION}" if description else STANDIN_DESCRIPTION,
         )
-        if self.base_model and "baseModel" not in resource:
+        if self.request.pre_tuned_model:
+            # Continuous tuning: Vertex reports the base inside preTunedModel (source_model is a oneof).
+            pre_tuned = dict(resource.get("preTunedModel") or {})
+            if self.base_model:
+                pre_tuned["baseModel"] = self.base_model
+            resource["preTunedModel"] = pre_tuned
+            resource.pop("baseModel", None)
+        elif self.base_model and "baseModel" not in resource:
             resource["baseModel"] = self.base_model
         if self.start_time:
             resource["startTime"] = self.start_time
@@ -434,21 +367,28 @@ class TuningJobStore:
 
     def create(self, project: str, location: str, body: dict[str, Any]) -> dict[str, Any]:
         """Create a job from a create body; returns its resource. StandInError(400) for a refused body."""
-        request = parse_tuning_request(body)
         parent = f"projects/{project}/locations/{location}"
+        pre_tuned = body.get("preTunedModel")
+        pre_tuned_name = proto_field(pre_tuned, "tunedModelName") if isinstance(pre_tuned, dict) else None
+        with self._lock:
+            base_of_tuned = self._base_model_of(pre_tuned_name if isinstance(pre_tuned_name, str) else None)
+        request = parse_tuning_request(body, parent, base_of_tuned)
         planned_error: dict[str, Any] | None = None
         fails_before_running = False
         responder: TunedResponder | None = None
         data_stats: dict[str, Any] | None = None
         with self._lock:
             job_id, model_id, endpoint_id = (str(self._ids()) for _ in range(3))
+            model_id, model_version = self._tuned_model_slot(request, model_id)
             fail_message = self.fail_jobs_with
             expire = self.expire_jobs
         try:
             examples = read_examples(request.training_uri, "training")
             if request.validation_uri:
                 read_examples(request.validation_uri, "validation")
-            responder = TunedResponder(endpoint_id, NearestExampleIndex.from_examples(examples))
+            responder = TunedResponder(
+                endpoint_id, NearestExampleIndex.from_examples(examples), request.base_model or base_of_tuned
+            )
             data_stats = supervised_tuning_data_stats(examples, request.epochs)
             log.info("offline stand-in: indexed %d training pairs for job %s", responder.index.size, job_id)
         except TrainingFileError as exc:
@@ -480,11 +420,27 @@ class TuningJobStore:
                 responder=responder,
                 data_stats=data_stats,
                 planned_end_state=planned_end_state,
-                base_model=request.base_model or self._base_model_of(request.pre_tuned_model),
+                base_model=request.base_model or base_of_tuned,
+                model_version=model_version,
             )
             self._jobs[job.name] = job
             log.info("offline stand-in: created tuning job %s", job.name)
             return job.resource()
+
+    def _tuned_model_slot(self, request: TuningRequest, new_model_id: str) -> tuple[str, int]:
+        """(model id, version) of the model a job will make; called under the lock.
+
+        Continuous tuning under the display name of the model it starts from
+        adds the next version of that model, as Vertex does; otherwise the job
+        makes a new model (version 1).
+        """
+        if not request.pre_tuned_model:
+            return new_model_id, 1
+        parent_id = request.pre_tuned_model.rsplit("/", 1)[-1].split("@", 1)[0]
+        versions = [job for job in self._jobs.values() if job.model_id == parent_id]
+        if versions and request.display_name and request.display_name == versions[0].request.display_name:
+            return parent_id, 1 + max(job.model_version for job in versions)
+        return new_model_id, 1
 
     def _base_model_of(self, tuned_model_name: str | None) -> str | None:
         """Base model of a stand-in tuned model (``.../models/ID@version``), for continuous tuning."""

@@ -1,0 +1,202 @@
+"""The validate stage's result over the training and validation splits, and the budget decision.
+
+:func:`validate_splits` checks both files; the :class:`ValidationOutcome` it
+returns is the one record both the KFP component and ``gemini-sft validate``
+render: :meth:`~ValidationOutcome.to_json` (the documented CLI JSON),
+:meth:`~ValidationOutcome.to_result_json` (the component's result artifact),
+:meth:`~ValidationOutcome.to_markdown`, :meth:`~ValidationOutcome.metrics`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from gemini_sft.cost import check_budget
+from gemini_sft.errors import BudgetExceededError
+from gemini_sft.validate.report import ValidationReport, raise_if_invalid
+from gemini_sft.validate.run import ProgressCallback, validate_dataset
+from gemini_sft.validate.settings import DEFAULT_MAX_API_EXAMPLES, ValidationSettings
+
+log = logging.getLogger(__name__)
+
+ProgressFactory = Callable[[Path], tuple[ProgressCallback | None, Callable[[], None]]]
+"""Given a file, returns a progress callback (or None) and a function closing it."""
+
+
+@dataclass(frozen=True)
+class ValidationOutcome:
+    """The reports of the training and (optional) validation split, and the budget they are held to.
+
+    ``budget_usd`` None means no budget.
+    """
+
+    train: ValidationReport
+    validation: ValidationReport | None
+    budget_usd: float | None
+
+    @property
+    def reports(self) -> list[ValidationReport]:
+        return [self.train] + ([self.validation] if self.validation is not None else [])
+
+    @property
+    def valid(self) -> bool:
+        """Both splits break no rule."""
+        return all(report.valid for report in self.reports)
+
+    @property
+    def estimated_cost_usd(self) -> float:
+        """The tuning estimate (the validation split is not billed as training)."""
+        return self.train.estimated_cost_usd
+
+    @property
+    def billable_tokens(self) -> int:
+        return self.train.billable_tokens
+
+    @property
+    def within_budget(self) -> bool:
+        return self.budget_usd is None or self.estimated_cost_usd <= self.budget_usd
+
+    def over_budget_message(self) -> str:
+        """Why the estimate is over the budget, or "" when it is within."""
+        try:
+            check_budget(self.estimated_cost_usd, self.budget_usd)
+        except BudgetExceededError as exc:
+            return str(exc)
+        return ""
+
+    def raise_if_failed(self) -> None:
+        """Raise DatasetInvalidError for an invalid split, then BudgetExceededError above the budget."""
+        for report in self.reports:
+            raise_if_invalid(report)
+        check_budget(self.estimated_cost_usd, self.budget_usd)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``gemini-sft validate --json`` document: the training report's keys, plus ``validation`` when given.
+
+        Keys: valid (both splits), examples, errors, warnings, token_stats,
+        estimated_cost_usd (of the training split), validation.
+        """
+        document = self.train.to_json_dict()
+        document["valid"] = self.valid
+        if self.validation is not None:
+            document["validation"] = self.validation.to_json_dict()
+        return document
+
+    def to_result_json(self) -> dict[str, Any]:
+        """The component's result artifact: validity, budget, cost inputs and both reports' JSON."""
+        return {
+            "valid": self.valid,
+            "within_budget": self.within_budget,
+            "estimated_cost_usd": self.estimated_cost_usd,
+            "max_budget_usd": self.budget_usd,
+            "billable_tokens": self.billable_tokens,
+            "token_source": self.train.token_source,
+            "base_model": self.train.model,
+            "epochs": self.train.cost.epochs,
+            "price_per_million_tokens_usd": self.train.cost.price_per_million_tokens_usd,
+            "train": self.train.to_json_dict(),
+            "validation": self.validation.to_json_dict() if self.validation is not None else None,
+        }
+
+    def result_metadata(self) -> dict[str, Any]:
+        """The figures shown on the result artifact in the console."""
+        return {
+            "valid": self.valid,
+            "within_budget": self.within_budget,
+            "estimated_cost_usd": self.estimated_cost_usd,
+            "billable_tokens": self.billable_tokens,
+            "token_source": self.train.token_source,
+        }
+
+    def metrics(self) -> dict[str, float | int]:
+        """Example, issue and token counts and the cost, as logged to the KFP metrics artifact."""
+        stats = self.train.token_stats
+        return {
+            "train_examples": self.train.examples,
+            "validation_examples": self.validation.examples if self.validation is not None else 0,
+            "errors": sum(report.error_count for report in self.reports),
+            "warnings": sum(report.warning_count for report in self.reports),
+            "tokens_total": stats.total,
+            "tokens_mean": round(stats.mean, 2),
+            "tokens_p95": stats.p95,
+            "tokens_max": stats.max,
+            "billable_tokens": self.billable_tokens,
+            "estimated_cost_usd": round(self.estimated_cost_usd, 4),
+        }
+
+    def to_markdown(self) -> str:
+        """Both reports, then the budget decision."""
+        cost, budget = self.estimated_cost_usd, self.budget_usd
+        budget_line = (
+            f"Estimated tuning cost **${cost:,.2f}** "
+            + (f"against a budget of ${budget:,.2f}: " if budget is not None else "(no budget set): ")
+            + ("within budget." if self.within_budget else "**over budget, tuning stopped.**")
+            + "\n"
+        )
+        return "\n".join([report.to_markdown() for report in self.reports] + ["# Budget\n", budget_line])
+
+    def to_text(self) -> str:
+        """The console report of ``gemini-sft validate``: each file, then the verdict."""
+        out = [f"Validation of {report.path} ({report.split})\n{report.to_text()}" for report in self.reports]
+        if not self.valid:
+            out.append("INVALID: fix the errors above before tuning.")
+        else:
+            out.append("VALID" + (", but the estimated cost is over the budget." if not self.within_budget else ""))
+        return "\n".join(out) + "\n"
+
+
+def split_if_present(path: Path) -> Path | None:
+    """The path of an optional split, or None when it is absent or empty (tuning then runs without it)."""
+    if path.is_file() and path.stat().st_size > 0:
+        return path
+    log.info("no validation split: tuning will run without a validation dataset")
+    return None
+
+
+def validate_splits(
+    train: Path,
+    validation: Path | None,
+    settings: ValidationSettings,
+    budget_usd: float | None,
+    *,
+    workers: int | None = None,
+    max_api_examples: int | None = DEFAULT_MAX_API_EXAMPLES,
+    progress: ProgressFactory | None = None,
+) -> ValidationOutcome:
+    """Validate the training split and the validation split (when given) under the stage settings.
+
+    Args:
+        train: the training file.
+        validation: the validation file, or None.
+        settings: model, epochs, price and how tokens are counted.
+        budget_usd: the budget the estimate is held to (None: no budget).
+        workers: worker processes per file (None: automatic).
+        max_api_examples: ask the countTokens API about at most this many examples per file.
+        progress: makes a progress callback per file.
+
+    Raises InputFormatError when a file cannot be opened, ConfigError for invalid settings.
+    """
+    counter = settings.token_counter()
+    reports: list[ValidationReport] = []
+    for path, split in ((train, "training"), (validation, "validation")):
+        if path is None:
+            continue
+        callback, close = progress(path) if progress is not None else (None, lambda: None)
+        try:
+            config = settings.file_config(split, workers=workers, max_api_examples=max_api_examples)
+            reports.append(validate_dataset(path, config, counter, callback))
+        finally:
+            close()
+    outcome = ValidationOutcome(reports[0], reports[1] if len(reports) > 1 else None, budget_usd)
+    log.info(
+        "%s: %d training examples, %d billable tokens, estimated $%.2f%s",
+        "dataset valid" if outcome.valid else "dataset invalid",
+        outcome.train.examples,
+        outcome.billable_tokens,
+        outcome.estimated_cost_usd,
+        "" if outcome.within_budget else " (over budget)",
+    )
+    return outcome

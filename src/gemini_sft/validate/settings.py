@@ -1,0 +1,133 @@
+"""The settings of the validate stage (one described record) and of checking one file.
+
+:class:`ValidationSettings` is the stage's contract: its fields are the
+parameters of the ``validate_data`` component, the pipeline passes each of
+them, and ``gemini-sft validate`` offers them as options. :class:`ValidationConfig`
+says how one file is checked (its split, the stored-issue caps, workers); it is
+built from the stage settings by :meth:`ValidationSettings.file_config`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from gemini_sft.contracts import setting
+from gemini_sft.cost import PADDING_TOKENS_PER_EXAMPLE
+from gemini_sft.errors import ConfigError
+from gemini_sft.model_catalog import DEFAULT_BASE_MODEL, limits_for
+
+if TYPE_CHECKING:
+    from gemini_sft.validate.counting import TokenCounter
+
+log = logging.getLogger(__name__)
+
+Split = Literal["training", "validation"]
+
+DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024
+# countTokens takes one request per example; beyond this many, counting would take too long
+# (Vertex's default countTokens quota is a few thousand requests per minute).
+DEFAULT_MAX_API_EXAMPLES = 20_000
+
+
+@dataclass(frozen=True)
+class ValidationSettings:
+    """The validate stage's settings: model, cost inputs, budget and how tokens are counted.
+
+    Validated on construction (raises ConfigError for epochs below 1 or a model
+    that cannot be tuned).
+    """
+
+    base_model: str = setting(DEFAULT_BASE_MODEL, "Gemini model to tune; its limits and training price apply.")
+    epochs: int = setting(3, "Epochs of the tuning job, used for the cost estimate.")
+    max_budget_usd: float = setting(
+        100.0, "Stop before tuning when the estimated cost is above this many USD; 0 or less disables the guard.",
+        cli=False,
+    )
+    price_per_million_tokens_usd: float = setting(
+        0.0, "Price per million training tokens in USD; 0 uses the catalogue price of the model."
+    )
+    project: str = setting("", "Google Cloud project of the countTokens requests; empty counts tokens offline.")
+    location: str = setting("us-central1", "Vertex AI region of the countTokens requests.")
+    api_endpoint: str = setting("", "Vertex-compatible API endpoint (e.g. the offline stand-in); empty means Vertex.")
+    count_tokens_with_api: bool = setting(
+        True, "Count tokens with the countTokens API when a project is set; otherwise estimate them offline."
+    )
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ConfigError(f"epochs must be at least 1, got {self.epochs}.")
+        limits_for(self.base_model)  # raises ConfigError for a model that cannot be tuned
+
+    @property
+    def budget_usd(self) -> float | None:
+        """The budget the estimate is held to; None when ``max_budget_usd`` <= 0 disables the guard."""
+        return self.max_budget_usd if self.max_budget_usd > 0 else None
+
+    def file_config(
+        self, split: Split, workers: int | None = None, max_api_examples: int | None = DEFAULT_MAX_API_EXAMPLES
+    ) -> ValidationConfig:
+        """How to check one file of ``split`` under these settings.
+
+        Args:
+            split: "training" or "validation".
+            workers: worker processes (None: automatic).
+            max_api_examples: ask the token counter about at most this many examples (None: no cap).
+        """
+        return ValidationConfig(
+            model=self.base_model,
+            epochs=self.epochs,
+            price_per_million_tokens_usd=self.price_per_million_tokens_usd or None,
+            split=split,
+            workers=workers,
+            max_api_examples=max_api_examples,
+        )
+
+    def token_counter(self) -> TokenCounter | None:
+        """The countTokens client when ``count_tokens_with_api`` and a project are set; else None (offline estimate)."""
+        if not (self.count_tokens_with_api and self.project):
+            log.info("counting tokens with the offline estimate (no project, or count_tokens_with_api is off)")
+            return None
+        from gemini_sft import vertex_client
+
+        vertex = vertex_client.VertexSettings.create(self.project, self.location, self.api_endpoint or None)
+        return vertex_client.ApiTokenCounter(vertex, self.base_model)
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    """How to validate one file.
+
+    ``split`` selects the rules of a training or a validation file (the latter is
+    capped at the model's validation-set limit). ``price_per_million_tokens_usd``
+    None or 0 uses the catalogue price. ``workers`` None chooses automatically
+    (several processes only for large files); 1 checks in-process.
+    ``chunk_bytes``: how much is read (and checked by one worker) at a time.
+    ``max_api_examples``: a token counter is asked about at most this many
+    examples (one request each); a larger file uses the offline estimate and
+    says so (None: no cap).
+    """
+
+    model: str = DEFAULT_BASE_MODEL
+    epochs: int = 3
+    price_per_million_tokens_usd: float | None = None
+    split: Split = "training"
+    max_stored_errors: int = 1000
+    max_stored_warnings: int = 1000
+    min_recommended_examples: int = 100
+    padding_tokens_per_example: int = PADDING_TOKENS_PER_EXAMPLE
+    workers: int | None = None
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    max_api_examples: int | None = DEFAULT_MAX_API_EXAMPLES
+
+    def __post_init__(self) -> None:
+        if self.split not in ("training", "validation"):
+            raise ConfigError(f"split must be 'training' or 'validation', got {self.split!r}.")
+        if self.epochs < 1:
+            raise ConfigError(f"epochs must be at least 1, got {self.epochs}.")
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"workers must be at least 1, got {self.workers}.")
+        if self.chunk_bytes < 1024:
+            raise ConfigError(f"chunk_bytes must be at least 1024, got {self.chunk_bytes}.")
+        limits_for(self.model)  # raises ConfigError for a model that cannot be tuned
