@@ -199,7 +199,8 @@ def _child(task: str, path: Path, out_dir: Path) -> None:
         detail = {"examples": report.examples, "valid": report.valid, "errors": report.error_count,
                   "workers": _validate_workers(path)}
     elif task == "clean":
-        from gemini_sft.clean import CleanConfig, SplitPaths, clean_dataset
+        from gemini_sft.dataset.clean import clean_dataset
+        from gemini_sft.dataset.settings import CleanConfig, SplitPaths
 
         cpu_before, start = _cpu_seconds(), time.perf_counter()
         report = clean_dataset(path, SplitPaths.in_directory(out_dir), CleanConfig())

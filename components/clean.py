@@ -1,13 +1,12 @@
 """KFP shell of the clean stage: read the raw data artifact, clean and split it, write the artifacts.
 
-The work is done by :func:`gemini_sft.clean.clean_dataset`; this shell maps
+The work is done by :func:`gemini_sft.dataset.clean.clean_dataset`; this shell maps
 artifacts to paths, writes the version record and report, and logs counts.
 """
 
 from typing import NamedTuple
 
-from gemini_sft.clean import CleanConfig
-from gemini_sft.components.base import build_component
+from gemini_sft.dataset.settings import CleanConfig
 from gemini_sft.contracts import describe_component
 from kfp.dsl import Artifact, Dataset, Input, Markdown, Metrics, Output
 
@@ -16,10 +15,14 @@ from kfp.dsl import Artifact, Dataset, Input, Markdown, Metrics, Output
     """Clean the raw data into Gemini train / validation / holdout JSONL splits; nothing is lost.
 
     Every row ends in one split or in ``rejected`` with its line and reason. Fails with ConfigError
-    on invalid settings, InputFormatError when the file cannot be read, DatasetInvalidError when no
-    training example survives.""",
+    on invalid settings or an output that would overwrite the input, InputFormatError when the file
+    cannot be read, DatasetInvalidError when no training example survives or a split is smaller than
+    min_split_examples (before anything is tuned).""",
     records=[CleanConfig],
-    inputs={"raw_data": "The raw examples: JSONL in any supported format, CSV or TSV, optionally gzip."},
+    inputs={
+        "raw_data": "The raw examples: JSONL in any supported format, CSV or TSV, optionally gzip; "
+        "metadata source_uri keeps the configured URI (pattern).",
+    },
     outputs={
         "train": "Training split, Gemini JSONL.",
         "validation": "Validation split, Gemini JSONL.",
@@ -53,12 +56,14 @@ def clean_data(
     stratify_by: str = "",
     max_validation_examples: int = 5000,
     validation_overflow: str = "train",
+    min_split_examples: int = 2,
 ) -> NamedTuple("CleanOutputs", [("dataset_hash", str), ("kept_rows", int), ("train_rows", int)]):
     import logging
     from collections import namedtuple
     from pathlib import Path
 
-    from gemini_sft.clean import CleanConfig, SplitPaths, clean_dataset
+    from gemini_sft.dataset.clean import clean_dataset, require_usable_splits
+    from gemini_sft.dataset.settings import CleanConfig, SplitPaths
     from gemini_sft.contracts import record_from_values
     from gemini_sft.errors import DatasetInvalidError
 
@@ -74,7 +79,10 @@ def clean_data(
         train=Path(train.path), validation=Path(validation.path), holdout=Path(holdout.path),
         rejected=Path(rejected.path),
     )
-    result = clean_dataset(Path(raw_data.path), outputs, config, source_uri=raw_data.uri)
+    result = clean_dataset(
+        Path(raw_data.path), outputs, config, source_uri=raw_data.uri,
+        source_uri_pattern=str(raw_data.metadata.get("source_uri", "")),
+    )
 
     version = result.version
     Path(dataset_version.path).parent.mkdir(parents=True, exist_ok=True)
@@ -101,8 +109,7 @@ def clean_data(
             f"no training example survived cleaning ({result.rows_read} rows read, {result.rejected_rows} rejected); "
             "see the rejected artifact for each row's reason"
         )
+    require_usable_splits(result, config)
     outputs_type = namedtuple("CleanOutputs", ["dataset_hash", "kept_rows", "train_rows"])
     return outputs_type(version.dataset_hash, result.kept_rows, result.train_rows)
 
-
-clean_data_op = build_component(clean_data)

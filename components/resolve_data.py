@@ -1,25 +1,26 @@
-"""KFP shell: find this run's raw data (dated or newest folder) before it is imported."""
+"""KFP shell: find this run's raw data (dated or newest folder) and hand it on as the raw Dataset artifact.
+
+The step itself emits the artifact (its URI the resolved object), so no importer has to take a URI from a
+task output at run time. The work is done by :func:`gemini_sft.schedule.resolve_data_uri`.
+"""
 
 from gemini_sft.contracts import describe_component
+from kfp.dsl import Dataset, Output
 
 
 @describe_component(
-    """This run's raw data URI.
+    """Resolve {date} / {latest} in the raw data URI and emit the raw Dataset artifact pointing at that object.
 
-    ``{date}``, ``{yyyy}``, ``{mm}``, ``{dd}`` become today's UTC date and
-    ``{latest}`` the newest sub-folder (``gs://b/raw/{latest}/tickets.jsonl``),
-    so a scheduled run picks up the newest export. A URI without placeholders
-    is returned unchanged. Fails (InputFormatError) when the folder is empty.""",
-    inputs={"raw_data_uri": "The raw data URI, with {date}, {yyyy}, {mm}, {dd} or {latest} placeholders or none."},
-    outputs={"Output": "The resolved URI of this run's raw data."},
+    A URI without placeholders is used unchanged. Fails with InputFormatError when a {latest} folder is empty.""",
+    inputs={"raw_data_uri": "The raw examples; {date}, {yyyy}, {mm}, {dd} and {latest} are filled in at run time."},
+    outputs={"raw_data": "The raw examples of this run: its URI is the resolved object; metadata keeps the pattern."},
 )
-def resolve_raw_data(raw_data_uri: str) -> str:
+def resolve_raw_data(raw_data_uri: str, raw_data: Output[Dataset]) -> None:
     import logging
 
     from gemini_sft.schedule import resolve_data_uri
 
     resolved = resolve_data_uri(raw_data_uri)
-    logging.getLogger("gemini_sft.components.resolve_data").info(
-        "Raw data for this run: %s", resolved
-    )
-    return resolved
+    raw_data.uri = resolved
+    raw_data.metadata.update({"source_uri": raw_data_uri, "resolved_uri": resolved})
+    logging.getLogger("gemini_sft.components.resolve_data").info("Raw data for this run: %s", resolved)

@@ -2,8 +2,8 @@
 
 Steps, in order:
 
-1. **Find and import raw data**: ``raw_data_uri``, with ``{date}``/``{latest}`` resolved for
-   scheduled runs, becomes a Dataset artifact.
+1. **Find the raw data**: ``raw_data_uri``, with ``{date}``/``{latest}`` resolved for
+   scheduled runs, becomes the raw Dataset artifact (emitted by that step, no importer).
 2. **Find the production model**: the champion now in production, if any, from the promotion registry.
 3. **Clean and split**: formats normalised to Gemini examples, bad rows rejected with reasons,
    train / validation / holdout splits with no prompt in two splits, a dataset version record.
@@ -26,7 +26,6 @@ from typing import Callable, Sequence
 
 from kfp import dsl
 
-from gemini_sft.clean import CleanConfig
 from gemini_sft.components.base import DEFAULT_IMAGE, build_component
 from gemini_sft.components.clean import clean_data
 from gemini_sft.components.evaluate import evaluate_models
@@ -35,6 +34,7 @@ from gemini_sft.components.promote import find_champion, promote_model, record_r
 from gemini_sft.components.resolve_data import resolve_raw_data
 from gemini_sft.components.tune import tune_model
 from gemini_sft.components.validate import validate_data
+from gemini_sft.dataset.settings import CleanConfig
 
 PIPELINE_NAME = "gemini-sft"
 PIPELINE_DESCRIPTION = (
@@ -171,6 +171,7 @@ def build_pipeline(
         stratify_by: str = "",
         max_validation_examples: int = 5000,
         validation_overflow: str = "train",
+        min_split_examples: int = 2,
         max_budget_usd: float = 100.0,
         price_per_million_tokens_usd: float = 0.0,
         count_tokens_with_api: bool = True,
@@ -203,17 +204,15 @@ def build_pipeline(
         with steps:
             run_name = dsl.PIPELINE_JOB_NAME_PLACEHOLDER
 
-            resolved = resolve_op(raw_data_uri=raw_data_uri).set_display_name("Find this run's raw data")
-            resolved.set_caching_options(False)  # {latest} must be looked up again on every run
-            raw = dsl.importer(
-                artifact_uri=resolved.output, artifact_class=dsl.Dataset, reimport=False
-            ).set_display_name("Import raw data")
+            # The step emits the raw Dataset artifact itself: no importer takes a URI from a task output.
+            raw = resolve_op(raw_data_uri=raw_data_uri).set_display_name("Find this run's raw data")
+            raw.set_caching_options(False)  # {latest} must be looked up again on every run
 
             champion = find_champion_op(registry_uri=registry_uri).set_display_name("Find production model")
             champion.set_caching_options(False)
 
             clean = clean_op(
-                raw_data=raw.output,
+                raw_data=raw.outputs["raw_data"],
                 train_fraction=train_fraction,
                 validation_fraction=validation_fraction,
                 holdout_fraction=holdout_fraction,
@@ -225,6 +224,7 @@ def build_pipeline(
                 stratify_by=stratify_by,
                 max_validation_examples=max_validation_examples,
                 validation_overflow=validation_overflow,
+                min_split_examples=min_split_examples,
             ).set_display_name("Clean and split data")
             clean.set_cpu_limit("2").set_memory_limit("8G")
 

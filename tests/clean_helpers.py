@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gemini_sft.clean import CleanConfig, CleanReport, SplitPaths, clean_dataset
+from gemini_sft.dataset.clean import clean_dataset
+from gemini_sft.dataset.report import CleanReport
+from gemini_sft.dataset.settings import CleanConfig, SplitPaths
 from gemini_sft.examples import evaluation_case
 
 SPLITS = ("train", "validation", "holdout")

@@ -23,14 +23,10 @@ from clean_helpers import (
 )
 
 from gemini_sft import __version__
-from gemini_sft.clean import (
-    REASON_CODES,
-    CleanConfig,
-    DatasetVersion,
-    SplitPaths,
-    clean_dataset,
-    file_sha256,
-)
+from gemini_sft.dataset.clean import clean_dataset
+from gemini_sft.dataset.fates import REASON_CODES
+from gemini_sft.dataset.settings import CleanConfig, SplitPaths
+from gemini_sft.dataset.version import DatasetVersion, file_sha256
 from gemini_sft.errors import ConfigError, InputFormatError
 
 
@@ -291,9 +287,11 @@ def test_stratify_by_field_reads_the_raw_record(tmp_path: Path) -> None:
 
 
 def test_too_many_strata_is_a_config_error(tmp_path: Path) -> None:
-    records = [{"input": f"Ticket {i}", "output": "answer", "id": str(i)} for i in range(1100)]
-    with pytest.raises(ConfigError, match="distinct values"):
+    records = [{"input": f"Ticket {i}", "output": "answer", "id": str(i)} for i in range(1001)]
+    with pytest.raises(ConfigError, match="more than 1000 distinct values"):
         run_clean(tmp_path, jsonl(*records), stratify_by="field:id")
+    report, _ = run_clean(tmp_path / "at-the-limit", jsonl(*records[:1000]), stratify_by="field:id")
+    assert sum(len(labels) for labels in report.version.label_distribution.values()) == 1000
 
 
 def test_no_prompt_appears_in_two_splits(tmp_path: Path) -> None:
@@ -385,6 +383,11 @@ def test_empty_input_produces_empty_splits_and_a_warning(tmp_path: Path) -> None
     ({"train_fraction": 0.8, "validation_fraction": 0.3, "holdout_fraction": 0.1}, "must be 1"),
     ({"train_fraction": -0.1, "validation_fraction": 0.6, "holdout_fraction": 0.5}, "between 0 and 1"),
     ({"train_fraction": 0.0, "validation_fraction": 0.5, "holdout_fraction": 0.5}, "greater than 0"),
+    ({"train_fraction": 1.5, "validation_fraction": 0.0, "holdout_fraction": 0.0}, "between 0 and 1"),
+    ({"train_fraction": True, "validation_fraction": 0.0, "holdout_fraction": 0.0}, "between 0 and 1"),
+    ({"seed": -1}, "seed must be a non-negative integer"),
+    ({"seed": True}, "seed must be a non-negative integer"),
+    ({"seed": 1.5}, "seed must be a non-negative integer"),
     ({"conflict_policy": "keep_last"}, "drop_all, keep_first"),
     ({"validation_overflow": "nowhere"}, "train, holdout, drop"),
     ({"max_validation_examples": 0}, "max_validation_examples"),
@@ -403,15 +406,15 @@ def test_invalid_configuration_is_refused_with_an_actionable_message(settings: d
 
 
 def test_parallel_conversion_gives_exactly_the_single_process_result(tmp_path: Path, monkeypatch, caplog) -> None:
-    import gemini_sft.clean as clean_module
+    import gemini_sft.dataset.first_pass as first_pass_module
     from gemini_sft.sample_data import render
 
     text = render().encode() * 3 + b"\xef\xbb\xbf not a bom here\n" + render(seed=9).encode()
     settings = {"stratify_by": r"regex:Category: (\w+)", "mask_pii": True}
     single, single_out = run_clean(tmp_path / "single", text, **settings)
-    monkeypatch.setattr(clean_module, "PARALLEL_MIN_BYTES", len(text) // 3)
-    monkeypatch.setattr(clean_module, "_worker_count", lambda source, info: 3)
-    with caplog.at_level("INFO", logger="gemini_sft.clean"):
+    monkeypatch.setattr(first_pass_module, "PARALLEL_MIN_BYTES", len(text) // 3)
+    monkeypatch.setattr(first_pass_module, "_worker_count", lambda source, info: 3)
+    with caplog.at_level("INFO", logger="gemini_sft.dataset.first_pass"):
         parallel, parallel_out = run_clean(tmp_path / "parallel", text, **settings)
     assert "converting in 3 processes" in caplog.text
     for name in ("train", "validation", "holdout", "rejected"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gemini_sft.dedup import CONFLICT, DUPLICATE, KEEP, resolve_duplicates
+from gemini_sft.dataset.dedup import CONFLICT, DUPLICATE, KEEP, resolve_duplicates
 
 # rows:          0  1  2  3  4  5  6
 PROMPTS = np.array([7, 8, 7, 7, 9, 8, 7], dtype=np.int64)
@@ -34,3 +34,20 @@ def test_empty_and_invalid_input() -> None:
     assert resolve_duplicates(np.empty(0, np.int64), np.empty(0, np.int64), "drop_all").outcome.size == 0
     with pytest.raises(ValueError, match="policy"):
         resolve_duplicates(PROMPTS, RESPONSES, "keep_last")
+
+
+def test_empty_input_gives_empty_outcomes_and_references() -> None:
+    decisions = resolve_duplicates(np.empty(0, np.int64), np.empty(0, np.int64), "keep_first")
+    assert decisions.outcome.shape == decisions.reference.shape == (0,)
+
+
+@pytest.mark.parametrize("responses", [RESPONSES[:-1], np.append(RESPONSES, 5)])
+def test_arrays_of_different_lengths_are_refused(responses: np.ndarray) -> None:
+    with pytest.raises(ValueError, match=rf"same length.*\(got 7 and {len(responses)}\)"):
+        resolve_duplicates(PROMPTS, responses, "drop_all")
+
+
+def test_a_prompt_seen_once_is_kept_under_both_policies() -> None:
+    for policy in ("drop_all", "keep_first"):
+        decisions = resolve_duplicates(np.arange(5, dtype=np.int64), np.zeros(5, dtype=np.int64), policy)
+        assert decisions.outcome.tolist() == [KEEP] * 5

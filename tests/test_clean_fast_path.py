@@ -18,13 +18,11 @@ from clean_helpers import all_kept, rejected, run_clean
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gemini_sft.clean import _field_label, _parse_line, _read_json_line
-from gemini_sft.formats import (
-    RowRejected,
-    single_turn_fields,
-    single_turn_line,
-    single_turn_line_utf8,
-)
+from gemini_sft.dataset.first_pass import field_label
+from gemini_sft.dataset.formats import single_turn_fields
+from gemini_sft.dataset.json_lines import parse_line, read_json_line
+from gemini_sft.dataset.output_lines import single_turn_line, single_turn_line_utf8
+from gemini_sft.dataset.records import RowRejected
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -83,7 +81,7 @@ def outcome(read: Any, line: bytes) -> tuple[Any, ...]:
 
 def stdlib_read(line: bytes) -> tuple[dict[str, Any], Any]:
     """The reference: the stdlib parse and the fields it gives."""
-    record = _parse_line(line)
+    record = parse_line(line)
     return record, single_turn_fields(record)
 
 
@@ -103,7 +101,7 @@ def assert_same_output_line(fields: tuple[str, str | None, str, str]) -> None:
 @pytest.mark.parametrize("line", TRICKY_LINES, ids=range(len(TRICKY_LINES)))
 def test_fast_read_agrees_with_stdlib_on_tricky_lines(line: bytes) -> None:
     expected = outcome(stdlib_read, line)
-    assert outcome(_read_json_line, line) == expected
+    assert outcome(read_json_line, line) == expected
     if expected[0] == "read" and expected[1] is not None:
         assert_same_output_line(expected[1])
 
@@ -126,13 +124,13 @@ def test_fast_read_agrees_with_stdlib_on_any_record(
     text = json.dumps({"input": prompt, "output": response, **extra}, ensure_ascii=ascii_only)
     line = text.encode("utf-8", "surrogatepass")  # a lone surrogate written raw is invalid UTF-8
     expected = outcome(stdlib_read, line)
-    assert outcome(_read_json_line, line) == expected
+    assert outcome(read_json_line, line) == expected
     if expected[0] == "read":
         if expected[1] is not None:
             assert_same_output_line(expected[1])
-        record, _ = _read_json_line(line)
+        record, _ = read_json_line(line)
         for name in extra:
-            assert _field_label(record, name, line) == _field_label(stdlib_read(line)[0], name, line)
+            assert field_label(record, name, line) == field_label(stdlib_read(line)[0], name, line)
 
 
 def test_orjson_escapes_every_character_as_the_stdlib_does() -> None:

@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
-from gemini_sft.formats import (
+from gemini_sft.dataset.formats import convert_record
+from gemini_sft.dataset.output_lines import gemini_json_line
+from gemini_sft.dataset.records import (
     FORMAT_GEMINI,
     FORMAT_INPUT_OUTPUT,
     FORMAT_INPUT_TEXT,
@@ -18,10 +20,8 @@ from gemini_sft.formats import (
     FORMAT_PROMPT_COMPLETION,
     RejectReason,
     RowRejected,
-    convert_record,
-    gemini_json_line,
 )
-from gemini_sft.sources import (
+from gemini_sft.dataset.sources import (
     CONTAINER_CSV,
     CONTAINER_JSONL,
     CONTAINER_TSV,
@@ -182,12 +182,8 @@ def test_gzip_is_detected_by_magic_bytes_whatever_the_name(tmp_path: Path) -> No
 
 
 def test_line_aligned_ranges_cover_the_file_and_start_on_lines(tmp_path: Path) -> None:
-    from gemini_sft.sources import (
-        RowCounter,
-        count_newlines,
-        line_aligned_ranges,
-        open_rows,
-    )
+    from gemini_sft.dataset.sources import RowCounter, count_newlines, open_rows
+    from gemini_sft.parallel import line_aligned_ranges
 
     path = tmp_path / "data.jsonl"
     lines = [f'{{"input": "question {i}", "output": "{"x" * (i % 7)}"}}\n' for i in range(500)]
@@ -216,7 +212,7 @@ def test_line_aligned_ranges_cover_the_file_and_start_on_lines(tmp_path: Path) -
 
 
 def test_csv_row_with_invalid_utf8_is_a_row_rejection_not_a_file_failure(tmp_path: Path) -> None:
-    from gemini_sft.sources import RowCounter, open_rows
+    from gemini_sft.dataset.sources import RowCounter, open_rows
 
     path = tmp_path / "data.csv"
     path.write_bytes(b"input,output\ncaf\xe9,billing\nok,shipping\n")
@@ -229,7 +225,7 @@ def test_csv_row_with_invalid_utf8_is_a_row_rejection_not_a_file_failure(tmp_pat
 
 
 def test_csv_headers_are_matched_case_insensitively(tmp_path: Path) -> None:
-    from gemini_sft.sources import RowCounter, open_rows
+    from gemini_sft.dataset.sources import RowCounter, open_rows
 
     path = tmp_path / "export.csv"
     path.write_text("Input,Output,System_Instruction,Team\nWhere is it?,shipping,Be brief.,red\n", encoding="utf-8")

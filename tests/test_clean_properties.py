@@ -11,9 +11,11 @@ from clean_helpers import all_kept, prompt_and_response, read_jsonl, rejected
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gemini_sft.clean import CleanConfig, SplitPaths, clean_dataset
+from gemini_sft.dataset.clean import clean_dataset
+from gemini_sft.dataset.formats import convert_record
+from gemini_sft.dataset.output_lines import gemini_json_line
+from gemini_sft.dataset.settings import CleanConfig, SplitPaths
 from gemini_sft.errors import InputFormatError
-from gemini_sft.formats import convert_record, gemini_json_line
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from clean_helpers import rejected, run_clean
 
-from gemini_sft.sources import jsonl_lines_at
+from gemini_sft.dataset.sources import jsonl_lines_at
 
 FIRST = b'{"input": "Where is my parcel?", "output": "On its way."}'
 OTHER = b'{"input": "Can I pay by card?", "output": "Yes."}'

@@ -16,7 +16,6 @@ CHECKED_IN_SPEC = REPO / "compiled" / "gemini_sft_pipeline.yaml"
 
 EXPECTED_STEPS = {
     "resolve-raw-data": "Find this run's raw data",
-    "importer": "Import raw data",
     "find-champion": "Find production model",
     "clean-data": "Clean and split data",
     "validate-data": "Validate dataset and estimate cost",
@@ -122,7 +121,7 @@ def test_every_pipeline_parameter_has_a_one_line_description(spec: dict[str, Any
     assert undescribed == []
     assert [name for name, definition in parameters.items() if "\n" in definition["description"]] == []
     # The clean settings' descriptions come from CleanConfig, the record the clean step is built from.
-    from gemini_sft.clean import CleanConfig
+    from gemini_sft.dataset.settings import CleanConfig
     from gemini_sft.contracts import settings_of
 
     for item in settings_of(CleanConfig):

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
-from gemini_sft.clean import CleanConfig
 from gemini_sft.components.clean import clean_data
 from gemini_sft.components.evaluate import evaluate_models
 from gemini_sft.components.gate import gate_model
+from gemini_sft.components.resolve_data import resolve_raw_data
 from gemini_sft.components.tune import tune_model
 from gemini_sft.components.validate import validate_data
 from gemini_sft.contracts import (
@@ -27,6 +27,7 @@ from gemini_sft.contracts import (
     settings_of,
     signature_problems,
 )
+from gemini_sft.dataset.settings import CleanConfig
 from gemini_sft.evaluation.settings import EvaluationSettings
 from gemini_sft.gate import GatePolicy
 from gemini_sft.tune import TuningSettings
@@ -48,6 +49,7 @@ GATE_ARTIFACTS = ("evaluation", "decision", "report")
 # (component function, records, other parameters, task name, record fields the pipeline wires otherwise)
 STAGES: list[tuple[Any, list[type], tuple[str, ...], str, tuple[str, ...]]] = [
     (clean_data, [CleanConfig], CLEAN_ARTIFACTS, "clean-data", ()),
+    (resolve_raw_data, [], ("raw_data_uri", "raw_data"), "resolve-raw-data", ()),
     (tune_model, [VertexTarget, TuningSettings], TUNE_ARTIFACTS, "tune-model", TUNE_WIRED + TUNE_DEFAULTS),
     (validate_data, [ValidationSettings], VALIDATE_ARTIFACTS, "validate-data", ()),
     (evaluate_models, [VertexTarget, EvaluationSettings], EVALUATE_ARTIFACTS, "evaluate-models", EVALUATE_WIRED),

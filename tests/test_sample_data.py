@@ -9,7 +9,8 @@ from pathlib import Path
 
 from clean_helpers import kept_examples, prompt_and_response
 
-from gemini_sft.clean import CleanConfig, SplitPaths, clean_dataset
+from gemini_sft.dataset.clean import clean_dataset
+from gemini_sft.dataset.settings import CleanConfig, SplitPaths
 from gemini_sft.sample_data import (
     CATEGORIES,
     PRIORITIES,

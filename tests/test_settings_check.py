@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gemini_sft.clean import CleanConfig
+from gemini_sft.dataset.settings import CleanConfig
 from gemini_sft.errors import ConfigError
 from gemini_sft.settings_check import raise_for_settings, setting_problems
 

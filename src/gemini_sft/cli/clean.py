@@ -5,6 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gemini_sft.contracts import add_cli_options
+from gemini_sft.dataset.settings import CleanConfig
+
+if TYPE_CHECKING:
+    from gemini_sft.dataset.report import CleanReport
+
+RECORD_FILES = ("dataset_version.json", "report.md")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,56 +30,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("path", type=Path, help="raw data file (local path; gs://... through the /gcs mount)")
     parser.add_argument("--out", type=Path, required=True, help="output directory (created if missing)")
-    parser.add_argument("--train-fraction", type=float, default=0.8, help="share of examples for training (0.8)")
-    parser.add_argument("--validation-fraction", type=float, default=0.1, help="share for validation (0.1)")
-    parser.add_argument("--holdout-fraction", type=float, default=0.1, help="share for the holdout set (0.1)")
-    parser.add_argument("--seed", type=int, default=42, help="seed of the split (42)")
-    parser.add_argument("--system-instruction", default="", help="system instruction given to every example")
-    parser.add_argument("--min-response-chars", type=int, default=0, help="reject shorter responses (0 = no minimum)")
-    parser.add_argument(
-        "--conflict-policy", choices=("drop_all", "keep_first"), default="drop_all",
-        help="same prompt with different responses: drop every such row, or keep the first (drop_all)",
-    )
-    parser.add_argument("--mask-pii", action="store_true", help="mask e-mails, phone numbers and card numbers")
-    parser.add_argument(
-        "--stratify-by", default="",
-        help="stratify splits by 'field:NAME' (raw field) or 'regex:PATTERN' (group 1 in the response)",
-    )
-    parser.add_argument("--max-validation-examples", type=int, default=5000, help="validation cap (Vertex: 5000)")
-    parser.add_argument(
-        "--validation-overflow", choices=("train", "holdout", "drop"), default="train",
-        help="where validation examples over the cap go (train)",
-    )
+    add_cli_options(parser, CleanConfig)
     parser.add_argument("--json", action="store_true", help="print the dataset version record as JSON")
     parser.set_defaults(handler=_clean)
 
 
 def _clean(args: argparse.Namespace) -> int:
-    from gemini_sft.clean import CleanConfig, SplitPaths, clean_dataset
+    from gemini_sft.contracts import record_from_cli
+    from gemini_sft.dataset.clean import clean_dataset, prepare_outputs, require_usable_splits
+    from gemini_sft.dataset.settings import SplitPaths
     from gemini_sft.storage import local_path
 
-    config = CleanConfig(
-        train_fraction=args.train_fraction,
-        validation_fraction=args.validation_fraction,
-        holdout_fraction=args.holdout_fraction,
-        seed=args.seed,
-        system_instruction=args.system_instruction,
-        min_response_chars=args.min_response_chars,
-        conflict_policy=args.conflict_policy,
-        mask_pii=args.mask_pii,
-        stratify_by=args.stratify_by,
-        max_validation_examples=args.max_validation_examples,
-        validation_overflow=args.validation_overflow,
-    )
+    config = record_from_cli(CleanConfig, args)
     source_uri = str(args.path)
+    source = local_path(source_uri)
     out_dir: Path = args.out
-    out_dir.mkdir(parents=True, exist_ok=True)
-    report = clean_dataset(local_path(source_uri), SplitPaths.in_directory(out_dir), config, source_uri=source_uri)
+    outputs = SplitPaths.in_directory(out_dir)
+    # Every file this command writes is checked against the input before anything is read.
+    prepare_outputs(source, [*outputs.files(), *(out_dir / name for name in RECORD_FILES)])
+    report = clean_dataset(source, outputs, config, source_uri=source_uri)
     (out_dir / "dataset_version.json").write_text(report.version.to_json() + "\n", encoding="utf-8")
     (out_dir / "report.md").write_text(report.to_markdown(), encoding="utf-8")
     if args.json:
         print(json.dumps(report.version.to_dict(), indent=2))
-        return 0 if report.train_rows else 1
+    else:
+        _print_summary(report, out_dir)
+    require_usable_splits(report, config)
+    return 0 if report.train_rows else 1
+
+
+def _print_summary(report: CleanReport, out_dir: Path) -> None:
     print(f"Read {report.rows_read} rows ({report.blank_lines} blank lines skipped)")
     print(
         f"Kept {report.kept_rows}: train {report.train_rows}, validation {report.validation_rows}, "
@@ -84,4 +73,3 @@ def _clean(args: argparse.Namespace) -> int:
         print(f"Warning: {warning}")
     print(f"Dataset hash {report.dataset_hash}")
     print(f"Wrote {out_dir}/{{train,validation,holdout,rejected}}.jsonl, dataset_version.json, report.md")
-    return 0 if report.train_rows else 1

@@ -1,8 +1,8 @@
-"""Record formats of tuning data: detection, conversion to Gemini examples, output lines.
+"""Record formats of tuning data: detection and conversion to normalised Gemini examples.
 
 :func:`convert_record` takes one parsed record (a JSON object or a CSV row),
-detects its format and converts it to a normalised single Gemini example;
-:func:`gemini_json_line` writes that example as a JSONL line. Supported
+detects its format and converts it to a normalised single Gemini example
+(:mod:`gemini_sft.dataset.output_lines` writes it as a JSONL line). Supported
 formats, in detection order:
 
   ===================== =====================================================
@@ -23,122 +23,21 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from enum import Enum
 from typing import Any
 
-import orjson
-
-FORMAT_GEMINI = "gemini_contents"
-FORMAT_MESSAGES = "chat_messages"
-FORMAT_INPUT_TEXT = "input_text"
-FORMAT_INPUT_OUTPUT = "input_output"
-FORMAT_PROMPT_COMPLETION = "prompt_completion"
-RECORD_FORMATS: tuple[str, ...] = (
+from gemini_sft.dataset.records import (
     FORMAT_GEMINI,
     FORMAT_MESSAGES,
-    FORMAT_INPUT_TEXT,
-    FORMAT_INPUT_OUTPUT,
-    FORMAT_PROMPT_COMPLETION,
+    MODEL_ROLES,
+    PAIR_FORMATS,
+    SYSTEM_FIELDS,
+    ConvertedRecord,
+    RejectReason,
+    RowRejected,
+    normalize_text,
 )
-
-# (format, prompt field, response field) for the single-turn formats, in detection order.
-PAIR_FORMATS: tuple[tuple[str, str, str], ...] = (
-    (FORMAT_INPUT_TEXT, "input_text", "output_text"),
-    (FORMAT_INPUT_OUTPUT, "input", "output"),
-    (FORMAT_PROMPT_COMPLETION, "prompt", "completion"),
-)
-PAIR_FIELDS: frozenset[str] = frozenset(f for _, p, r in PAIR_FORMATS for f in (p, r))
-# Optional per-record system instruction of single-turn records and CSV columns.
-SYSTEM_FIELDS: tuple[str, ...] = ("systemInstruction", "system_instruction", "system")
-
-MODEL_ROLES: frozenset[str] = frozenset({"model", "assistant"})
-
-
-class RejectReason(str, Enum):
-    """Stable reason codes written to ``rejected.jsonl`` (never renamed: users filter on them)."""
-
-    INVALID_ENCODING = "invalid_encoding"  # the line is not valid UTF-8
-    UNPARSEABLE_LINE = "unparseable_line"  # not JSON, or a CSV row with the wrong number of fields
-    NOT_AN_OBJECT = "not_an_object"  # valid JSON, but not an object
-    UNKNOWN_FORMAT = "unknown_format"  # an object in none of the supported formats
-    INVALID_STRUCTURE = "invalid_structure"  # a known format with the wrong shape or field types
-    INVALID_ROLES = "invalid_roles"  # unknown role, system turn in contents, turns not alternating, ...
-    EMPTY_PROMPT = "empty_prompt"
-    EMPTY_RESPONSE = "empty_response"
-    RESPONSE_TOO_SHORT = "response_too_short"  # shorter than min_response_chars
-    DUPLICATE = "duplicate"  # same system instruction, prompt and response as an earlier row
-    CONFLICTING_RESPONSE = "conflicting_response"  # same prompt as another row, different response
-    VALIDATION_OVERFLOW = "validation_overflow"  # over the validation cap with overflow policy "drop"
-
-
-class RowRejected(Exception):
-    """A row cannot become a training example; ``reason`` is a :class:`RejectReason`."""
-
-    def __init__(self, reason: RejectReason, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
-
-
-class ConvertedRecord:
-    """One record as a normalised single Gemini example.
-
-    ``prompt_key`` is a canonical text of the turns before the answer (the
-    prompt's text for a single text turn, else canonical JSON of the turns);
-    it identifies the prompt for duplicates, conflicts and split groups.
-    ``response`` is the answer's text. ``history`` (the Gemini contents before
-    the final model turn) and ``response_parts`` (that turn's parts) are
-    ``None`` for the common single-turn text example, which is fully described
-    by ``prompt_key`` and ``response``; use :meth:`contents` for the turns.
-    """
-
-    __slots__ = ("history", "prompt_key", "response", "response_parts", "source_format", "system_instruction")
-
-    def __init__(
-        self,
-        source_format: str,
-        system_instruction: str | None,
-        prompt_key: str,
-        response: str,
-        history: list[dict[str, Any]] | None = None,
-        response_parts: list[dict[str, Any]] | None = None,
-    ) -> None:
-        self.source_format = source_format
-        self.system_instruction = system_instruction
-        self.prompt_key = prompt_key
-        self.response = response
-        self.history = history
-        self.response_parts = response_parts
-
-    @property
-    def is_single_text_turn(self) -> bool:
-        """True when the example is one user text and one model text."""
-        return self.history is None
-
-    def contents(self) -> list[dict[str, Any]]:
-        """The example's Gemini ``contents``: the prompt turns, then the model's answer."""
-        if self.history is None:
-            return [
-                {"role": "user", "parts": [{"text": self.prompt_key}]},
-                {"role": "model", "parts": [{"text": self.response}]},
-            ]
-        return [*self.history, {"role": "model", "parts": self.response_parts}]
-
-    def __repr__(self) -> str:  # never shows content: examples are private data
-        return f"ConvertedRecord(format={self.source_format!r}, single_turn={self.history is None})"
-
 
 _normalize = unicodedata.normalize
-
-
-def normalize_text(text: str) -> str:
-    """NFC-normalise and trim ``text`` (ASCII text skips the Unicode pass: it is always NFC)."""
-    return text.strip() if text.isascii() else _normalize("NFC", text).strip()
-
-
-# ---------------------------------------------------------------------------
-# Records
-# ---------------------------------------------------------------------------
 
 
 def convert_record(record: dict[str, Any]) -> ConvertedRecord:
@@ -465,127 +364,3 @@ def _from_messages(record: dict[str, Any]) -> ConvertedRecord:
     if not turns:
         raise RowRejected(RejectReason.EMPTY_PROMPT, "messages hold only a system message")
     return _finish(FORMAT_MESSAGES, system, turns, "messages")
-
-
-# ---------------------------------------------------------------------------
-# Output
-# ---------------------------------------------------------------------------
-
-_encode_string = json.encoder.encode_basestring  # type: ignore[attr-defined]
-_CONTENTS_HEAD = '"contents":[{"role":"user","parts":[{"text":'
-_CONTENTS_MIDDLE = '}]},{"role":"model","parts":[{"text":'
-_CONTENTS_TAIL = "}]}]}"
-
-
-def gemini_json_line(system_instruction: str | None, converted: ConvertedRecord, end: str = "") -> str:
-    """The JSONL line of the Gemini example for ``converted``, followed by ``end`` (e.g. a newline).
-
-    Single-turn text examples, by far the most common, are written from a
-    template around C-encoded strings; others go through ``json.dumps``.
-    Non-ASCII text is written as UTF-8, not escaped.
-    """
-    if converted.history is None:
-        return single_turn_line(system_instruction, converted.prompt_key, converted.response, end)
-    example: dict[str, Any] = {}
-    if system_instruction:
-        example["systemInstruction"] = {"parts": [{"text": system_instruction}]}
-    example["contents"] = converted.contents()
-    line = json.dumps(example, ensure_ascii=False, separators=(",", ":")) + end
-    return line if line.isascii() else _escape_line_separators(line)
-
-
-def single_turn_line(system_instruction: str | None, prompt: str, response: str, end: str = "") -> str:
-    """The JSONL line of a one-user-text, one-model-text Gemini example, followed by ``end``."""
-    line = (
-        f"{system_instruction_head(system_instruction)}{_CONTENTS_HEAD}{_encode_string(prompt)}"
-        f"{_CONTENTS_MIDDLE}{_encode_string(response)}{_CONTENTS_TAIL}{end}"
-    )
-    return line if line.isascii() else _escape_line_separators(line)
-
-
-_CONTENTS_HEAD_UTF8 = _CONTENTS_HEAD.encode()
-_CONTENTS_MIDDLE_UTF8 = _CONTENTS_MIDDLE.encode()
-_CONTENTS_TAIL_UTF8 = _CONTENTS_TAIL.encode()
-
-
-def single_turn_line_utf8(system_instruction: str | None, prompt: str, response: str, end: bytes = b"") -> bytes:
-    """:func:`single_turn_line` as UTF-8 bytes, byte for byte, encoded by orjson (several times faster).
-
-    orjson escapes strings exactly as ``json.dumps(ensure_ascii=False)`` does.
-    Raises ``TypeError`` when a text holds a lone surrogate (not encodable as
-    UTF-8); the caller then uses :func:`single_turn_line`, which can.
-    """
-    line = b"".join((
-        _system_instruction_head_utf8(system_instruction),
-        _CONTENTS_HEAD_UTF8,
-        orjson.dumps(prompt),
-        _CONTENTS_MIDDLE_UTF8,
-        orjson.dumps(response),
-        _CONTENTS_TAIL_UTF8,
-        end,
-    ))
-    # Looking for line separators in the texts is much faster than in the encoded line.
-    if line.isascii() or not (
-        _has_line_separator(prompt)
-        or _has_line_separator(response)
-        or (system_instruction and _has_line_separator(system_instruction))
-    ):
-        return line
-    return _escape_line_separators_utf8(line)
-
-
-_SYSTEM_HEADS: dict[str, str] = {}
-_SYSTEM_HEADS_UTF8: dict[str, bytes] = {}
-_SYSTEM_HEADS_MAX = 64
-
-
-def system_instruction_head(system_instruction: str | None) -> str:
-    """The start of an example line up to ``"contents"``: ``{`` plus the system instruction, if any.
-
-    Memoised: a dataset usually carries one or a few system instructions.
-    """
-    if not system_instruction:
-        return "{"
-    head = _SYSTEM_HEADS.get(system_instruction)
-    if head is None:
-        head = '{"systemInstruction":{"parts":[{"text":' + _encode_string(system_instruction) + "}]},"
-        if len(_SYSTEM_HEADS) < _SYSTEM_HEADS_MAX:
-            _SYSTEM_HEADS[system_instruction] = head
-    return head
-
-
-def _system_instruction_head_utf8(system_instruction: str | None) -> bytes:
-    """:func:`system_instruction_head` as UTF-8 bytes (before line-separator escaping); memoised likewise."""
-    if not system_instruction:
-        return b"{"
-    head = _SYSTEM_HEADS_UTF8.get(system_instruction)
-    if head is None:
-        head = b'{"systemInstruction":{"parts":[{"text":' + orjson.dumps(system_instruction) + b"}]},"
-        if len(_SYSTEM_HEADS_UTF8) < _SYSTEM_HEADS_MAX:
-            _SYSTEM_HEADS_UTF8[system_instruction] = head
-    return head
-
-
-# Characters that some readers (str.splitlines, JavaScript) treat as line breaks; JSON allows
-# them raw inside strings, so they are escaped to keep one example per line for every reader.
-_LINE_SEPARATORS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
-# The same in UTF-8; in valid UTF-8 these byte sequences only ever encode those characters.
-_LINE_SEPARATORS_UTF8 = {char.encode(): escaped.encode() for char, escaped in _LINE_SEPARATORS.items()}
-
-
-def _has_line_separator(text: str) -> bool:
-    return "\x85" in text or "\u2028" in text or "\u2029" in text
-
-
-def _escape_line_separators(line: str) -> str:
-    for char, escaped in _LINE_SEPARATORS.items():
-        if char in line:
-            line = line.replace(char, escaped)
-    return line
-
-
-def _escape_line_separators_utf8(line: bytes) -> bytes:
-    for char, escaped in _LINE_SEPARATORS_UTF8.items():
-        if char in line:
-            line = line.replace(char, escaped)
-    return line

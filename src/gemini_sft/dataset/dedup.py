@@ -44,7 +44,10 @@ def resolve_duplicates(prompt_keys: np.ndarray, response_keys: np.ndarray, polic
         raise ValueError(f"unknown conflict policy {policy!r}; expected one of {POLICIES}")
     count = len(prompt_keys)
     if len(response_keys) != count:
-        raise ValueError("prompt_keys and response_keys must have the same length")
+        raise ValueError(
+            f"prompt_keys and response_keys must have the same length, one key each per row "
+            f"(got {count} and {len(response_keys)})"
+        )
     if count == 0:
         return DuplicateDecisions(np.empty(0, dtype=np.uint8), np.empty(0, dtype=np.int64))
     order = np.argsort(prompt_keys, kind="stable")  # by prompt, then file order

@@ -19,12 +19,16 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-
-from gemini_sft.parallel import line_aligned_ranges  # noqa: F401 (re-exported for the readers)
 from typing import Any, BinaryIO
 
 from gemini_sft.errors import InputFormatError
-from gemini_sft.formats import PAIR_FIELDS, SYSTEM_FIELDS, RejectReason, RowRejected
+from gemini_sft.dataset.records import (
+    PAIR_FIELDS,
+    SYSTEM_FIELDS,
+    RejectReason,
+    RowRejected,
+    has_lone_surrogate,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -162,7 +166,9 @@ def iter_csv_rows(stream: BinaryIO, delimiter: str, counter: RowCounter) -> Iter
 
     Blank rows are counted in ``counter``; a file without a header yields
     nothing. Raises :class:`InputFormatError` when the CSV quoting is broken
-    beyond recovery (the csv module's own errors).
+    beyond recovery (the csv module's own errors) and when the first row reads
+    like data (no known column name, and a number or a sentence in it): a
+    file without a header row, whose first example would be taken for one.
     """
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
     reader = csv.reader(text, delimiter=delimiter)
@@ -174,6 +180,12 @@ def iter_csv_rows(stream: BinaryIO, delimiter: str, counter: RowCounter) -> Iter
         if header is None:
             return
         columns = [_canonical_column(c) for c in header]
+        if not set(columns) & _RECORD_COLUMNS and any(_looks_like_data(cell) for cell in header):
+            raise InputFormatError(
+                f"the first row of the CSV/TSV input (line {reader.line_num}) looks like data, not a header row: "
+                f"no column is named {', '.join(sorted(_RECORD_COLUMNS))}; add a header row that names the "
+                "columns, e.g. input,output"
+            )
         previous_end = reader.line_num
         joiner = io.StringIO()
         writer = csv.writer(joiner, delimiter=delimiter, lineterminator="")
@@ -190,7 +202,7 @@ def iter_csv_rows(stream: BinaryIO, delimiter: str, counter: RowCounter) -> Iter
             joined = joiner.getvalue()
             raw = joined.encode("utf-8", errors="surrogateescape")
             payload: dict[str, str] | RowRejected
-            if not joined.isascii() and _has_surrogates(joined):
+            if not joined.isascii() and has_lone_surrogate(joined):
                 payload = RowRejected(RejectReason.INVALID_ENCODING, "the row is not valid UTF-8")
             elif len(cells) != len(columns):
                 payload = RowRejected(
@@ -211,17 +223,26 @@ def iter_csv_rows(stream: BinaryIO, delimiter: str, counter: RowCounter) -> Iter
 _KNOWN_COLUMNS: dict[str, str] = {name.lower(): name for name in (*PAIR_FIELDS, *SYSTEM_FIELDS)}
 
 
+# Columns that make a row a record: the prompt/response pairs, a system instruction, Gemini or chat JSON.
+_RECORD_COLUMNS: frozenset[str] = frozenset({*PAIR_FIELDS, *SYSTEM_FIELDS, "contents", "messages"})
+
+
+def _looks_like_data(cell: str) -> bool:
+    """Whether a header cell reads like a value rather than a column name: a number, a sentence, long text."""
+    text = cell.strip()
+    if not text:
+        return False
+    try:
+        float(text)
+        return True
+    except ValueError:
+        pass
+    return len(text) > 40 or len(text.split()) >= 4 or (" " in text and text[-1] in ".?!")
+
+
 def _canonical_column(name: str) -> str:
     name = name.strip()
     return _KNOWN_COLUMNS.get(name.lower(), name)
-
-
-def _has_surrogates(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 def open_rows(
@@ -231,7 +252,7 @@ def open_rows(
 
     ``byte_range`` (uncompressed JSONL only) reads the lines starting in
     ``[start, end)``, numbering them from ``first_line``; ranges come from
-    :func:`line_aligned_ranges`.
+    :func:`gemini_sft.parallel.line_aligned_ranges`.
     """
     stream, _ = _open_binary(path, buffering=_READ_BUFFER_BYTES)
     if info.container == CONTAINER_JSONL:
