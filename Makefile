@@ -9,7 +9,7 @@ IMAGE ?= $(REGION)-docker.pkg.dev/$(PROJECT)/gemini-sft/gemini-sft:$(VERSION)
 BENCH_MB ?= 1000
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-open-weights test compile run-local image image-gpu bench lock clean
+.PHONY: help install install-open-weights test compile run-local image image-gpu bench bench-open-weights mutate lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-20s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ bench: install ## Benchmarks: data throughput (BENCH_MB=1000) and evaluation rat
 
 bench-open-weights: install-open-weights ## Benchmark: open-weights training tokens/s (and MFU on a GPU)
 	$(BIN)/python benchmarks/bench_open_weights.py
+
+mutate: install ## Mutation check of the gate: each one-operator change must fail tests/test_gate.py (not in CI)
+	$(BIN)/python tools/mutate_gate.py
 
 lock: install-open-weights ## Regenerate constraints.txt from the installed environment (all extras)
 	# torch is pinned without its local build tag, so the CPU and the CUDA build both satisfy it.

@@ -27,15 +27,12 @@ from pathlib import Path
 
 from google.genai import types
 
-from gemini_sft.evaluate import (
-    EvaluationSettings,
-    HoldoutCase,
-    RequestRateLimiter,
-    RetryPolicy,
-    generate_answers,
-    run_evaluation,
-)
+from gemini_sft.evaluation.generation import RequestRateLimiter, generate_answers
+from gemini_sft.evaluation.holdout import HoldoutCase
+from gemini_sft.evaluation.run import run_evaluation
+from gemini_sft.evaluation.settings import EvaluationSettings
 from gemini_sft.examples import evaluation_case, make_example
+from gemini_sft.retry import RetryPolicy
 from gemini_sft.standin import VertexStandIn
 from gemini_sft.vertex_client import GenAIGenerator, VertexSettings, genai_client
 
@@ -126,8 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         standin.latency_seconds = args.latency
         standin.inject_faults((429, 503), rate=args.fault_rate, seed=7)
         result = run_evaluation(
-            cases, generators, models,
-            EvaluationSettings(max_concurrency=args.concurrency, requests_per_minute=args.rpm,
+            cases, generators,
+            EvaluationSettings(base_model=models["base"], tuned_endpoint=models["tuned"],
+                               max_concurrency=args.concurrency, requests_per_minute=args.rpm,
                                label_pattern=r"Category: (\w+)", bootstrap_samples=1000, seed=42),
         )
         requests = standin.requests_to(":generateContent")

@@ -1,12 +1,30 @@
-"""KFP shell of the gate stage: pass or fail the tuned model against the policy."""
+"""KFP shell of the gate stage: pass or fail the tuned model against the policy.
+
+The rules are :data:`gemini_sft.gate.CHECKS`; this shell reads the evaluation and writes the decision.
+"""
 
 from typing import NamedTuple
 
+from gemini_sft.components.base import build_component
+from gemini_sft.contracts import describe_component
+from gemini_sft.gate import GatePolicy
 from kfp.dsl import Artifact, Input, Markdown, Output
 
-from gemini_sft.components.base import build_component
 
+@describe_component(
+    """Decide whether the tuned model may be promoted, from the evaluation's metrics.
 
+    Fails closed: missing, NaN or infinite metrics fail. Raises GateError for an invalid policy
+    or an unreadable evaluation artifact.""",
+    records=[GatePolicy],
+    inputs={"evaluation": "The evaluation document written by the evaluate step."},
+    outputs={
+        "decision": "The decision: passed, reasons, every check, the policy and the metrics read.",
+        "report": "The decision as a Markdown page: one row per check.",
+        "passed": "Whether the tuned model may be promoted.",
+        "summary": "One line: the verdict and the failing (or passing) checks.",
+    },
+)
 def gate_model(
     evaluation: Input[Artifact],
     decision: Output[Artifact],
@@ -19,47 +37,22 @@ def gate_model(
     max_champion_regression: float = 0.0,
     max_error_rate: float = 0.05,
 ) -> NamedTuple("GateOutputs", [("passed", bool), ("summary", str)]):
-    """Decide whether the tuned model may be promoted, from the evaluation's metrics.
-
-    Fails closed: missing, NaN or infinite metrics fail. Writes the ``decision`` JSON
-    (passed, reasons, checks, policy, metrics) and a Markdown page; returns (passed, summary).
-    Raises GateError for an invalid policy or an unreadable evaluation artifact.
-    """
-    import json
     import logging
     from collections import namedtuple
 
-    from gemini_sft.errors import GateError
-    from gemini_sft.gate import GatePolicy, decide_gate, decision_markdown
+    from gemini_sft.contracts import record_from_values
+    from gemini_sft.gate import GatePolicy, decide_gate, read_evaluation_metrics, write_decision
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    log = logging.getLogger("gemini_sft.components.gate")
-    policy = GatePolicy(
-        primary_metric=primary_metric,
-        min_score=min_score,
-        min_improvement=min_improvement,
-        improvement_mode=improvement_mode,
-        require_significant=require_significant,
-        max_champion_regression=max_champion_regression,
-        max_error_rate=max_error_rate,
-    )
-    try:
-        with open(evaluation.path, encoding="utf-8") as handle:
-            document = json.load(handle)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise GateError(f"cannot read the evaluation artifact {evaluation.path}: {exc}") from exc
-    metrics = document.get("metrics") if isinstance(document, dict) else None
-    if not isinstance(metrics, dict):
-        raise GateError(f"the evaluation artifact {evaluation.path} has no 'metrics' object")
-
+    policy = record_from_values(GatePolicy, locals())
+    metrics = read_evaluation_metrics(evaluation.path)
     result = decide_gate(metrics, policy)
-    with open(decision.path, "w", encoding="utf-8") as handle:
-        json.dump(result.to_document(policy, metrics), handle, indent=2, allow_nan=False)
+    write_decision(result, policy, metrics, decision.path, report.path)
     decision.metadata["passed"] = result.passed
-    with open(report.path, "w", encoding="utf-8") as handle:
-        handle.write(decision_markdown(result, policy))
     failed = sum(1 for c in result.checks if not c.passed)
-    log.info("gate %s: %d checks, %d failed", "passed" if result.passed else "failed", len(result.checks), failed)
+    logging.getLogger("gemini_sft.components.gate").info(
+        "gate %s: %d checks, %d failed", "passed" if result.passed else "failed", len(result.checks), failed
+    )
     outputs = namedtuple("GateOutputs", ["passed", "summary"])
     return outputs(result.passed, result.summary)
 

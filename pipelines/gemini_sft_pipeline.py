@@ -278,7 +278,7 @@ def build_pipeline(
                 api_endpoint=api_endpoint,
                 base_model=base_model,
                 tuned_endpoint=tune.outputs["endpoint"],
-                champion_model=champion.outputs["champion_endpoint"],
+                champion_endpoint=champion.outputs["champion_endpoint"],
                 max_output_tokens=max_output_tokens,
                 max_concurrency=eval_max_concurrency,
                 requests_per_minute=eval_requests_per_minute,

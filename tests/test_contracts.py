@@ -14,6 +14,8 @@ import pytest
 import yaml
 
 from gemini_sft.components.clean import clean_data
+from gemini_sft.components.evaluate import evaluate_models
+from gemini_sft.components.gate import gate_model
 from gemini_sft.components.resolve_data import resolve_raw_data
 from gemini_sft.components.tune import tune_model
 from gemini_sft.components.validate import validate_data
@@ -26,6 +28,8 @@ from gemini_sft.contracts import (
     signature_problems,
 )
 from gemini_sft.dataset.settings import CleanConfig
+from gemini_sft.evaluation.settings import EvaluationSettings
+from gemini_sft.gate import GatePolicy
 from gemini_sft.tune import TuningSettings
 from gemini_sft.validate import ValidationSettings
 from gemini_sft.vertex_client import VertexTarget
@@ -37,6 +41,10 @@ TUNE_ARTIFACTS = ("train", "validation", "tuned_model", "summary", "gcp_resource
 TUNE_WIRED = ("dataset_hash", "estimated_cost_usd", "champion_model", "pipeline_run")
 TUNE_DEFAULTS = ("continuous_from_model", "retry_failed_job", "cancel_on_timeout", "cancel_on_stop")
 VALIDATE_ARTIFACTS = ("train", "validation", "report", "validation_result", "metrics")
+EVALUATE_ARTIFACTS = ("holdout", "metrics", "classification_metrics", "predictions", "report", "html_report", "evaluation")
+# The tuned and champion endpoints come from the tune and find-champion tasks.
+EVALUATE_WIRED = ("tuned_endpoint", "champion_endpoint")
+GATE_ARTIFACTS = ("evaluation", "decision", "report")
 
 # (component function, records, other parameters, task name, record fields the pipeline wires otherwise)
 STAGES: list[tuple[Any, list[type], tuple[str, ...], str, tuple[str, ...]]] = [
@@ -44,6 +52,8 @@ STAGES: list[tuple[Any, list[type], tuple[str, ...], str, tuple[str, ...]]] = [
     (resolve_raw_data, [], ("raw_data_uri", "raw_data"), "resolve-raw-data", ()),
     (tune_model, [VertexTarget, TuningSettings], TUNE_ARTIFACTS, "tune-model", TUNE_WIRED + TUNE_DEFAULTS),
     (validate_data, [ValidationSettings], VALIDATE_ARTIFACTS, "validate-data", ()),
+    (evaluate_models, [VertexTarget, EvaluationSettings], EVALUATE_ARTIFACTS, "evaluate-models", EVALUATE_WIRED),
+    (gate_model, [GatePolicy], GATE_ARTIFACTS, "gate-model", ()),
 ]
 
 

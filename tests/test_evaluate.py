@@ -14,22 +14,14 @@ import pytest
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from gemini_sft.errors import ConfigError, EvaluationError, InputFormatError
-from gemini_sft.evaluate import (
-    EvaluationSettings,
-    GenerationCallError,
-    GenerationResult,
-    HoldoutCase,
-    LogProgress,
-    RequestRateLimiter,
-    RetryPolicy,
-    StderrProgress,
-    generate_answers,
-    is_retryable,
-    load_holdout,
-    run_evaluation,
-)
+from gemini_sft.errors import ConfigError, EvaluationError, GenerationCallError, InputFormatError
+from gemini_sft.evaluation.generation import GenerationResult, RequestRateLimiter, generate_answers, is_retryable
+from gemini_sft.evaluation.holdout import HoldoutCase, load_holdout
+from gemini_sft.evaluation.progress import LogProgress, StderrProgress
+from gemini_sft.evaluation.run import run_evaluation
+from gemini_sft.evaluation.settings import EvaluationSettings
 from gemini_sft.examples import evaluation_case, make_example
+from gemini_sft.retry import RetryPolicy
 from gemini_sft.vertex_client import GenAIGenerator, VertexSettings
 
 NO_WAIT = RetryPolicy(max_attempts=4, initial_backoff=0.0, max_backoff=0.0)
@@ -297,7 +289,7 @@ def test_stderr_progress_shows_counts_without_content():
 def test_log_progress_logs_counts_periodically(caplog):
     clock = FakeClock()
     progress = LogProgress(every_seconds=10, clock=clock)
-    with caplog.at_level(logging.INFO, logger="gemini_sft.evaluate"):
+    with caplog.at_level(logging.INFO, logger="gemini_sft.evaluation.progress"):
         progress.update(1, 100, 0, 0)  # too soon
         clock.now = 11
         progress.update(2, 100, 1, 3)
@@ -314,8 +306,9 @@ def test_logs_carry_no_example_content(caplog):
     generator = ScriptedGenerator({"prompt 0": [GenerationCallError("x", status_code=400)]})
     with caplog.at_level(logging.DEBUG):
         run_evaluation(
-            cases(4), {"base": generator, "tuned": ScriptedGenerator({})}, {"base": "b", "tuned": "t"},
-            EvaluationSettings(requests_per_minute=1e9, bootstrap_samples=10, retry=NO_WAIT),
+            cases(4), {"base": generator, "tuned": ScriptedGenerator({})},
+            EvaluationSettings(base_model="b", tuned_endpoint="t", requests_per_minute=1e9, bootstrap_samples=10),
+            retry=NO_WAIT,
         )
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "prompt" not in text and "answer" not in text.replace("answers", "") and "ANSWER" not in text
@@ -361,8 +354,10 @@ def test_load_holdout_errors(tmp_path):
 def test_run_evaluation_scores_each_example_once_and_flags_the_stand_in():
     generators = {"base": FlakyGenerator("base"), "tuned": FlakyGenerator("tuned")}
     result = run_evaluation(
-        cases(100), generators, {"base": "gemini-2.5-flash", "tuned": "projects/p/locations/l/endpoints/1"},
-        EvaluationSettings(requests_per_minute=1e9, bootstrap_samples=50, retry=NO_WAIT),
+        cases(100), generators,
+        EvaluationSettings(base_model="gemini-2.5-flash", tuned_endpoint="projects/p/locations/l/endpoints/1",
+                           requests_per_minute=1e9, bootstrap_samples=50),
+        retry=NO_WAIT,
     )
     assert len(result.records) == 100
     assert len({r.example_id for r in result.records}) == 100
@@ -383,18 +378,17 @@ def test_run_evaluation_fails_when_every_call_of_a_model_fails():
 
     with pytest.raises(EvaluationError, match="every call to the tuned model"):
         run_evaluation(
-            cases(3), {"base": ScriptedGenerator({}), "tuned": down}, {"base": "b", "tuned": "endpoint-x"},
-            EvaluationSettings(requests_per_minute=1e9, retry=NO_WAIT),
+            cases(3), {"base": ScriptedGenerator({}), "tuned": down},
+            EvaluationSettings(base_model="b", tuned_endpoint="endpoint-x", requests_per_minute=1e9), retry=NO_WAIT,
         )
 
 
 def test_run_evaluation_validates_before_calling():
     generator = ScriptedGenerator({})
     with pytest.raises(ConfigError):
-        run_evaluation(cases(2), {"base": generator, "tuned": generator}, {},
-                       EvaluationSettings(label_pattern="(unclosed"))
+        run_evaluation(cases(2), {"base": generator, "tuned": generator}, EvaluationSettings(label_pattern="(unclosed"))
     with pytest.raises(ConfigError):
-        run_evaluation(cases(2), {"base": generator, "candidate": generator}, {}, EvaluationSettings())
+        run_evaluation(cases(2), {"base": generator, "candidate": generator}, EvaluationSettings())
     assert generator.calls == []
 
 
@@ -402,8 +396,9 @@ def test_real_gemini_versions_are_not_flagged_as_stand_in():
     def gemini(case):
         return GenerationResult("x", "gemini-2.5-flash-001")
 
-    result = run_evaluation(cases(2), {"base": gemini, "tuned": gemini}, {"base": "b", "tuned": "t"},
-                            EvaluationSettings(requests_per_minute=1e9, bootstrap_samples=0))
+    result = run_evaluation(cases(2), {"base": gemini, "tuned": gemini},
+                            EvaluationSettings(base_model="b", tuned_endpoint="t", requests_per_minute=1e9,
+                                               bootstrap_samples=0))
     assert result.offline_standin is False
     assert result.to_document()["offline_standin"] is False
 
@@ -498,10 +493,11 @@ def test_a_bug_stops_further_requests():
 
 def test_label_pattern_that_matches_no_reference_warns_and_yields_nan(caplog):
     generator = ScriptedGenerator({})
-    with caplog.at_level(logging.WARNING, logger="gemini_sft.evaluate"):
+    with caplog.at_level(logging.WARNING, logger="gemini_sft.evaluation.run"):
         result = run_evaluation(
-            cases(3), {"base": generator, "tuned": generator}, {"base": "b", "tuned": "t"},
-            EvaluationSettings(requests_per_minute=1e9, bootstrap_samples=10, label_pattern=r"Category: (\w+)"),
+            cases(3), {"base": generator, "tuned": generator},
+            EvaluationSettings(base_model="b", tuned_endpoint="t", requests_per_minute=1e9, bootstrap_samples=10,
+                               label_pattern=r"Category: (\w+)"),
         )
     assert "matched no reference" in caplog.text
     assert result.metrics["tuned_label_accuracy"] != result.metrics["tuned_label_accuracy"]  # NaN
@@ -515,8 +511,8 @@ def test_answers_cut_at_max_tokens_are_counted():
         return GenerationResult(case.reference, "v", "STOP")
 
     result = run_evaluation(
-        cases(8), {"base": ScriptedGenerator({}), "tuned": cut}, {"base": "b", "tuned": "t"},
-        EvaluationSettings(requests_per_minute=1e9, bootstrap_samples=0),
+        cases(8), {"base": ScriptedGenerator({}), "tuned": cut},
+        EvaluationSettings(base_model="b", tuned_endpoint="t", requests_per_minute=1e9, bootstrap_samples=0),
     )
     assert result.metrics["tuned_max_tokens_rate"] == pytest.approx(0.25)
     assert result.metrics["base_max_tokens_rate"] == 0.0

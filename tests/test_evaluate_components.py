@@ -11,8 +11,8 @@ from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Markdown, Me
 from gemini_sft import vertex_client
 from gemini_sft.components.evaluate import evaluate_models_op
 from gemini_sft.components.gate import gate_model_op
-from gemini_sft.errors import ConfigError, GateError
-from gemini_sft.evaluate import GenerationCallError, GenerationResult
+from gemini_sft.errors import ConfigError, GateError, GenerationCallError
+from gemini_sft.evaluation.generation import GenerationResult
 from gemini_sft.examples import make_example
 
 CATEGORIES = ["billing", "outage", "account"]
@@ -75,7 +75,7 @@ def test_evaluate_shell_writes_every_output(tmp_path, fake_vertex):
         project="p",
         api_endpoint="http://127.0.0.1:9",
         tuned_endpoint="projects/p/locations/us-central1/endpoints/7",
-        champion_model="champion-model",
+        champion_endpoint="champion-model",
         label_pattern=r"Category: (\w+)",
         max_output_tokens=64,
         bootstrap_samples=200,
@@ -204,3 +204,46 @@ def test_failed_calls_are_errors_in_the_artifact(tmp_path, monkeypatch):
     failed = [r for r in rows if r["tuned"]["error"]]
     assert len(failed) == 1 and failed[0]["tuned"]["answer"] is None and failed[0]["tuned"]["scores"] is None
     assert "403" in failed[0]["tuned"]["error"]
+
+
+def test_generators_are_built_once_for_component_and_cli(fake_vertex, monkeypatch):
+    from gemini_sft.evaluation.settings import EvaluationSettings, build_generators
+    from gemini_sft.vertex_client import VertexSettings
+
+    clients = []
+    monkeypatch.setattr(vertex_client, "genai_client", lambda settings, timeout_ms=None: clients.append(1) or object())
+    vertex = VertexSettings.create("p", "us-central1", "http://127.0.0.1:9")
+    two = build_generators(EvaluationSettings(tuned_endpoint="projects/p/locations/l/endpoints/1",
+                                              max_output_tokens=77), vertex)
+    assert {role: g.model for role, g in two.items()} == {
+        "base": "gemini-2.5-flash", "tuned": "projects/p/locations/l/endpoints/1",
+    }
+    assert {g.max_output_tokens for g in two.values()} == {77}
+    three = build_generators(EvaluationSettings(tuned_endpoint="t", champion_endpoint="c"), vertex)
+    assert list(three) == ["base", "tuned", "champion"] and three["champion"].model == "c"
+    assert len(clients) == 2  # one client per evaluation, shared by its models
+    with pytest.raises(ConfigError, match="tuned_endpoint is required"):
+        build_generators(EvaluationSettings(), vertex)
+    with pytest.raises(ConfigError, match="base_model is required"):
+        build_generators(EvaluationSettings(base_model="", tuned_endpoint="t"), vertex)
+
+
+def test_cli_options_are_the_evaluation_settings():
+    from gemini_sft.cli import build_parser
+    from gemini_sft.contracts import record_from_cli
+    from gemini_sft.evaluation.settings import EvaluationSettings
+
+    parser = build_parser()
+    base = ["evaluate", "--holdout", "h.jsonl", "--model", "a", "--model", "b"]
+    args = parser.parse_args(base + ["--requests-per-minute", "120", "--max-concurrency", "3", "--seed", "7",
+                                     "--max-output-tokens", "50", "--bootstrap-samples", "9"])
+    settings = record_from_cli(EvaluationSettings, args)
+    assert (settings.requests_per_minute, settings.max_concurrency, settings.seed) == (120, 3, 7)
+    assert (settings.max_output_tokens, settings.bootstrap_samples) == (50, 9)
+    short = record_from_cli(EvaluationSettings, parser.parse_args(base + ["--rpm", "60", "--concurrency", "2"]))
+    assert (short.requests_per_minute, short.max_concurrency) == (60, 2)
+    defaults = record_from_cli(EvaluationSettings, parser.parse_args(base))
+    assert defaults == EvaluationSettings()
+    for field_name in ("--base-model", "--tuned-endpoint", "--champion-endpoint"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(base + [field_name, "x"])

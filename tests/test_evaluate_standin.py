@@ -12,8 +12,11 @@ from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Markdown, Me
 
 from gemini_sft.cli import main
 from gemini_sft.components.evaluate import evaluate_models_op
-from gemini_sft.evaluate import EvaluationSettings, RetryPolicy, load_holdout, run_evaluation
+from gemini_sft.evaluation.holdout import load_holdout
+from gemini_sft.evaluation.run import run_evaluation
+from gemini_sft.evaluation.settings import EvaluationSettings
 from gemini_sft.examples import make_example
+from gemini_sft.retry import RetryPolicy
 from gemini_sft.standin import VertexStandIn
 from gemini_sft.vertex_client import GenAIGenerator, VertexSettings, genai_client
 
@@ -110,9 +113,9 @@ def test_persistent_failures_are_errors_counted_once(tmp_path, standin):
     result = run_evaluation(
         cases,
         {role: GenAIGenerator(settings, model, 128, client=client) for role, model in models.items()},
-        models,
-        EvaluationSettings(requests_per_minute=60000, bootstrap_samples=50,
-                           retry=RetryPolicy(max_attempts=2, initial_backoff=0.0, max_backoff=0.0)),
+        EvaluationSettings(base_model=models["base"], tuned_endpoint=models["tuned"], requests_per_minute=60000,
+                           bootstrap_samples=50),
+        retry=RetryPolicy(max_attempts=2, initial_backoff=0.0, max_backoff=0.0),
     )
     answers = [r.answers[role] for r in result.records for role in models]
     assert len(answers) == 40
@@ -159,8 +162,8 @@ def test_answers_cut_by_the_token_cap_are_reported(tmp_path, standin):
         cases,
         {"base": GenAIGenerator(settings, models["base"], 2, client=client),
          "tuned": GenAIGenerator(settings, models["tuned"], 1024, client=client)},
-        models,
-        EvaluationSettings(requests_per_minute=60000, bootstrap_samples=0),
+        EvaluationSettings(base_model=models["base"], tuned_endpoint=models["tuned"], requests_per_minute=60000,
+                           bootstrap_samples=0),
     )
     assert result.metrics["base_max_tokens_rate"] == 1.0
     assert result.metrics["tuned_max_tokens_rate"] == 0.0

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from gemini_sft.errors import GateError
-from gemini_sft.gate import GatePolicy, decide_gate, decision_markdown
+from gemini_sft.gate import GatePolicy, decide_gate, decision_markdown, read_evaluation_metrics, write_decision
 
 
 def metrics(**overrides: float | None) -> dict[str, float | None]:
@@ -260,3 +260,260 @@ def test_decision_document_is_strict_json_and_markdown_lists_checks():
     assert "FAILED" in page
     for c in decision.checks:
         assert f"| {c.name} |" in page
+
+
+# --- what people read: the decision document and the Markdown page ----------------
+
+
+def test_decision_document_keeps_every_finite_metric_and_check_value():
+    policy = GatePolicy(min_score=0.5)
+    values = metrics(champion_rougeL=0.55, champion_error_rate=0.01)
+    decision = decide_gate(values, policy)
+    document = json.loads(json.dumps(decision.to_document(policy, values), allow_nan=False))
+    assert document["metrics"] == values  # every value as given, none turned into null
+    assert document["passed"] is True and document["summary"] == decision.summary
+    assert document["reasons"] == decision.reasons
+    by_name = {c["name"]: c for c in document["checks"]}
+    assert by_name["min_score"] == {
+        "name": "min_score", "passed": True, "observed": 0.6, "threshold": 0.5, "message": check(decision, "min_score").message,
+    }
+    assert by_name["champion_regression"]["observed"] == pytest.approx(0.05)
+    assert document["policy"] == {
+        "primary_metric": "rougeL", "min_score": 0.5, "min_improvement": 0.0, "improvement_mode": "absolute",
+        "require_significant": False, "max_champion_regression": 0.0, "max_error_rate": 0.05,
+    }
+
+
+def test_decision_document_writes_only_non_finite_numbers_as_null():
+    values = metrics(delta_rougeL_ci_high=math.inf, base_rougeL=math.nan)
+    document = decide_gate(values, GatePolicy()).to_document(GatePolicy(), values)
+    assert document["metrics"]["delta_rougeL_ci_high"] is None and document["metrics"]["base_rougeL"] is None
+    assert document["metrics"]["tuned_rougeL"] == 0.6 and document["metrics"]["n_examples"] == 100.0
+
+
+def test_markdown_row_of_each_check_shows_its_own_result():
+    policy = GatePolicy(min_score=0.7)
+    decision = decide_gate(metrics(tuned_error_rate=0.2), policy)
+    page = decision_markdown(decision, policy)
+    assert page.startswith("# Promotion gate: FAILED")
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in page.splitlines() if line.startswith("| ")}
+    for c in decision.checks:
+        assert (" | pass | " in rows[c.name]) == c.passed, rows[c.name]
+        assert (" | **FAIL** | " in rows[c.name]) == (not c.passed), rows[c.name]
+    assert not check(decision, "min_score").passed and not check(decision, "error_rate_tuned").passed
+    assert "| min_score | **FAIL** | 0.6 | 0.7 |" in page
+    assert "| champion_regression | pass | n/a | n/a |" in page
+    assert "- `max_error_rate`: 0.05" in page
+
+
+def test_markdown_of_a_passing_decision_says_passed_and_escapes_pipes():
+    policy = GatePolicy()
+    decision = decide_gate(metrics(), policy)
+    page = decision_markdown(decision, policy)
+    assert page.startswith("# Promotion gate: PASSED") and "**FAIL**" not in page
+    assert "Primary metric: `rougeL`." in page
+    failing = decide_gate(metrics(tuned_rougeL="a|b"), policy)
+    assert "a\\|b" in decision_markdown(failing, policy)
+
+
+def test_summary_lists_failing_reasons_only_when_failed_and_every_reason_when_passed():
+    passed = decide_gate(metrics(), GatePolicy())
+    assert passed.summary == "PASSED: " + "; ".join(c.message for c in passed.checks)
+    failed = decide_gate(metrics(tuned_error_rate=0.5, delta_rougeL=-0.1), GatePolicy())
+    failing = [c.message for c in failed.checks if not c.passed]
+    assert len(failing) == 2
+    assert failed.summary == "FAILED: " + "; ".join(failing)
+    assert failed.reasons == [("pass " if c.passed else "FAIL ") + c.message for c in failed.checks]
+
+
+def test_messages_state_the_comparison_both_ways():
+    policy = GatePolicy(min_score=0.5, min_improvement=0.1, require_significant=True, max_error_rate=0.1)
+    good = decide_gate(metrics(), policy)
+    assert check(good, "min_score").message == "min_score: tuned rougeL 0.6 >= minimum 0.5"
+    assert check(good, "min_improvement").message == "min_improvement: tuned - base rougeL = 0.2 >= required 0.1"
+    assert check(good, "significance").message.endswith("is 0.15 > 0")
+    assert check(good, "error_rate_tuned").message == "error_rate_tuned: tuned model failed 0.00% of calls <= maximum 10.00%"
+    assert check(good, "examples").message == "examples: 100 holdout examples evaluated"
+    bad = decide_gate(metrics(tuned_rougeL=0.4, delta_rougeL=0.0, delta_rougeL_ci_low=-0.01, tuned_error_rate=0.2,
+                              n_examples=0.0), policy)
+    assert check(bad, "min_score").message == "min_score: tuned rougeL 0.4 < minimum 0.5"
+    assert check(bad, "min_improvement").message == "min_improvement: tuned - base rougeL = 0 < required 0.1"
+    assert check(bad, "significance").message.endswith("is -0.01 <= 0 (improvement not significant)")
+    assert check(bad, "error_rate_tuned").message == "error_rate_tuned: tuned model failed 20.00% of calls > maximum 10.00%"
+    assert check(bad, "examples").message == "examples: 0 holdout examples evaluated (none)"
+    relative = GatePolicy(min_improvement=0.6, improvement_mode="relative")
+    assert check(decide_gate(metrics(), relative), "min_improvement").message == (
+        "min_improvement: relative gain in rougeL +50.00% < required +60.00%"
+    )
+    champion = decide_gate(metrics(champion_rougeL=0.7, champion_error_rate=0.0), GatePolicy(max_champion_regression=0.05))
+    assert check(champion, "champion_regression").message == (
+        "champion_regression: tuned - champion rougeL = -0.1, beyond tolerance 0.05"
+    )
+
+
+# --- thresholds recorded in each check ---------------------------------------------
+
+
+def test_each_check_records_the_threshold_it_compared_against():
+    policy = GatePolicy(min_score=0.3, min_improvement=0.05, require_significant=True,
+                        max_champion_regression=0.25, max_error_rate=0.2)
+    decision = decide_gate(metrics(champion_rougeL=0.5, champion_error_rate=0.1), policy)
+    thresholds = {c.name: c.threshold for c in decision.checks}
+    assert thresholds == {
+        "examples": 1.0, "min_score": 0.3, "min_improvement": 0.05, "significance": 0.0,
+        "champion_regression": -0.25, "error_rate_base": 0.2, "error_rate_tuned": 0.2, "error_rate_champion": 0.2,
+    }
+    observed = {c.name: c.observed for c in decision.checks}
+    assert observed == pytest.approx({
+        "examples": 100.0, "min_score": 0.6, "min_improvement": 0.2, "significance": 0.15,
+        "champion_regression": 0.1, "error_rate_base": 0.0, "error_rate_tuned": 0.0, "error_rate_champion": 0.1,
+    })
+    missing = decide_gate(metrics(champion_rougeL=math.nan, champion_error_rate=0.0, n_examples=None),
+                          GatePolicy(max_champion_regression=0.25, require_significant=True))
+    assert check(missing, "champion_regression").threshold == -0.25
+    assert check(missing, "examples").threshold == 1.0
+
+
+def test_fail_closed_checks_record_no_observed_value():
+    decision = decide_gate({}, GatePolicy(require_significant=True))
+    assert [c.observed for c in decision.checks if not c.passed] == [None] * 6
+    assert all(c.message.endswith("is missing; failing closed") for c in decision.checks if not c.passed)
+
+
+def test_one_example_is_enough():
+    assert check(decide_gate(metrics(n_examples=1.0), GatePolicy()), "examples").passed
+    assert not check(decide_gate(metrics(n_examples=0.5), GatePolicy()), "examples").passed
+
+
+def test_relative_improvement_divides_by_the_size_of_a_negative_base():
+    # base -0.4, tuned 0.0: a gain of 0.4, +100% of |base|
+    decision = decide_gate(metrics(base_rougeL=-0.4, delta_rougeL=0.4), GatePolicy(improvement_mode="relative",
+                                                                                  min_improvement=1.0))
+    assert check(decision, "min_improvement").observed == pytest.approx(1.0)
+    assert check(decision, "min_improvement").passed
+
+
+def test_relative_improvement_needs_the_delta_too():
+    decision = decide_gate(metrics(delta_rougeL=None), GatePolicy(improvement_mode="relative"))
+    c = check(decision, "min_improvement")
+    assert not c.passed and "delta_rougeL is missing" in c.message
+
+
+def test_champion_check_needs_the_tuned_score():
+    decision = decide_gate(metrics(tuned_rougeL=None, champion_rougeL=0.5, champion_error_rate=0.0), GatePolicy())
+    c = check(decision, "champion_regression")
+    assert not c.passed and "tuned_rougeL is missing or not finite" in c.message
+
+
+def test_champion_present_by_score_alone_gates_its_error_rate():
+    decision = decide_gate(metrics(champion_rougeL=0.5), GatePolicy())
+    assert check(decision, "champion_regression").passed
+    c = check(decision, "error_rate_champion")
+    assert not c.passed and "champion_error_rate is missing" in c.message
+
+
+def test_significance_with_a_negative_interval_fails():
+    decision = decide_gate(metrics(delta_rougeL_ci_low=-0.2), GatePolicy(require_significant=True))
+    assert not check(decision, "significance").passed and not decision.passed
+
+
+# --- the policy: defaults and the edges of each tolerance ---------------------------
+
+
+def test_default_policy_values():
+    assert GatePolicy() == GatePolicy(
+        primary_metric="rougeL", min_score=0.0, min_improvement=0.0, improvement_mode="absolute",
+        require_significant=False, max_champion_regression=0.0, max_error_rate=0.05,
+    )
+
+
+def test_default_max_error_rate_is_five_percent():
+    assert decide_gate(metrics(tuned_error_rate=0.05), GatePolicy()).passed
+    assert not decide_gate(metrics(tuned_error_rate=0.051), GatePolicy()).passed
+    assert not decide_gate(metrics(base_error_rate=0.051), GatePolicy()).passed
+
+
+@pytest.mark.parametrize("rate", [0.0, 1.0])
+def test_max_error_rate_edges_zero_and_one_are_valid(rate):
+    policy = GatePolicy(max_error_rate=rate)
+    assert policy.max_error_rate == rate
+    assert decide_gate(metrics(tuned_error_rate=rate, base_error_rate=rate), policy).passed
+
+
+def test_max_error_rate_zero_fails_any_error_and_one_allows_all():
+    assert not decide_gate(metrics(tuned_error_rate=0.001), GatePolicy(max_error_rate=0.0)).passed
+    assert decide_gate(metrics(tuned_error_rate=1.0), GatePolicy(max_error_rate=1.0)).passed
+
+
+@pytest.mark.parametrize("value", [1.0000001, -0.0000001])
+def test_max_error_rate_just_outside_its_edges_is_invalid(value):
+    with pytest.raises(GateError, match="max_error_rate must be between 0 and 1"):
+        GatePolicy(max_error_rate=value)
+
+
+def test_tolerance_edges_are_valid():
+    assert GatePolicy(max_champion_regression=0.0).max_champion_regression == 0.0
+    assert GatePolicy(max_champion_regression=1.0).max_champion_regression == 1.0
+    assert GatePolicy(min_score=0.0, min_improvement=-1.0).min_improvement == -1.0
+    assert GatePolicy(min_score=1, min_improvement=0).min_score == 1  # integers are numbers too
+
+
+@pytest.mark.parametrize("name", ["min_score", "min_improvement", "max_champion_regression", "max_error_rate"])
+@pytest.mark.parametrize("bad", [True, "0.1", None, math.nan])
+def test_non_numbers_are_refused_for_every_threshold(name, bad):
+    with pytest.raises(GateError, match=name):
+        GatePolicy(**{name: bad})
+
+
+def test_policy_and_decision_are_immutable():
+    policy = GatePolicy()
+    decision = decide_gate(metrics(), policy)
+    for record, field_name in ((policy, "max_error_rate"), (decision, "passed"), (decision.checks[0], "passed")):
+        with pytest.raises(AttributeError):
+            setattr(record, field_name, 1.0)
+
+
+def test_decide_gate_refuses_a_policy_of_another_type():
+    with pytest.raises(GateError, match="GatePolicy"):
+        decide_gate(metrics(), {"min_score": 0.5})
+
+
+def test_invalid_policy_messages_name_the_fix():
+    with pytest.raises(GateError, match="use one of rouge1"):
+        GatePolicy(primary_metric="bleu")
+    with pytest.raises(GateError, match="use 'absolute' or 'relative'"):
+        GatePolicy(improvement_mode="ratio")
+    with pytest.raises(GateError, match="must be >= 0"):
+        GatePolicy(max_champion_regression=-0.5)
+
+
+# --- reading the evaluation, writing the decision -----------------------------------
+
+
+def test_read_evaluation_metrics_returns_the_metrics_object(tmp_path):
+    path = tmp_path / "evaluation.json"
+    path.write_text(json.dumps({"metrics": metrics(), "n_examples": 100}))
+    assert read_evaluation_metrics(path) == metrics()
+
+
+@pytest.mark.parametrize("content", ["not json", "[1, 2]", '{"metrics": [1]}', '{"models": {}}'])
+def test_an_unreadable_evaluation_is_a_gate_error(tmp_path, content):
+    path = tmp_path / "evaluation.json"
+    path.write_text(content)
+    with pytest.raises(GateError, match="evaluation artifact"):
+        read_evaluation_metrics(path)
+    with pytest.raises(GateError, match="cannot read"):
+        read_evaluation_metrics(tmp_path / "missing.json")
+
+
+def test_write_decision_writes_strict_json_and_the_markdown_page(tmp_path):
+    policy = GatePolicy(min_score=0.7)
+    values = metrics(delta_rougeL_ci_high=math.nan)
+    decision = decide_gate(values, policy)
+    folder = tmp_path / "outputs" / "gate"  # not there yet: made, parents too
+    document, page = folder / "decision.json", folder / "gate.md"
+    write_decision(decision, policy, values, document, page)
+    text = document.read_text()
+    assert json.loads(text) == json.loads(json.dumps(decision.to_document(policy, values)))
+    assert '\n  "passed": false,\n' in text  # indented for people who open it
+    assert page.read_text() == decision_markdown(decision, policy)

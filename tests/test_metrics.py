@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gemini_sft.errors import ConfigError, EvaluationError
-from gemini_sft.metrics import (
+from gemini_sft.evaluation.metrics import (
     ExampleScores,
     ResponseScorer,
     compile_label_pattern,

@@ -365,7 +365,7 @@ class GenAIGenerator:
 
     ``model`` is passed as given: a publisher model id (``gemini-2.5-flash``) or a
     tuned model's endpoint (``projects/P/locations/L/endpoints/ID``). Failures are
-    raised as :class:`gemini_sft.evaluate.GenerationCallError`, retryable for HTTP
+    raised as :class:`gemini_sft.errors.GenerationCallError`, retryable for HTTP
     408/429/500/502/503/504, timeouts and connection errors; retries themselves are
     the caller's job (the SDK's own retries stay off). ``thinking_budget`` (None = the
     model's default) lets base and tuned be compared with the same thinking setting.
@@ -396,7 +396,8 @@ class GenAIGenerator:
         from google.genai import errors as genai_errors
         from google.genai import types
 
-        from gemini_sft.evaluate import GenerationCallError, GenerationResult
+        from gemini_sft.errors import GenerationCallError
+        from gemini_sft.evaluation.generation import GenerationResult
 
         config = types.GenerateContentConfig(
             temperature=0.0,

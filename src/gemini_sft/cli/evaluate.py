@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from datetime import datetime, timezone
 from pathlib import Path
 
+from gemini_sft.contracts import add_cli_options, record_from_cli
 from gemini_sft.errors import ConfigError
+from gemini_sft.evaluation.settings import EvaluationSettings
 
 PROJECT_ENV = "GOOGLE_CLOUD_PROJECT"
+# The models come from --model (twice) and --champion, not from per-role options.
+MODEL_FIELDS = ("base_model", "tuned_endpoint", "champion_endpoint")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,73 +40,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--project", default=os.environ.get(PROJECT_ENV, ""), help=f"Google Cloud project (default ${PROJECT_ENV})")
     parser.add_argument("--region", default="us-central1", help="Vertex AI region (default us-central1)")
     parser.add_argument("--api-endpoint", default="", help="Vertex-compatible API endpoint (default $VERTEX_API_ENDPOINT, else Vertex)")
-    parser.add_argument("--label-pattern", default="", help=r"regex whose first group is the label, e.g. 'Category: (\w+)'")
     parser.add_argument("--out", type=Path, help="output folder (default runs/evaluate-<UTC time>)")
-    parser.add_argument("--rpm", type=int, default=300, help="requests per minute, all models together (default 300)")
-    parser.add_argument("--concurrency", type=int, default=8, help="calls in flight at once (default 8)")
-    parser.add_argument("--max-output-tokens", type=int, default=1024, help="answer length cap (default 1024)")
+    add_cli_options(parser, EvaluationSettings, skip=MODEL_FIELDS)
+    # the short names of earlier releases
+    parser.add_argument("--rpm", dest="requests_per_minute", type=int, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    parser.add_argument("--concurrency", dest="max_concurrency", type=int, default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS)
     parser.add_argument(
         "--thinking-budget",
         type=int,
         default=None,
         help="thinking token budget for every model (0 = off; default: each model's own default)",
     )
-    parser.add_argument("--bootstrap-samples", type=int, default=1000, help="bootstrap replicates for CIs (default 1000)")
-    parser.add_argument("--seed", type=int, default=42, help="seed of the bootstrap and backoff jitter (default 42)")
     parser.add_argument("--no-progress", action="store_true", help="do not show the progress line on stderr")
     parser.set_defaults(handler=_evaluate)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from gemini_sft.evaluate import (
-        EvaluationSettings,
-        StderrProgress,
-        load_holdout,
-        run_evaluation,
-        write_evaluation,
-        write_predictions,
-    )
-    from gemini_sft.report import headline, render_html, render_markdown
-    from gemini_sft.vertex_client import GenAIGenerator, VertexSettings, genai_client, quiet_http_logs
+    from gemini_sft.evaluation.output import write_outputs
+    from gemini_sft.evaluation.progress import StderrProgress
+    from gemini_sft.evaluation.report_text import headline
+    from gemini_sft.evaluation.run import evaluate_holdout
+    from gemini_sft.vertex_client import VertexSettings, quiet_http_logs
 
     if len(args.model) != 2:
         raise ConfigError(f"give --model exactly twice (baseline, then candidate); got {len(args.model)}")
-    if args.rpm < 1 or args.concurrency < 1:
-        raise ConfigError("--rpm and --concurrency must be at least 1")
-    quiet_http_logs()
-    settings = VertexSettings.create(args.project, args.region, args.api_endpoint or None)
-    cases, skipped = load_holdout(args.holdout)
-    out = args.out or Path("runs") / ("evaluate-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S"))
-    out.mkdir(parents=True, exist_ok=True)
-
-    models = {"base": args.model[0], "tuned": args.model[1]}
-    if args.champion:
-        models["champion"] = args.champion
-    client = genai_client(settings, timeout_ms=120_000)
-    generators = {
-        role: GenAIGenerator(
-            settings, model, max_output_tokens=args.max_output_tokens, thinking_budget=args.thinking_budget, client=client
-        )
-        for role, model in models.items()
-    }
-    result = run_evaluation(
-        cases,
-        generators,
-        models,
-        EvaluationSettings(
-            max_concurrency=args.concurrency,
-            requests_per_minute=args.rpm,
-            label_pattern=args.label_pattern,
-            bootstrap_samples=args.bootstrap_samples,
-            seed=args.seed,
-        ),
-        progress=None if args.no_progress else StderrProgress(),
-        skipped_examples=skipped,
+    if args.requests_per_minute < 1 or args.max_concurrency < 1:
+        raise ConfigError("--requests-per-minute and --max-concurrency must be at least 1")
+    settings = dataclasses.replace(
+        record_from_cli(EvaluationSettings, args),
+        base_model=args.model[0], tuned_endpoint=args.model[1], champion_endpoint=args.champion,
     )
-    write_evaluation(result, out / "evaluation.json")
-    write_predictions(result, out / "predictions.jsonl")
-    (out / "report.md").write_text(render_markdown(result), encoding="utf-8")
-    (out / "report.html").write_text(render_html(result), encoding="utf-8")
+    quiet_http_logs()
+    vertex = VertexSettings.create(args.project, args.region, args.api_endpoint or None)
+    out = args.out or Path("runs") / ("evaluate-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S"))
+    result = evaluate_holdout(
+        args.holdout, settings, vertex,
+        progress=None if args.no_progress else StderrProgress(), thinking_budget=args.thinking_budget,
+    )
+    write_outputs(result, predictions=out / "predictions.jsonl", evaluation=out / "evaluation.json",
+                  markdown=out / "report.md", html=out / "report.html")
 
     m = result.metrics
     if result.offline_standin:

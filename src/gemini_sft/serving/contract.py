@@ -27,7 +27,7 @@ from typing import Any
 
 from gemini_sft.errors import ConfigError, InputFormatError
 from gemini_sft.examples import content_text, system_instruction_text
-from gemini_sft.metrics import compile_label_pattern, extract_label
+from gemini_sft.evaluation.metrics import compile_label_pattern, extract_label
 
 log = logging.getLogger(__name__)
 

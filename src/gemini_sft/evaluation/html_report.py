@@ -1,6 +1,6 @@
-"""Evaluation reports: Markdown, and one self-contained HTML page with inline SVG charts.
+"""The evaluation report as one self-contained HTML page with inline SVG charts.
 
-The HTML page loads nothing from anywhere (no scripts, fonts, style sheets or
+The page loads nothing from anywhere (no scripts, fonts, style sheets or
 images by URL), so it renders the same in the Vertex console, a browser opened
 from a run folder, or an email attachment. Every piece of example text is
 HTML-escaped.
@@ -10,233 +10,34 @@ from __future__ import annotations
 
 import html
 import math
-import re
-from collections import Counter
 from typing import Sequence
 
-from gemini_sft.evaluate import ERROR_POLICY, EvaluationResult, ExampleRecord
-from gemini_sft.metrics import BASE, CHAMPION, LABEL_METRICS, TEXT_METRICS, TUNED
-
-ROLE_LABELS = {BASE: "Base", TUNED: "Tuned", CHAMPION: "Champion"}
-ROLE_COLOURS = {BASE: "#8a94a6", TUNED: "#1a73e8", CHAMPION: "#e37400"}
-METRIC_LABELS = {
-    "rouge1": "ROUGE-1",
-    "rouge2": "ROUGE-2",
-    "rougeL": "ROUGE-L",
-    "exact_match": "Exact match",
-    "normalized_exact_match": "Normalised exact match",
-    "label_accuracy": "Label accuracy",
-    "label_macro_f1": "Label macro-F1",
-}
-PRIMARY_METRIC = "rougeL"
-WORST_REGRESSIONS = 10
-OFFLINE_NOTICE = (
-    "These answers were made by the offline stand-in of the Vertex API, not by Gemini. "
-    "The scores test the pipeline, not the quality of any Gemini model."
+from gemini_sft.evaluation.metrics import BASE, CHAMPION, TUNED, ConfusionMatrix
+from gemini_sft.evaluation.report_text import (
+    METHOD_NOTES,
+    METRIC_LABELS,
+    OFFLINE_NOTICE,
+    PRIMARY_METRIC,
+    ROLE_COLOURS,
+    ROLE_LABELS,
+    SAMPLE_KINDS,
+    WORST_REGRESSIONS,
+    aligned_confusion,
+    ci,
+    confidence_pct,
+    error_kinds,
+    headline,
+    metric_names,
+    num,
+    pct,
+    sample_answers,
+    significance,
+    worst_regressions,
 )
-METHOD_NOTES = [
-    "ROUGE-1, ROUGE-2 and ROUGE-L are F-measures from the rouge-score package with Porter stemming; "
-    "its tokenizer keeps only ASCII letters and digits.",
-    "Exact match compares answer and reference after trimming surrounding whitespace; normalised exact match "
-    "also ignores case, punctuation and repeated whitespace.",
-    ERROR_POLICY,
-]
+from gemini_sft.evaluation.result import EvaluationResult, ExampleRecord
 
-
-def _metric_names(result: EvaluationResult) -> list[str]:
-    return list(TEXT_METRICS) + (list(LABEL_METRICS) if result.settings.label_pattern else [])
-
-
-def _num(value: float | None, digits: int = 3, signed: bool = False) -> str:
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
-
-
-def _pct(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    return f"{100 * value:.1f}%"
-
-
-def _ci(result: EvaluationResult, key: str) -> str:
-    low, high = result.metrics.get(f"{key}_ci_low"), result.metrics.get(f"{key}_ci_high")
-    if low is None or high is None:
-        return "n/a"
-    return f"[{_num(low, signed=True)}, {_num(high, signed=True)}]"
-
-
-def _significance(result: EvaluationResult, key: str) -> str:
-    low, high = result.metrics.get(f"{key}_ci_low"), result.metrics.get(f"{key}_ci_high")
-    if low is None or high is None or not math.isfinite(low) or not math.isfinite(high):
-        return "unknown"
-    if low > 0:
-        return "better"
-    if high < 0:
-        return "worse"
-    return "no clear difference"
-
-
-def _confidence_pct(result: EvaluationResult) -> str:
-    return f"{100 * result.settings.confidence:.0f}%"
-
-
-def headline(result: EvaluationResult, metric: str = PRIMARY_METRIC) -> str:
-    """One sentence: the primary metric difference, its interval and what it means."""
-    m = result.metrics
-    delta = m.get(f"delta_{metric}")
-    verdict = _significance(result, f"delta_{metric}")
-    meaning = {
-        "better": "the tuned model is better",
-        "worse": "the tuned model is worse",
-        "no clear difference": "the interval includes zero, so no clear difference",
-        "unknown": "no confidence interval was computed",
-    }[verdict]
-    return (
-        f"Tuned minus base {METRIC_LABELS[metric]}: {_num(delta, signed=True)} "
-        f"({_confidence_pct(result)} CI {_ci(result, f'delta_{metric}')}) over {len(result.records)} examples; {meaning}."
-    )
-
-
-def _worst_regressions(result: EvaluationResult, limit: int = WORST_REGRESSIONS) -> list[tuple[float, ExampleRecord]]:
-    scored = []
-    for record in result.records:
-        base, tuned = record.scores.get(BASE), record.scores.get(TUNED)
-        if base is None or tuned is None:
-            continue
-        diff = tuned.rougeL - base.rougeL
-        if diff < 0:
-            scored.append((diff, record))
-    scored.sort(key=lambda item: (item[0], item[1].example_id))
-    return scored[:limit]
-
-
-def _error_kinds(result: EvaluationResult, role: str) -> Counter[str]:
-    kinds: Counter[str] = Counter()
-    for record in result.records:
-        answer = record.answers[role]
-        if not answer.ok and answer.error:
-            kinds[answer.error.split(":", 1)[0]] += 1
-    return kinds
-
-
-# ---------------------------------------------------------------------------
-# Markdown
-# ---------------------------------------------------------------------------
-
-
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&])")
-
-
-def _md_cell(text: str, limit: int = 160) -> str:
-    """Text made inert for Markdown: one line, shortened, every Markdown/HTML special character escaped.
-
-    Example text must not become a link, an image that loads from the network, HTML or a table break.
-    """
-    flat = " ".join(text.split())
-    if len(flat) > limit:
-        flat = flat[: limit - 1] + "…"
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", flat)
-
-
-def _md_code(text: str) -> str:
-    """A Markdown code span safe inside a table cell."""
-    return "`" + " ".join(text.split()).replace("`", "'").replace("|", "\\|") + "`"
-
-
-def render_markdown(result: EvaluationResult) -> str:
-    """The evaluation report as Markdown (summary with CIs, errors, lengths, labels, worst regressions)."""
-    m = result.metrics
-    roles = result.roles
-    has_champion = CHAMPION in roles
-    lines: list[str] = ["# Evaluation: tuned vs base", ""]
-    if result.offline_standin:
-        lines += [f"> **Offline stand-in.** {OFFLINE_NOTICE}", ""]
-    lines += [headline(result), ""]
-    lines += ["| model | role | versions |", "|---|---|---|"]
-    for role in roles:
-        versions = ", ".join(result.model_versions.get(role, [])) or "n/a"
-        lines.append(f"| {_md_code(result.models[role])} | {ROLE_LABELS[role]} | {_md_cell(versions)} |")
-    lines += ["", "## Summary", ""]
-    header = f"| metric | base | tuned | tuned − base | {_confidence_pct(result)} CI | verdict |"
-    sep = "|---|---|---|---|---|---|"
-    if has_champion:
-        header += " champion | tuned − champion | CI vs champion |"
-        sep += "---|---|---|"
-    lines += [header, sep]
-    for name in _metric_names(result):
-        row = (
-            f"| {METRIC_LABELS[name]} | {_num(m.get(f'base_{name}'))} | {_num(m.get(f'tuned_{name}'))} "
-            f"| {_num(m.get(f'delta_{name}'), signed=True)} | {_ci(result, f'delta_{name}')} "
-            f"| {_significance(result, f'delta_{name}')} |"
-        )
-        if has_champion:
-            row += (
-                f" {_num(m.get(f'champion_{name}'))} | {_num(m.get(f'delta_vs_champion_{name}'), signed=True)} "
-                f"| {_ci(result, f'delta_vs_champion_{name}')} |"
-            )
-        lines.append(row)
-    lines += ["", "## Wins, ties and losses (tuned vs base, per example)", ""]
-    lines += ["| metric | wins | ties | losses |", "|---|---|---|---|"]
-    for name in ("rouge1", "rouge2", "rougeL"):
-        lines.append(
-            f"| {METRIC_LABELS[name]} | {int(m[f'wins_{name}'])} | {int(m[f'ties_{name}'])} | {int(m[f'losses_{name}'])} |"
-        )
-    lines += ["", "## Errors and answer lengths", ""]
-    lines += ["| role | answered | failed calls | error rate | cut at max tokens | mean chars | median chars | p95 chars |",
-              "|---|---|---|---|---|---|---|---|"]
-    for role in roles:
-        lines.append(
-            f"| {ROLE_LABELS[role]} | {int(m[f'{role}_answered'])} | {int(m[f'{role}_errors'])} "
-            f"| {_pct(m[f'{role}_error_rate'])} | {_pct(m.get(f'{role}_max_tokens_rate'))} "
-            f"| {_num(m[f'{role}_response_chars_mean'], 0)} "
-            f"| {_num(m[f'{role}_response_chars_median'], 0)} | {_num(m[f'{role}_response_chars_p95'], 0)} |"
-        )
-    lines.append(f"\nReferences: mean {_num(m.get('reference_chars_mean'), 0)} chars.")
-    for role in roles:
-        kinds = _error_kinds(result, role)
-        if kinds:
-            listed = ", ".join(f"{kind} × {count}" for kind, count in kinds.most_common())
-            lines.append(f"\n{ROLE_LABELS[role]} failures: {_md_cell(listed, 400)}.")
-    if result.settings.label_pattern:
-        lines += ["", "## Labels", "",
-                  f"Pattern {_md_code(result.settings.label_pattern)}; {int(m.get('n_label_examples', 0))} examples "
-                  f"with a reference label, {len(result.label_classes)} classes.", ""]
-        for role in roles:
-            matrix = result.confusion.get(role)
-            if matrix is None:
-                continue
-            lines += [f"{ROLE_LABELS[role]} confusion matrix (rows: reference, columns: predicted):", ""]
-            lines.append("| reference \\ predicted | " + " | ".join(_md_cell(c) for c in matrix.categories) + " |")
-            lines.append("|---" * (len(matrix.categories) + 1) + "|")
-            for category, row in zip(matrix.categories, matrix.matrix):
-                lines.append(f"| {_md_cell(category)} | " + " | ".join(str(v) for v in row) + " |")
-            lines.append("")
-    worst = _worst_regressions(result)
-    lines += ["", f"## Worst regressions ({METRIC_LABELS[PRIMARY_METRIC]}, tuned below base)", ""]
-    if not worst:
-        lines.append("No example where the tuned model scored below the base model.")
-    else:
-        lines += ["| example | Δ | prompt | reference | base | tuned |", "|---|---|---|---|---|---|"]
-        for diff, record in worst:
-            lines.append(
-                f"| {_md_cell(record.example_id, 40)} | {diff:+.3f} | {_md_cell(record.prompt)} "
-                f"| {_md_cell(record.reference)} | {_md_cell(record.answers[BASE].text or '')} "
-                f"| {_md_cell(record.answers[TUNED].text or '')} |"
-            )
-    lines += ["", "## Method", ""]
-    lines += [f"- {note}" for note in METHOD_NOTES]
-    lines.append(
-        f"- Confidence intervals: {result.settings.bootstrap_samples} paired bootstrap replicates "
-        f"(seed {result.settings.seed}), percentile method."
-    )
-    lines.append("")
-    return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------
-# HTML with inline SVG
-# ---------------------------------------------------------------------------
+# Confusion matrices share a row up to this many categories; larger ones get the card's full width.
+MATRICES_SIDE_BY_SIDE_UP_TO = 6
 
 _CSS = """
 :root { color-scheme: light; }
@@ -259,14 +60,16 @@ td, th { white-space: nowrap; }
 table.left th, table.left td { text-align: left; white-space: normal; }
 td.better { color: #1a7f37; font-weight: 600; } td.worse { color: #cf222e; font-weight: 600; }
 code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 13px; word-break: break-all; }
-.charts { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; }
+.charts { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 16px; }
+.charts.stacked { grid-template-columns: minmax(0, 1fr); }
 .chart h3 { font-size: 15px; margin: 0 0 6px; }
 .chart svg { width: 100%; height: auto; }
 .legend { font-size: 13px; color: #57606a; }
 .swatch { display: inline-block; width: 11px; height: 11px; border-radius: 2px; margin: 0 4px 0 10px; vertical-align: -1px; }
 .case { border: 1px solid #d8dee4; border-radius: 8px; margin: 12px 0; overflow: hidden; }
 .case-head { background: #f6f8fa; padding: 6px 12px; font-size: 13px; display: flex; justify-content: space-between; }
-.case-head .diff { color: #cf222e; font-weight: 600; }
+.case-head .diff { font-weight: 600; } .case-head .diff.worse { color: #cf222e; } .case-head .diff.better { color: #1a7f37; }
+.kind { font-size: 15px; margin: 18px 0 0; } .kind span { font-weight: 400; color: #57606a; font-size: 13px; }
 .prompt { padding: 8px 12px; border-bottom: 1px solid #eaeef2; }
 .cols { display: grid; grid-template-columns: 1fr 1fr 1fr; }
 .cols > div { padding: 8px 12px; border-right: 1px solid #eaeef2; min-width: 0; }
@@ -275,10 +78,11 @@ code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; fo
 .text { white-space: pre-wrap; overflow-wrap: anywhere; font-size: 13px; max-height: 14em; overflow: auto; }
 .score { font-size: 12px; color: #57606a; margin-top: 4px; }
 .error { color: #cf222e; }
-.cm td { text-align: center; min-width: 44px; }
-.cm th { text-align: center; }
+table.cm { table-layout: fixed; }
+.cm td, .cm th { text-align: center; white-space: normal; overflow-wrap: anywhere; padding: 4px 3px; font-size: 13px; }
+.cm th:first-child { width: 22%; text-align: left; }
 ul.notes { padding-left: 20px; margin: 0; font-size: 14px; color: #3d444d; }
-@media (max-width: 800px) { .charts, .cols { grid-template-columns: 1fr; } }
+@media (max-width: 800px) { .charts, .cols { grid-template-columns: minmax(0, 1fr); } }
 """
 
 
@@ -368,7 +172,7 @@ def _svg_wins(result: EvaluationResult, width: int = 520, height: int = 200) -> 
 
 def _svg_deltas(result: EvaluationResult, width: int = 1060) -> str:
     """A forest plot: tuned − base per metric with its confidence interval, around zero."""
-    names = _metric_names(result)
+    names = metric_names(result)
     left, right, top, row_h = 190, 30, 26, 30
     height = top + row_h * len(names) + 30
     plot_w = width - left - right
@@ -404,20 +208,19 @@ def _svg_deltas(result: EvaluationResult, width: int = 1060) -> str:
                      f'{METRIC_LABELS[name]}</text>')
         delta = result.metrics.get(f"delta_{name}")
         low, high = result.metrics.get(f"delta_{name}_ci_low"), result.metrics.get(f"delta_{name}_ci_high")
-        verdict = _significance(result, f"delta_{name}")
+        verdict = significance(result, f"delta_{name}")
         colour = {"better": "#1a7f37", "worse": "#cf222e"}.get(verdict, "#57606a")
         if low is not None and high is not None and math.isfinite(low) and math.isfinite(high):
             parts.append(f'<line x1="{sx(low):.1f}" x2="{sx(high):.1f}" y1="{y:.1f}" y2="{y:.1f}" '
                          f'stroke="{colour}" stroke-width="3" stroke-linecap="round"/>')
         if delta is not None and math.isfinite(delta):
             parts.append(f'<circle cx="{sx(delta):.1f}" cy="{y:.1f}" r="6" fill="{colour}">'
-                         f'<title>{METRIC_LABELS[name]}: {delta:+.3f} {_ci(result, f"delta_{name}")}</title></circle>')
+                         f'<title>{METRIC_LABELS[name]}: {delta:+.3f} {ci(result, f"delta_{name}")}</title></circle>')
     parts.append("</svg>")
     return "".join(parts)
 
 
-def _confusion_html(result: EvaluationResult, role: str) -> str:
-    matrix = result.confusion[role]
+def _confusion_html(matrix: ConfusionMatrix) -> str:
     peak = max([v for row in matrix.matrix for v in row] + [1])
     cells = ["<table class=\"cm\"><tr><th>reference \\ predicted</th>"]
     cells += [f"<th>{_e(c)}</th>" for c in matrix.categories]
@@ -447,12 +250,41 @@ def _answer_html(record: ExampleRecord, role: str) -> str:
     return f'<div><div class="label">{_e(ROLE_LABELS[role])}</div>{body}</div>'
 
 
+def _case_html(record: ExampleRecord, diff: float, roles: list[str]) -> str:
+    """One example: prompt, then reference and each model's answer side by side."""
+    trend = "better" if diff > 0 else "worse" if diff < 0 else ""
+    columns = len(roles) + 1
+    return (
+        f'<div class="case"><div class="case-head"><span>example <code>{_e(record.example_id)}</code></span>'
+        f'<span class="diff {trend}">ROUGE-L tuned − base {diff:+.3f}</span></div>'
+        f'<div class="prompt"><div class="label">Prompt</div><div class="text">{_e(record.prompt)}</div></div>'
+        f'<div class="cols" style="grid-template-columns: repeat({columns}, minmax(0, 1fr))">'
+        f'<div><div class="label">Reference</div><div class="text">{_e(record.reference)}</div></div>'
+        + "".join(_answer_html(record, role) for role in roles) + "</div></div>"
+    )
+
+
+def _samples_html(result: EvaluationResult, roles: list[str]) -> str:
+    samples = sample_answers(result)
+    out = [f"<section><h2>Sample answers</h2><p class=\"sub\">Answers side by side, chosen by tuned − base "
+           f"{METRIC_LABELS[PRIMARY_METRIC]} among the examples both models answered.</p>"]
+    if not samples:
+        out.append("<p>No example was answered by both models.</p>")
+    for kind, description in SAMPLE_KINDS.items():
+        picked = [sample for sample in samples if sample.kind == kind]
+        if picked:
+            out.append(f'<h3 class="kind">{_e(kind.capitalize())} <span>{_e(description)}</span></h3>')
+            out += [_case_html(sample.record, sample.diff, roles) for sample in picked]
+    out.append("</section>")
+    return "".join(out)
+
+
 def render_html(result: EvaluationResult) -> str:
     """The evaluation report as one self-contained HTML page (inline CSS and SVG, no external resources)."""
     m = result.metrics
     roles = result.roles
     has_champion = CHAMPION in roles
-    verdict = _significance(result, f"delta_{PRIMARY_METRIC}")
+    verdict = significance(result, f"delta_{PRIMARY_METRIC}")
     out: list[str] = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -474,30 +306,30 @@ def render_html(result: EvaluationResult) -> str:
         versions = ", ".join(result.model_versions.get(role, [])) or "n/a"
         out.append(f"<tr><td><span class=\"swatch\" style=\"background:{ROLE_COLOURS[role]}\"></span>"
                    f"{_e(ROLE_LABELS[role])}</td><td><code>{_e(result.models[role])}</code></td>"
-                   f"<td><code>{_e(versions)}</code></td><td>{_pct(m[f'{role}_error_rate'])}</td></tr>")
+                   f"<td><code>{_e(versions)}</code></td><td>{pct(m[f'{role}_error_rate'])}</td></tr>")
     out.append("</table></section>")
 
     out.append(f"<section><h2>Summary</h2><table><tr><th>metric</th><th>base</th><th>tuned</th>"
-               f"<th>tuned − base</th><th>{_confidence_pct(result)} CI</th>")
+               f"<th>tuned − base</th><th>{confidence_pct(result)} CI</th>")
     if has_champion:
         out.append("<th>champion</th><th>tuned − champion</th><th>CI vs champion</th>")
     out.append("</tr>")
-    for name in _metric_names(result):
-        cls = {"better": "better", "worse": "worse"}.get(_significance(result, f"delta_{name}"), "")
-        out.append(f"<tr><td>{METRIC_LABELS[name]}</td><td>{_num(m.get(f'base_{name}'))}</td>"
-                   f"<td>{_num(m.get(f'tuned_{name}'))}</td>"
-                   f"<td class=\"{cls}\">{_num(m.get(f'delta_{name}'), signed=True)}</td>"
-                   f"<td>{_ci(result, f'delta_{name}')}</td>")
+    for name in metric_names(result):
+        cls = {"better": "better", "worse": "worse"}.get(significance(result, f"delta_{name}"), "")
+        out.append(f"<tr><td>{METRIC_LABELS[name]}</td><td>{num(m.get(f'base_{name}'))}</td>"
+                   f"<td>{num(m.get(f'tuned_{name}'))}</td>"
+                   f"<td class=\"{cls}\">{num(m.get(f'delta_{name}'), signed=True)}</td>"
+                   f"<td>{ci(result, f'delta_{name}')}</td>")
         if has_champion:
             champion_cls = {"better": "better", "worse": "worse"}.get(
-                _significance(result, f"delta_vs_champion_{name}"), ""
+                significance(result, f"delta_vs_champion_{name}"), ""
             )
-            out.append(f"<td>{_num(m.get(f'champion_{name}'))}</td>"
-                       f"<td class=\"{champion_cls}\">{_num(m.get(f'delta_vs_champion_{name}'), signed=True)}</td>"
-                       f"<td>{_ci(result, f'delta_vs_champion_{name}')}</td>")
+            out.append(f"<td>{num(m.get(f'champion_{name}'))}</td>"
+                       f"<td class=\"{champion_cls}\">{num(m.get(f'delta_vs_champion_{name}'), signed=True)}</td>"
+                       f"<td>{ci(result, f'delta_vs_champion_{name}')}</td>")
         out.append("</tr>")
     out.append("</table>")
-    out.append(f'<div class="chart" style="margin-top:14px"><h3>Tuned − base with {_confidence_pct(result)} '
+    out.append(f'<div class="chart" style="margin-top:14px"><h3>Tuned − base with {confidence_pct(result)} '
                f"confidence intervals</h3>{_svg_deltas(result)}</div></section>")
 
     legend = "".join(f'<span class="swatch" style="background:{ROLE_COLOURS[r]}"></span>{_e(ROLE_LABELS[r])}'
@@ -515,41 +347,40 @@ def render_html(result: EvaluationResult) -> str:
                "<th>mean chars</th>"
                "<th>median chars</th><th>p95 chars</th></tr>")
     for role in roles:
-        kinds = ", ".join(f"{k} × {c}" for k, c in _error_kinds(result, role).most_common()) or "—"
+        kinds = ", ".join(f"{k} × {c}" for k, c in error_kinds(result, role).most_common()) or "—"
         out.append(f"<tr><td>{_e(ROLE_LABELS[role])}</td><td>{int(m[f'{role}_answered'])}</td>"
-                   f"<td>{int(m[f'{role}_errors'])}</td><td>{_pct(m[f'{role}_error_rate'])}</td><td>{_e(kinds)}</td>"
-                   f"<td>{_pct(m.get(f'{role}_max_tokens_rate'))}</td>"
-                   f"<td>{_num(m[f'{role}_response_chars_mean'], 0)}</td>"
-                   f"<td>{_num(m[f'{role}_response_chars_median'], 0)}</td>"
-                   f"<td>{_num(m[f'{role}_response_chars_p95'], 0)}</td></tr>")
-    out.append(f"<tr><td>Reference</td><td colspan=\"5\"></td><td>{_num(m.get('reference_chars_mean'), 0)}</td>"
+                   f"<td>{int(m[f'{role}_errors'])}</td><td>{pct(m[f'{role}_error_rate'])}</td><td>{_e(kinds)}</td>"
+                   f"<td>{pct(m.get(f'{role}_max_tokens_rate'))}</td>"
+                   f"<td>{num(m[f'{role}_response_chars_mean'], 0)}</td>"
+                   f"<td>{num(m[f'{role}_response_chars_median'], 0)}</td>"
+                   f"<td>{num(m[f'{role}_response_chars_p95'], 0)}</td></tr>")
+    out.append(f"<tr><td>Reference</td><td colspan=\"5\"></td><td>{num(m.get('reference_chars_mean'), 0)}</td>"
                "<td></td><td></td></tr></table></section>")
 
     if result.settings.label_pattern and result.confusion:
+        matrices = aligned_confusion(result)
+        size = max(len(matrix.categories) for matrix in matrices.values())
+        layout = "charts" if size <= MATRICES_SIDE_BY_SIDE_UP_TO else "charts stacked"
         out.append(f"<section><h2>Labels</h2><p>Pattern <code>{_e(result.settings.label_pattern)}</code>; "
                    f"{int(m.get('n_label_examples', 0))} examples with a reference label, "
                    f"{len(result.label_classes)} classes. Rows: reference label; columns: label found in the "
-                   "answer (“(other)”: none or not a reference class).</p><div class=\"charts\">")
+                   f"answer (“(other)”: none or not a reference class).</p><div class=\"{layout}\">")
         for role in roles:
-            if role in result.confusion:
+            if role in matrices:
                 out.append(f'<div class="chart"><h3>{_e(ROLE_LABELS[role])}: accuracy '
-                           f"{_num(m.get(f'{role}_label_accuracy'))}, macro-F1 {_num(m.get(f'{role}_label_macro_f1'))}"
-                           f"</h3>{_confusion_html(result, role)}</div>")
+                           f"{num(m.get(f'{role}_label_accuracy'))}, macro-F1 {num(m.get(f'{role}_label_macro_f1'))}"
+                           f"</h3>{_confusion_html(matrices[role])}</div>")
         out.append("</div></section>")
 
-    worst = _worst_regressions(result)
+    shown = [BASE, TUNED] + ([CHAMPION] if has_champion else [])
+    out.append(_samples_html(result, shown))
+
+    worst = worst_regressions(result)
     out.append(f"<section><h2>Worst regressions</h2><p class=\"sub\">Examples where the tuned model's "
                f"{METRIC_LABELS[PRIMARY_METRIC]} fell furthest below the base model's (up to {WORST_REGRESSIONS}).</p>")
     if not worst:
         out.append("<p>No example where the tuned model scored below the base model.</p>")
-    for diff, record in worst:
-        out.append(f'<div class="case"><div class="case-head"><span>example <code>{_e(record.example_id)}</code>'
-                   f'</span><span class="diff">ROUGE-L tuned − base {diff:+.3f}</span></div>')
-        out.append(f'<div class="prompt"><div class="label">Prompt</div><div class="text">{_e(record.prompt)}</div></div>')
-        shown = [BASE, TUNED] + ([CHAMPION] if has_champion else [])
-        out.append(f'<div class="cols" style="grid-template-columns: repeat({len(shown) + 1}, 1fr)">'
-                   f'<div><div class="label">Reference</div><div class="text">{_e(record.reference)}</div></div>')
-        out.append("".join(_answer_html(record, role) for role in shown) + "</div></div>")
+    out += [_case_html(record, diff, shown) for diff, record in worst]
     out.append("</section>")
 
     out.append('<section><h2>Method</h2><ul class="notes">')

@@ -1,0 +1,81 @@
+"""The evaluate stage's settings (one record), and the generators they call for.
+
+:class:`EvaluationSettings` is the stage's contract: the component's parameters,
+the CLI's options and the compiled spec's descriptions all come from its fields.
+:func:`build_generators` is the one place that turns it into a generator per
+model role; the component and the CLI both use it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gemini_sft.contracts import setting
+from gemini_sft.errors import ConfigError
+from gemini_sft.evaluation.metrics import BASE, CHAMPION, TUNED
+
+if TYPE_CHECKING:
+    from gemini_sft.evaluation.generation import Generator
+    from gemini_sft.vertex_client import VertexSettings
+
+# Bootstrap interval level; the result document and the reports state it.
+CONFIDENCE = 0.95
+# Per-request timeout of the generation client.
+GENERATION_TIMEOUT_MS = 120_000
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """Which models answer the holdout prompts, how fast they are asked, and how the answers are scored."""
+
+    base_model: str = setting("gemini-2.5-flash", "The baseline: a Gemini model id (or endpoint) the tuned model must beat.")
+    tuned_endpoint: str = setting("", "The tuned model to evaluate: its endpoint resource name (or a model id); required.")
+    champion_endpoint: str = setting(
+        "", "Endpoint of the model now in production, evaluated as 'champion'; empty when there is none."
+    )
+    max_output_tokens: int = setting(1024, "Cap on the length of each answer, in tokens.")
+    max_concurrency: int = setting(8, "Generation calls in flight at once, all models together.",
+                                   pipeline_name="eval_max_concurrency")
+    requests_per_minute: int = setting(300, "Generation requests started per minute, all models and retries together.",
+                                       pipeline_name="eval_requests_per_minute")
+    label_pattern: str = setting(
+        "", "Regex whose first group is the answer's label (e.g. 'Category: (\\w+)'); enables label metrics."
+    )
+    bootstrap_samples: int = setting(1000, "Paired bootstrap replicates for the confidence intervals (0 = none).")
+    seed: int = setting(42, "Seed of the bootstrap and of the retry backoff jitter.")
+
+    def models(self) -> dict[str, str]:
+        """Model name or endpoint per role: base, tuned and (when given) champion."""
+        models = {BASE: self.base_model, TUNED: self.tuned_endpoint}
+        if self.champion_endpoint:
+            models[CHAMPION] = self.champion_endpoint
+        return models
+
+
+def build_generators(
+    settings: EvaluationSettings, vertex: VertexSettings, *, thinking_budget: int | None = None
+) -> dict[str, Generator]:
+    """A google-genai generator per model role, sharing one client.
+
+    Args:
+        settings: the evaluation settings (models and answer length cap).
+        vertex: where to call Vertex (project, region, API endpoint).
+        thinking_budget: thinking token budget for every model (None: each model's own default).
+
+    Raises:
+        ConfigError: when the tuned model or the base model is not named.
+    """
+    from gemini_sft.vertex_client import GenAIGenerator, genai_client
+
+    if not settings.tuned_endpoint:
+        raise ConfigError("tuned_endpoint is required: the endpoint (or model) of the tuned model to evaluate")
+    if not settings.base_model:
+        raise ConfigError("base_model is required: the model the tuned model is compared against")
+    client = genai_client(vertex, timeout_ms=GENERATION_TIMEOUT_MS)
+    return {
+        role: GenAIGenerator(
+            vertex, model, max_output_tokens=settings.max_output_tokens, thinking_budget=thinking_budget, client=client
+        )
+        for role, model in settings.models().items()
+    }
