@@ -34,7 +34,13 @@ from gemini_sft.components.promote import find_champion, promote_model, record_r
 from gemini_sft.components.resolve_data import resolve_raw_data
 from gemini_sft.components.tune import tune_model
 from gemini_sft.components.validate import validate_data
+from gemini_sft.contracts import stage_arguments
 from gemini_sft.dataset.settings import CleanConfig
+from gemini_sft.evaluation.settings import EvaluationSettings
+from gemini_sft.gate import GatePolicy
+from gemini_sft.tune import TuningSettings
+from gemini_sft.validate import ValidationSettings
+from gemini_sft.vertex_client import VertexTarget
 
 PIPELINE_NAME = "gemini-sft"
 PIPELINE_DESCRIPTION = (
@@ -44,6 +50,8 @@ PIPELINE_DESCRIPTION = (
 # The stage records whose fields are pipeline parameters: the one list to extend when a stage gets its record.
 # Their field descriptions become the parameter descriptions the Vertex console shows.
 STAGE_RECORDS: tuple[type, ...] = (CleanConfig,)
+# Tune settings no pipeline parameter feeds: the component's defaults hold (see TuningSettings).
+TUNE_KEEPS_DEFAULTS = ("continuous_from_model", "retry_failed_job", "cancel_on_timeout", "cancel_on_stop")
 
 # Parameters of the pipeline itself, which no stage record holds.
 PIPELINE_ONLY_PARAMETERS: dict[str, str] = {
@@ -211,61 +219,34 @@ def build_pipeline(
             champion = find_champion_op(registry_uri=registry_uri).set_display_name("Find production model")
             champion.set_caching_options(False)
 
-            clean = clean_op(
-                raw_data=raw.outputs["raw_data"],
-                train_fraction=train_fraction,
-                validation_fraction=validation_fraction,
-                holdout_fraction=holdout_fraction,
-                seed=seed,
-                system_instruction=system_instruction,
-                min_response_chars=min_response_chars,
-                conflict_policy=conflict_policy,
-                mask_pii=mask_pii,
-                stratify_by=stratify_by,
-                max_validation_examples=max_validation_examples,
-                validation_overflow=validation_overflow,
-                min_split_examples=min_split_examples,
-            ).set_display_name("Clean and split data")
+            # Every record field goes to its component by name (contracts.stage_arguments): a field added to
+            # a record reaches the component, or building the pipeline fails naming it.
+            parameters = locals()
+            clean = clean_op(raw_data=raw.outputs["raw_data"], **stage_arguments([CleanConfig], parameters))
+            clean.set_display_name("Clean and split data")
             clean.set_cpu_limit("2").set_memory_limit("8G")
 
             validate = validate_op(
                 train=clean.outputs["train"],
                 validation=clean.outputs["validation"],
-                base_model=base_model,
-                epochs=epochs,
-                max_budget_usd=max_budget_usd,
-                price_per_million_tokens_usd=price_per_million_tokens_usd,
-                project=project,
-                location=location,
-                api_endpoint=api_endpoint,
-                count_tokens_with_api=count_tokens_with_api,
+                **stage_arguments([ValidationSettings], parameters),
             ).set_display_name("Validate dataset and estimate cost")
             validate.set_cpu_limit("2").set_memory_limit("8G")
 
             tune = tune_op(
                 train=clean.outputs["train"],
                 validation=clean.outputs["validation"],
-                project=project,
-                location=location,
-                api_endpoint=api_endpoint,
-                base_model=base_model,
-                epochs=epochs,
-                adapter_size=adapter_size,
-                learning_rate_multiplier=learning_rate_multiplier,
-                tuned_model_display_name=tuned_model_display_name,
-                description=tuning_description,
-                labels=tuning_labels,
-                dataset_hash=clean.outputs["dataset_hash"],
-                estimated_cost_usd=validate.outputs["estimated_cost_usd"],
-                price_per_million_tokens_usd=price_per_million_tokens_usd,
-                encryption_key=encryption_key,
-                output_uri=tuning_output_uri,
-                export_last_checkpoint_only=export_last_checkpoint_only,
-                continuous_tuning=continuous_tuning,
-                champion_model=champion.outputs["champion_model"],
-                poll_interval_seconds=poll_interval_seconds,
-                max_wait_hours=max_wait_hours,
-                pipeline_run=run_name,
+                **stage_arguments(
+                    [VertexTarget, TuningSettings],
+                    parameters,
+                    wired={
+                        "dataset_hash": clean.outputs["dataset_hash"],
+                        "estimated_cost_usd": validate.outputs["estimated_cost_usd"],
+                        "champion_model": champion.outputs["champion_model"],
+                        "pipeline_run": run_name,
+                    },
+                    keep_defaults=TUNE_KEEPS_DEFAULTS,
+                ),
             ).set_display_name("Tune Gemini (supervised)")
             # Safe to retry: the step finds the job an earlier attempt launched and resumes it.
             tune.set_retry(num_retries=2, backoff_duration="60s", backoff_factor=2.0)
@@ -273,32 +254,20 @@ def build_pipeline(
 
             evaluate = evaluate_op(
                 holdout=clean.outputs["holdout"],
-                project=project,
-                location=location,
-                api_endpoint=api_endpoint,
-                base_model=base_model,
-                tuned_endpoint=tune.outputs["endpoint"],
-                champion_endpoint=champion.outputs["champion_endpoint"],
-                max_output_tokens=max_output_tokens,
-                max_concurrency=eval_max_concurrency,
-                requests_per_minute=eval_requests_per_minute,
-                label_pattern=label_pattern,
-                bootstrap_samples=bootstrap_samples,
-                seed=seed,
+                **stage_arguments(
+                    [VertexTarget, EvaluationSettings],
+                    parameters,
+                    wired={
+                        "tuned_endpoint": tune.outputs["endpoint"],
+                        "champion_endpoint": champion.outputs["champion_endpoint"],
+                    },
+                ),
             ).set_display_name("Evaluate base vs tuned on holdout")
             evaluate.set_retry(num_retries=1, backoff_duration="30s")
             evaluate.set_caching_options(False)
 
-            gate = gate_op(
-                evaluation=evaluate.outputs["evaluation"],
-                primary_metric=primary_metric,
-                min_score=min_score,
-                min_improvement=min_improvement,
-                improvement_mode=improvement_mode,
-                require_significant=require_significant,
-                max_champion_regression=max_champion_regression,
-                max_error_rate=max_error_rate,
-            ).set_display_name("Gate: does the tuned model beat the baseline?")
+            gate = gate_op(evaluation=evaluate.outputs["evaluation"], **stage_arguments([GatePolicy], parameters))
+            gate.set_display_name("Gate: does the tuned model beat the baseline?")
             gate.set_caching_options(False)
 
             with dsl.If(gate.outputs["passed"] == True, name="gate-passed"):  # noqa: E712 (KFP needs ==)

@@ -26,6 +26,7 @@ from gemini_sft.contracts import (
     setting,
     settings_of,
     signature_problems,
+    stage_arguments,
 )
 from gemini_sft.dataset.settings import CleanConfig
 from gemini_sft.evaluation.settings import EvaluationSettings
@@ -138,3 +139,19 @@ def test_every_record_field_has_a_one_line_description() -> None:
     for record in [s for stage in STAGES for s in stage[1]]:
         for item in settings_of(record):
             assert item.description and "\n" not in item.description, item.name
+
+
+def test_stage_arguments_pass_every_field_and_refuse_one_the_pipeline_lacks() -> None:
+    parameters = {item.pipeline_name: f"<{item.pipeline_name}>" for item in settings_of(CleanConfig)}
+    arguments = stage_arguments([CleanConfig], parameters, wired={"seed": "<task output>"})
+    assert arguments["seed"] == "<task output>"
+    assert arguments["train_fraction"] == "<train_fraction>"
+    assert set(arguments) == {item.name for item in settings_of(CleanConfig)}
+
+    @dataclasses.dataclass(frozen=True)
+    class Grown(CleanConfig):
+        new_knob: int = setting(3, "A knob the pipeline has no parameter for.")
+
+    with pytest.raises(KeyError, match="new_knob: the pipeline has no parameter 'new_knob'"):
+        stage_arguments([Grown], parameters)
+    assert "new_knob" not in stage_arguments([Grown], parameters, keep_defaults=["new_knob"])

@@ -263,3 +263,37 @@ def pipeline_parameter_descriptions(record_types: Iterable[type]) -> dict[str, s
         for item in settings_of(record):
             result.setdefault(item.pipeline_name, item.description)
     return result
+
+
+def stage_arguments(
+    record_types: Iterable[type],
+    parameters: Mapping[str, Any],
+    wired: Mapping[str, Any] | None = None,
+    keep_defaults: Iterable[str] = (),
+) -> dict[str, Any]:
+    """The keyword arguments a pipeline passes a stage's component: every record field, by name.
+
+    Args:
+        record_types: the stage records the component takes.
+        parameters: the pipeline function's parameters (its ``locals()``), by pipeline parameter name.
+        wired: values for fields fed from elsewhere (a task output, the run name), by field name.
+        keep_defaults: fields the pipeline leaves at the component's default on purpose.
+
+    Raises:
+        KeyError naming the field, when a field has neither a pipeline parameter nor a wired value
+        (so a field added to a record but not to the pipeline fails when the pipeline is built).
+    """
+    given = dict(wired or {})
+    skipped = set(keep_defaults)
+    arguments: dict[str, Any] = {}
+    for record in record_types:
+        for item in settings_of(record):
+            if item.name in given:
+                arguments[item.name] = given[item.name]
+            elif item.name not in skipped:
+                if item.pipeline_name not in parameters:
+                    raise KeyError(
+                        f"{record.__name__}.{item.name}: the pipeline has no parameter {item.pipeline_name!r}"
+                    )
+                arguments[item.name] = parameters[item.pipeline_name]
+    return arguments
