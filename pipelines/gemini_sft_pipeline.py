@@ -16,6 +16,8 @@ Steps, in order:
    recorded answers are scored; ROUGE and more.
 7. **Gate**: the tuned model passes only when it beats the baseline by the configured margins.
 8. **Promote** when the gate passes; otherwise **record the rejection** with the gate's reasons.
+   An open model that passes is **deployed** instead: Model Registry upload with a vLLM container,
+   endpoint deploy, traffic once it is up (the previous deployment kept for rollback).
 
 ``build_pipeline`` makes the pipeline for one component image and one target: ``vertex``
 (the compiled spec: the tuning backend is chosen at run time with dsl.If / dsl.Else and the
@@ -35,6 +37,7 @@ from kfp import dsl
 
 from gemini_sft.components.base import DEFAULT_IMAGE, build_component
 from gemini_sft.components.clean import clean_data
+from gemini_sft.components.deploy import deploy_open_weights, record_open_weights_rejection
 from gemini_sft.components.evaluate import evaluate_models
 from gemini_sft.components.gate import gate_model
 from gemini_sft.components.promote import find_champion, promote_model, record_rejection
@@ -44,6 +47,7 @@ from gemini_sft.components.tune import tune_model
 from gemini_sft.components.validate import validate_data
 from gemini_sft.contracts import stage_arguments
 from gemini_sft.dataset.settings import CleanConfig
+from gemini_sft.deployment import DeploymentSettings
 from gemini_sft.errors import ConfigError
 from gemini_sft.evaluation.settings import EvaluationSettings
 from gemini_sft.gate import GatePolicy
@@ -66,7 +70,7 @@ PIPELINE_DESCRIPTION = (
 
 # The stage records whose fields are pipeline parameters: the one list to extend when a stage gets its record.
 # Their field descriptions become the parameter descriptions the Vertex console shows.
-STAGE_RECORDS: tuple[type, ...] = (CleanConfig, OpenWeightsSettings)
+STAGE_RECORDS: tuple[type, ...] = (CleanConfig, OpenWeightsSettings, DeploymentSettings)
 # Tune settings no pipeline parameter feeds: the component's defaults hold (see TuningSettings).
 TUNE_KEEPS_DEFAULTS = ("continuous_from_model", "retry_failed_job", "cancel_on_timeout", "cancel_on_stop")
 
@@ -188,6 +192,8 @@ def build_pipeline(
     find_champion_op = build_component(find_champion, image)
     promote_op = build_component(promote_model, image)
     reject_op = build_component(record_rejection, image)
+    deploy_op = build_component(deploy_open_weights, image)
+    reject_open_op = build_component(record_open_weights_rejection, image)
     recipients = list(notification_emails)
 
     @dsl.pipeline(name=PIPELINE_NAME, description=PIPELINE_DESCRIPTION)
@@ -253,6 +259,13 @@ def build_pipeline(
         max_seq_length: int = 1024,
         early_stopping_patience: int = 2,
         max_answer_tokens: int = 256,
+        serving_image: str = DeploymentSettings.serving_image,
+        serving_machine_type: str = "g2-standard-12",
+        serving_accelerator_type: str = "NVIDIA_L4",
+        serving_accelerator_count: int = 1,
+        min_replicas: int = 1,
+        max_replicas: int = 1,
+        endpoint_display_name: str = "gemini-sft-open-weights",
     ) -> None:
         if recipients:
             from google_cloud_pipeline_components.v1.vertex_notification_email import (
@@ -383,6 +396,37 @@ def build_pipeline(
                             dataset_hash=clean.outputs["dataset_hash"],
                         ).set_display_name("Record rejection and reasons")
                         reject.set_caching_options(False)
+
+            # An open model is served only when it passed: upload, deploy, then traffic.
+            open_path = (
+                contextlib.nullcontext() if len(backends) == 1
+                else dsl.If(tuning_backend == OPEN_WEIGHTS_BACKEND, name="open-weights-deployment")
+            )
+            if OPEN_WEIGHTS_BACKEND in backends:
+                with open_path:
+                    with dsl.If(gate.outputs["passed"] == True, name="gate-passed-open"):  # noqa: E712
+                        deploy = deploy_op(
+                            tuned_model=tuned_model,
+                            decision=gate.outputs["decision"],
+                            evaluation=evaluate.outputs["evaluation"],
+                            project=project,
+                            location=location,
+                            api_endpoint=api_endpoint,
+                            registry_uri=registry_uri,
+                            pipeline_run=run_name,
+                            dataset_hash=clean.outputs["dataset_hash"],
+                            **stage_arguments([DeploymentSettings], parameters),
+                        ).set_display_name("Deploy open model to an endpoint")
+                        deploy.set_caching_options(False)
+                    with dsl.Else(name="gate-failed-open"):
+                        reject_open = reject_open_op(
+                            tuned_model=tuned_model,
+                            decision=gate.outputs["decision"],
+                            registry_uri=registry_uri,
+                            pipeline_run=run_name,
+                            dataset_hash=clean.outputs["dataset_hash"],
+                        ).set_display_name("Record rejection of the open model")
+                        reject_open.set_caching_options(False)
 
     return gemini_sft_pipeline
 

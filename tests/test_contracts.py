@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from gemini_sft.components.clean import clean_data
+from gemini_sft.components.deploy import deploy_open_weights
 from gemini_sft.components.evaluate import evaluate_models
 from gemini_sft.components.gate import gate_model
 from gemini_sft.components.resolve_data import resolve_raw_data
@@ -31,6 +32,7 @@ from gemini_sft.contracts import (
     stage_arguments,
 )
 from gemini_sft.dataset.settings import CleanConfig
+from gemini_sft.deployment import DeploymentSettings
 from gemini_sft.evaluation.settings import EvaluationSettings
 from gemini_sft.gate import GatePolicy
 from gemini_sft.open_weights.settings import OpenWeightsSettings
@@ -47,6 +49,8 @@ TUNE_DEFAULTS = ("continuous_from_model", "retry_failed_job", "cancel_on_timeout
 VALIDATE_ARTIFACTS = ("train", "validation", "report", "validation_result", "metrics")
 EVALUATE_ARTIFACTS = ("holdout", "metrics", "classification_metrics", "predictions", "report", "html_report", "evaluation",
                       "tuned_model")
+DEPLOY_OTHERS = ("tuned_model", "decision", "evaluation", "deployment_record", "project", "location", "api_endpoint",
+                 "registry_uri", "pipeline_run", "dataset_hash")
 TRAIN_OPEN_ARTIFACTS = ("train", "validation", "holdout", "tuned_model", "loss_curves", "figures", "predictions")
 # The training machine is fixed when the pipeline is compiled (the custom job's machine), not a run parameter.
 TRAIN_OPEN_COMPILED = ("machine_type", "accelerator_type", "accelerator_count")
@@ -63,6 +67,7 @@ STAGES: list[tuple[Any, list[type], tuple[str, ...], str, tuple[str, ...]]] = [
     (evaluate_models, [VertexTarget, EvaluationSettings], EVALUATE_ARTIFACTS, "evaluate-models", EVALUATE_WIRED),
     (gate_model, [GatePolicy], GATE_ARTIFACTS, "gate-model", ()),
     (train_open_weights, [OpenWeightsSettings], TRAIN_OPEN_ARTIFACTS, "train-open-weights", TRAIN_OPEN_COMPILED),
+    (deploy_open_weights, [DeploymentSettings], DEPLOY_OTHERS, "deploy-open-weights", ()),
 ]
 
 

@@ -17,6 +17,8 @@ pytest.importorskip("trl")
 
 from gemini_sft.local_run import LocalRunResult, run_local  # noqa: E402
 from gemini_sft.standin import VertexStandIn  # noqa: E402
+from gemini_sft.vertex_client import VertexSettings  # noqa: E402
+from gemini_sft.vertex_deployments import VertexDeployments  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -67,8 +69,29 @@ def test_the_evaluation_scores_the_open_models_recorded_answers(passing_run: Loc
         r["prompt"]: r["tuned"]["answer"] for r in rows}
 
 
-def test_a_failed_gate_deploys_nothing(failing_run: LocalRunResult) -> None:
+def test_a_passing_model_is_deployed_and_its_endpoint_answers_with_the_adapter(
+    passing_run: LocalRunResult, module_standin: VertexStandIn
+) -> None:
+    deployment = _summary(passing_run)["deployment"]
+    assert passing_run.gate_passed is True
+    assert deployment["decision"] == "deployed"
+    champion = json.loads((passing_run.output_dir / "registry" / "champion.json").read_text())
+    assert champion["tuning_backend"] == "open-weights"
+    assert champion["model"]["endpoint"] == deployment["endpoint"]
+    service = VertexDeployments(VertexSettings.create("local-project", "us-central1", module_standin.base_url))
+    assert service.traffic_split(deployment["endpoint"]) == {deployment["deployed_model_id"]: 100}
+    answer = service.raw_predict(deployment["endpoint"], {"prompt": "My printer is jammed", "max_tokens": 8})
+    assert isinstance(answer["predictions"][0], str)
+    assert answer["deployedModelId"] == deployment["deployed_model_id"]
+
+
+def test_a_failed_gate_deploys_nothing_and_records_the_rejection(
+    failing_run: LocalRunResult, module_standin: VertexStandIn
+) -> None:
     summary = _summary(failing_run)
     assert failing_run.gate_passed is False
     assert summary["deployment"]["decision"] == "not-deployed"
-    assert summary["gate"]["passed"] is False
+    assert not (failing_run.run_dir / "deploy-open-weights").exists()
+    rejection = json.loads((failing_run.run_dir / "record-open-weights-rejection" / "rejection_record").read_text())
+    assert rejection["kind"] == "rejection" and rejection["tuning_backend"] == "open-weights"
+    assert not (failing_run.output_dir / "registry" / "champion.json").exists()

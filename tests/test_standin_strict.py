@@ -307,6 +307,14 @@ SAMPLE_PATHS = {
     "models.mergeVersionAliases": ("POST", f"/v1/{PARENT}/models/1@1:mergeVersionAliases", "MergeVersionAliases"),
     "models.get": ("GET", f"/v1/{PARENT}/models/1@1", "GetModel"),
     "models.patch": ("PATCH", f"/v1/{PARENT}/models/1@1", "UpdateModel"),
+    "models.upload": ("POST", f"/v1/{PARENT}/models:upload", "UploadModel"),
+    "endpoints.create": ("POST", f"/v1/{PARENT}/endpoints", "CreateEndpoint"),
+    "endpoints.get": ("GET", f"/v1/{PARENT}/endpoints/1", "GetEndpoint"),
+    "endpoints.patch": ("PATCH", f"/v1/{PARENT}/endpoints/1", "UpdateEndpoint"),
+    "endpoints.deployModel": ("POST", f"/v1/{PARENT}/endpoints/1:deployModel", "DeployModel"),
+    "endpoints.undeployModel": ("POST", f"/v1/{PARENT}/endpoints/1:undeployModel", "UndeployModel"),
+    "endpoints.mutateDeployedModel": ("POST", f"/v1/{PARENT}/endpoints/1:mutateDeployedModel", "MutateDeployedModel"),
+    "endpoints.rawPredict": ("POST", f"/v1/{PARENT}/endpoints/1:rawPredict", "RawPredict"),
 }
 
 

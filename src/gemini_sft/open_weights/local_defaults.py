@@ -19,6 +19,7 @@ from gemini_sft.open_weights.settings import TINY_LOCAL_MODEL
 
 RUN_SUMMARY_FILE = "run_summary.json"
 TRAIN_STEP = "train-open-weights"
+DEPLOY_STEP = "deploy-open-weights"
 
 # Pipeline parameters (by pipeline name) of an open-weights local run.
 OPEN_WEIGHTS_LOCAL_DEFAULTS: dict[str, Any] = {
@@ -98,14 +99,31 @@ def tuning_section(run_dir: Path, output_dir: Path, backend: str) -> dict[str, A
     }
 
 
-def deployment_section(gate_passed: bool, backend: str) -> dict[str, Any]:
-    """The ``deployment`` part of the run summary: what happened to the candidate after the gate."""
-    if not gate_passed:
-        return {"decision": "not-deployed", "reason": "the gate failed: nothing was deployed (see gate_decision.json)"}
+def deployment_section(run_dir: Path, gate_passed: bool, backend: str) -> dict[str, Any]:
+    """The ``deployment`` part of the run summary: what happened to the candidate after the gate.
+
+    Args:
+        run_dir: the kfp.local run folder.
+        gate_passed: the gate's verdict.
+        backend: the backend that tuned.
+    """
     if backend == VERTEX_GEMINI_BACKEND:
-        return {"decision": "deployed", "reason": "the tuned Gemini endpoint was promoted (see promotion_record.json)"}
-    return {"decision": "not-deployed",
-            "reason": "the gate passed; this version has no deployment step for open-weights models yet"}
+        promoted = run_dir / "promote-model" / "promotion_record"
+        return ({"decision": "deployed", "backend": backend, **_record_fields(promoted)} if promoted.is_file()
+                else {"decision": "not-deployed", "backend": backend, "reason": "the gate failed"})
+    deployed = run_dir / DEPLOY_STEP / "deployment_record"
+    if deployed.is_file():
+        return {"decision": "deployed", "backend": backend, **_record_fields(deployed)}
+    reason = "the gate failed: nothing was uploaded or deployed" if not gate_passed else "the deploy step did not run"
+    return {"decision": "not-deployed", "backend": backend, "reason": reason}
+
+
+def _record_fields(path: Path) -> dict[str, Any]:
+    record = json.loads(path.read_text(encoding="utf-8"))
+    model = record.get("model") or {}
+    return {"model": f"{model.get('model', '')}@{model.get('version', '')}", "endpoint": model.get("endpoint", ""),
+            "deployed_model_id": record.get("deployed_model_id", ""),
+            "previous": record.get("previous_champion"), "record_id": record.get("record_id", "")}
 
 
 def write_open_weights_summary(result: Any, arguments: Mapping[str, Any]) -> Path:
@@ -123,7 +141,7 @@ def write_open_weights_summary(result: Any, arguments: Mapping[str, Any]) -> Pat
                                                                   backend)},
         "gate": {"passed": result.gate_passed, "reasons": result.gate_reasons},
         "metrics": dict(result.metrics),
-        "deployment": deployment_section(result.gate_passed, backend),
+        "deployment": deployment_section(Path(result.run_dir), result.gate_passed, backend),
     })
     path.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     return path

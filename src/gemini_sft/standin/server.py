@@ -40,6 +40,7 @@ from typing import Any, Iterable, Sequence
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from gemini_sft.errors import ConfigError
+from gemini_sft.standin.deployments import routes as deployment_routes
 from gemini_sft.standin.platform import routes as platform_routes
 from gemini_sft.standin.responder import generation_routes
 from gemini_sft.standin.rest_rules import (
@@ -143,7 +144,7 @@ class VertexStandIn:
         self._builtin_routes: tuple[Route, ...] = tuple(
             tuning_routes(self.tuning_jobs)
             + generation_routes(self.tuning_jobs.responder_for_endpoint)
-            + platform_routes()
+            + platform_routes() + deployment_routes()
         )
         self._extra_routes: tuple[Route, ...] = tuple(extra_routes)
         self._records: list[RequestRecord] = []
