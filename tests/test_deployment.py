@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import yaml
 from google.cloud.aiplatform_v1.types import AcceleratorType
 
 from gemini_sft.deployment import DeploymentSettings, deploy_open_model, rollback_deployment
-from gemini_sft.errors import DeploymentError
+from gemini_sft.errors import DeploymentError, PromotionError
 from gemini_sft import cli
 from gemini_sft.promotion import PromotionStore, Provenance
 from gemini_sft.standin import VertexStandIn
@@ -99,3 +100,30 @@ def test_rollback_refuses_when_the_previous_deployment_is_gone(standin: VertexSt
 def test_bad_replica_settings_are_refused_before_any_call() -> None:
     with pytest.raises(DeploymentError, match="min_replicas <= max_replicas"):
         DeploymentSettings(min_replicas=2, max_replicas=1)
+
+
+def _artifact(kind, path: Path, text: str | None = None, **metadata):
+    if text is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    artifact = kind(name=path.name, uri=str(path))
+    artifact.metadata.update(metadata)
+    return artifact
+
+
+def test_the_deploy_step_refuses_a_model_that_failed_the_gate(standin: VertexStandIn, tmp_path: Path) -> None:
+    from kfp.dsl import Artifact, Model
+
+    from gemini_sft.components.deploy import deploy_open_weights
+
+    decision = json.dumps({"passed": False, "reasons": ["min_improvement: tuned - base = -0.1 < 0"]})
+    with pytest.raises(PromotionError, match="refusing to deploy"):
+        deploy_open_weights(
+            tuned_model=_artifact(Model, tmp_path / "model", **METADATA),
+            decision=_artifact(Artifact, tmp_path / "decision.json", decision),
+            evaluation=_artifact(Artifact, tmp_path / "evaluation.json", json.dumps({"metrics": {}})),
+            deployment_record=_artifact(Artifact, tmp_path / "out" / "record"),
+            project="my-project", api_endpoint=standin.base_url, registry_uri=str(tmp_path / "registry"),
+        )
+    assert not [r for r in standin.requests if r.route.startswith(("models.upload", "endpoints."))]
+    assert not (tmp_path / "registry" / "champion.json").exists()
