@@ -102,3 +102,11 @@ def test_recorded_answers_are_scored_as_the_base_and_tuned_models(tmp_path: Path
     assert result.metrics["tuned_rougeL"] == pytest.approx(1.0)
     assert result.metrics["base_rougeL"] == pytest.approx(0.0)
     assert result.metrics["tuned_error_rate"] == pytest.approx(1 / 6)
+
+
+def test_submit_and_local_runs_refuse_an_unknown_backend_before_starting() -> None:
+    from gemini_sft.settings_check import setting_problems
+
+    assert setting_problems({"tuning_backend": "open-weights"}, []) == []
+    assert setting_problems({"tuning_backend": "gemma"}, []) == [
+        "tuning_backend must be one of vertex-gemini, open-weights, got 'gemma'"]
