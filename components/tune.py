@@ -21,7 +21,8 @@ from gemini_sft.vertex_client import VertexTarget
     launched twice. SIGTERM cancels the job unless cancel_on_stop is off; after max_wait_hours the step fails
     and the job is left running unless cancel_on_timeout. Actual cost = the job's billable training tokens
     (all epochs) x the price per million tokens. Fails with TuningSettingsError before any call on a bad
-    setting, TuningJobFailedError, TuningTimeoutError or VertexApiError.""",
+    setting, TuningJobFailedError, TuningTimeoutError or VertexApiError; a retried attempt with the same
+    inputs repeats a permanent failure at once, without calling Vertex.""",
     records=[VertexTarget, TuningSettings],
     inputs={
         "train": "Training split from the clean step, Gemini JSONL.",
@@ -68,25 +69,32 @@ def tune_model(
     cancel_on_timeout: bool = False,
     cancel_on_stop: bool = True,
 ) -> NamedTuple("TuneOutputs", [("endpoint", str), ("model_resource", str), ("tuning_job", str)]):
+    step_inputs = {k: v for k, v in locals().items() if k not in ("tuned_model", "summary", "gcp_resources")}
+    step_inputs.update(train=train.uri, validation=validation.uri)
     import logging
     from collections import namedtuple
+    from pathlib import Path
 
     from gemini_sft import tune, vertex_client
     from gemini_sft.contracts import record_from_values
+    from gemini_sft.permanent_failure import fail_fast_when_retried
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     vertex_client.quiet_http_logs()  # per-request lines add nothing to the state-change log
 
-    vertex = record_from_values(vertex_client.VertexTarget, locals()).settings()
-    settings = record_from_values(tune.TuningSettings, locals())
-    data = tune.TuningData.from_splits(train.uri, validation.uri, validation.path)
-    # Check before building any client, so a bad setting never reaches the API.
-    settings.check(location, data, remote=not vertex.uses_local_server)
-    outcome = tune.run_tuning(
-        settings, data, vertex_client.GenAITuningService(vertex), project=project, location=location,
-        uses_local_server=vertex.uses_local_server, gcp_resources_path=gcp_resources,
-    )
-    tuned_model.metadata.update(tune.write_step_outputs(outcome, settings, tuned_model.path, summary.path))
+    # The step is retried (a lost pod resumes its job), but a permanent error (a setting, invalid data, a 4xx)
+    # would only be repeated: the attempts share this output folder, where it is recorded and read back.
+    with fail_fast_when_retried(Path(summary.path).parent, step_inputs):
+        vertex = record_from_values(vertex_client.VertexTarget, locals()).settings()
+        settings = record_from_values(tune.TuningSettings, locals())
+        data = tune.TuningData.from_splits(train.uri, validation.uri, validation.path)
+        # Check before building any client, so a bad setting never reaches the API.
+        settings.check(location, data, remote=not vertex.uses_local_server)
+        outcome = tune.run_tuning(
+            settings, data, vertex_client.GenAITuningService(vertex), project=project, location=location,
+            uses_local_server=vertex.uses_local_server, gcp_resources_path=gcp_resources,
+        )
+        tuned_model.metadata.update(tune.write_step_outputs(outcome, settings, tuned_model.path, summary.path))
     outputs = namedtuple("TuneOutputs", ["endpoint", "model_resource", "tuning_job"])
     return outputs(outcome.endpoint, outcome.model_resource, outcome.tuning_job)
 
