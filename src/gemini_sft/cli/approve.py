@@ -32,8 +32,7 @@ class StagedCandidate:
     """What a decision command works on: the registry, the staged record of RUN and RUN's outputs.
 
     ``config`` is the environment config (None without ``--config``), ``outputs`` the run folder's
-    RunOutputs (None when RUN is not a local run folder), ``ratings`` the human ratings file to read
-    (``--ratings``, else the run folder's; None when there is neither).
+    RunOutputs (None when RUN is not a local run folder).
     """
 
     registry_uri: str
@@ -41,7 +40,10 @@ class StagedCandidate:
     store: Any
     staged: Any
     outputs: Any
-    ratings: Path | None
+
+    def ratings_file(self, given: Path | None) -> Path | None:
+        """``given`` (the ``--ratings`` option), else the run folder's human ratings; None when there is neither."""
+        return given or (self.outputs.ratings if self.outputs else None)
 
 
 def staged_candidate(args: argparse.Namespace) -> StagedCandidate:
@@ -62,8 +64,7 @@ def staged_candidate(args: argparse.Namespace) -> StagedCandidate:
     store = PromotionStore(uri)
     outputs = locate_run(args.run)
     staged = find_staged(store, outputs.run_name if outputs and outputs.run_name else args.run)
-    ratings = getattr(args, "ratings", None) or (outputs.ratings if outputs else None)
-    return StagedCandidate(uri, config, store, staged, outputs, ratings)
+    return StagedCandidate(uri, config, store, staged, outputs)
 
 
 def save_run_contract(candidate: StagedCandidate, versioned_name: str) -> None:
@@ -114,14 +115,15 @@ def approve_command(args: argparse.Namespace) -> int:
 
     candidate = staged_candidate(args)
     config, staged = candidate.config, candidate.staged
-    if candidate.ratings is None:
+    ratings = candidate.ratings_file(args.ratings)
+    if ratings is None:
         raise ConfigError("Give --ratings FILE (RUN is not a local run folder with human_ratings.jsonl).")
     min_win_rate = args.min_win_rate
     if min_win_rate is None:
         min_win_rate = config.min_human_win_rate if config else EnvironmentConfig.model_fields["min_human_win_rate"].default
     if not 0.0 <= min_win_rate <= 1.0:
         raise ConfigError(f"--min-win-rate must be between 0 and 1, got {min_win_rate}.")
-    summary = summarize(read_ratings(candidate.ratings))
+    summary = summarize(read_ratings(ratings))
     approved, reasons = approval_check(summary, min_win_rate, args.min_ratings)
     if not approved:
         print(f"Not approved: {staged.model.versioned_name} stays staged.")

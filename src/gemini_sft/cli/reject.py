@@ -27,7 +27,7 @@ def reject_command(args: argparse.Namespace) -> int:
     from gemini_sft.review.ratings import read_ratings, summarize
 
     candidate = staged_candidate(args)
-    ratings = candidate.ratings
+    ratings = candidate.ratings_file(args.ratings)
     metrics = summarize(read_ratings(ratings)).as_metrics() if ratings and ratings.is_file() else {}
     record = reject_staged(candidate.store, candidate.staged, args.reason, review_metrics=metrics)
     print(f"Rejected {record.model.versioned_name}: {record.reasons[0]}")
