@@ -54,6 +54,7 @@ from typing import Any, Callable
 
 from gemini_sft.errors import TrainingFileError
 from gemini_sft.examples import Example, content_text
+from gemini_sft.standin.epochs import best_epoch, checkpoint_responder, loss_curves
 from gemini_sft.standin.responder import NearestExampleIndex, TunedResponder
 from gemini_sft.standin.routing import Route, StandInError, StandInRequest, api_path
 from gemini_sft.standin.tuning_request import (  # noqa: F401 - proto_field is part of this module's API
@@ -74,10 +75,17 @@ FAILED = "JOB_STATE_FAILED"
 CANCELLED = "JOB_STATE_CANCELLED"
 EXPIRED = "JOB_STATE_EXPIRED"
 ENDED_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED, EXPIRED})
+SUB_STATE_PREFIX = "TUNING_JOB_STATE_"
+SUB_STATE_TUNING = SUB_STATE_PREFIX + "TUNING"
+# The sub-states google-genai 2.34 knows (types.TuningJobState), without the prefix.
+SUB_STATES = ("WAITING_FOR_QUOTA", "PROCESSING_DATASET", "WAITING_FOR_CAPACITY", "TUNING", "POST_PROCESSING")
+TRUNCATION_REASON = "The example is longer than the model's token limit and was truncated."
 
 STANDIN_DESCRIPTION = "Made by the gemini-sft offline stand-in of the Vertex API: no Gemini model was tuned."
 # The stand-in's own assumption for tuningStepCount and checkpoint steps.
 STANDIN_BATCH_SIZE = 8
+# Input + output tokens one training example may have (Gemini 2.5); longer ones are reported truncated.
+EXAMPLE_TOKEN_LIMIT = 131_072
 DEFAULT_PAGE_SIZE = 100
 
 # google.rpc codes used in job errors.
@@ -159,18 +167,55 @@ def _character_count(example: Example) -> int:
     return sum(len(content_text(t)) for t in turns if isinstance(t, dict))
 
 
-def supervised_tuning_data_stats(examples: list[Example], epochs: int) -> dict[str, Any]:
-    """``supervisedTuningDataStats`` for a training set (int64 fields as strings, as Vertex sends them)."""
-    dataset_tokens = sum(estimate_example_tokens(e) for e in examples)
+def _distribution(values: list[int]) -> dict[str, Any]:
+    """A ``SupervisedTuningDatasetDistribution`` of per-example counts (int64 fields as strings)."""
+    ordered = sorted(values)
+
+    def percentile(share: float) -> float:
+        return float(ordered[min(len(ordered) - 1, int(share * (len(ordered) - 1) + 0.5))])
+
+    return {
+        "sum": str(sum(ordered)), "billableSum": str(sum(ordered)), "min": float(ordered[0]),
+        "max": float(ordered[-1]), "mean": sum(ordered) / len(ordered), "median": percentile(0.5),
+        "p5": percentile(0.05), "p95": percentile(0.95),
+    }
+
+
+def supervised_tuning_data_stats(
+    examples: list[Example], epochs: int, truncated: tuple[int, ...] = ()
+) -> dict[str, Any]:
+    """``supervisedTuningDataStats`` for a training set (int64 fields as strings, as Vertex sends them).
+
+    Args:
+        examples: the training examples.
+        epochs: the job's epochs.
+        truncated: 1-based indices of examples to report truncated, besides those over the token limit.
+    """
+    example_tokens = [estimate_example_tokens(e) for e in examples]
     characters = sum(_character_count(e) for e in examples)
     steps = epochs * math.ceil(len(examples) / STANDIN_BATCH_SIZE)
-    return {
+    over_limit = {i for i, tokens in enumerate(example_tokens, start=1) if tokens > EXAMPLE_TOKEN_LIMIT}
+    indices = sorted(over_limit | {i for i in truncated if 1 <= i <= len(examples)})
+    outputs = [len(content_text(c)) // 4 for e in examples for c in (e.get("contents") or [])
+               if isinstance(c, dict) and c.get("role") == "model"]
+    stats: dict[str, Any] = {
         "tuningDatasetExampleCount": str(len(examples)),
         "totalTuningCharacterCount": str(characters),
         "totalBillableCharacterCount": str(characters * epochs),
-        "totalBillableTokenCount": str(dataset_tokens * epochs),
+        "totalBillableTokenCount": str(sum(example_tokens) * epochs),
         "tuningStepCount": str(steps),
+        "userInputTokenDistribution": _distribution(example_tokens),
+        "userMessagePerExampleDistribution": _distribution([len(e.get("contents") or []) for e in examples]),
     }
+    if outputs:
+        stats["userOutputTokenDistribution"] = _distribution(outputs)
+    if indices:
+        stats.update(
+            totalTruncatedExampleCount=str(len(indices)),
+            truncatedExampleIndices=[str(i) for i in indices],
+            droppedExampleReasons=[TRUNCATION_REASON] * len(indices),
+        )
+    return stats
 
 
 @dataclass
@@ -198,6 +243,11 @@ class _Job:
     error: dict[str, Any] | None = None
     base_model: str | None = None
     model_version: int = 1
+    sub_state_plan: tuple[tuple[str, int], ...] = ()  # (sub-state, GETs) while RUNNING; () = TUNING throughout
+    checkpoint_endpoint_ids: dict[int, str] = field(default_factory=dict)  # epoch -> endpoint id
+    checkpoint_responders: dict[str, TunedResponder] = field(default_factory=dict)  # endpoint name -> model
+    with_curves: bool = True
+    has_validation: bool = False
 
     @property
     def model_name(self) -> str:
@@ -211,6 +261,38 @@ class _Job:
         self.state = state
         self.error = error
         self.end_time = self.update_time = _now()
+
+    @property
+    def experiment_id(self) -> str:
+        return f"tuning-experiment-{self.name.rsplit('/', 1)[-1]}"
+
+    @property
+    def experiment_name(self) -> str:
+        return f"{self.parent}/metadataStores/default/contexts/{self.experiment_id}"
+
+    def polls_in(self, state: str, polls_per_state: int) -> int:
+        """GETs that see ``state`` before the job moves on: the sub-state plan's total while RUNNING."""
+        if state == RUNNING and self.sub_state_plan:
+            return sum(polls for _, polls in self.sub_state_plan)
+        return polls_per_state
+
+    def sub_state(self) -> str | None:
+        """The detail state (``TUNING_JOB_STATE_...``) while RUNNING, from the plan; None otherwise."""
+        if self.state != RUNNING:
+            return None
+        seen = 0
+        for name, polls in self.sub_state_plan:
+            seen += polls
+            if self.polls_in_state <= seen:
+                return SUB_STATE_PREFIX + name
+        return SUB_STATE_TUNING if not self.sub_state_plan else SUB_STATE_PREFIX + self.sub_state_plan[-1][0]
+
+    def curves(self) -> dict[str, list[tuple[int, float]]]:
+        """The job's TensorBoard series (see :mod:`.epochs`); empty for a job without curves."""
+        if not self.with_curves or not self.data_stats:
+            return {}
+        steps = int(self.data_stats["tuningStepCount"]) // self.request.epochs
+        return loss_curves(self.request.epochs, steps, with_eval=self.has_validation)
 
     def advance(self) -> None:
         """Move to the next state (PENDING -> RUNNING -> SUCCEEDED/FAILED)."""
@@ -241,6 +323,8 @@ class _Job:
             }
             if epoch == self.request.epochs:
                 checkpoint["endpoint"] = self.endpoint_name
+            elif epoch in self.checkpoint_endpoint_ids:
+                checkpoint["endpoint"] = f"{self.parent}/endpoints/{self.checkpoint_endpoint_ids[epoch]}"
             checkpoints.append(checkpoint)
         return checkpoints
 
@@ -271,7 +355,12 @@ class _Job:
         if self.error:
             resource["error"] = dict(self.error)
         if self.data_stats and self.start_time:
-            resource["tuningDataStats"] = {"supervisedTuningDataStats": dict(self.data_stats)}
+            resource["tuningDataStats"] = {"supervisedTuningDataStats": copy.deepcopy(self.data_stats)}
+        sub_state = self.sub_state()
+        if sub_state:
+            resource["tuningJobState"] = sub_state
+        if self.start_time:
+            resource["experiment"] = self.experiment_name
         if self.state == SUCCEEDED:
             resource["tunedModel"] = {
                 "model": self.model_name,
@@ -355,6 +444,9 @@ class TuningJobStore:
     fail_jobs_with: str | None = None
     expire_jobs: bool = False
     first_id: int | None = None
+    sub_state_plan: tuple[tuple[str, int], ...] = ()
+    truncated_examples: tuple[int, ...] = ()
+    jobs_without_curves: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _jobs: dict[str, _Job] = field(default_factory=dict, init=False, repr=False)
     _ids: Callable[[], int] = field(init=False, repr=False)
@@ -378,10 +470,16 @@ class TuningJobStore:
         responder: TunedResponder | None = None
         data_stats: dict[str, Any] | None = None
         with self._lock:
+            if request.pre_tuned_checkpoint_id:
+                self._check_source_checkpoint(request)
             job_id, model_id, endpoint_id = (str(self._ids()) for _ in range(3))
+            # Intermediate checkpoints get endpoints of their own; the last one is the job's endpoint.
+            checkpoint_endpoint_ids = {epoch: str(self._ids()) for epoch in range(1, request.epochs)}
             model_id, model_version = self._tuned_model_slot(request, model_id)
             fail_message = self.fail_jobs_with
             expire = self.expire_jobs
+            sub_state_plan, truncated = self.sub_state_plan, self.truncated_examples
+            with_curves = not self.jobs_without_curves
         try:
             examples = read_examples(request.training_uri, "training")
             if request.validation_uri:
@@ -389,7 +487,7 @@ class TuningJobStore:
             responder = TunedResponder(
                 endpoint_id, NearestExampleIndex.from_examples(examples), request.base_model or base_of_tuned
             )
-            data_stats = supervised_tuning_data_stats(examples, request.epochs)
+            data_stats = supervised_tuning_data_stats(examples, request.epochs, truncated)
             log.info("offline stand-in: indexed %d training pairs for job %s", responder.index.size, job_id)
         except TrainingFileError as exc:
             planned_error = {"code": RPC_INVALID_ARGUMENT, "message": str(exc)}
@@ -422,7 +520,13 @@ class TuningJobStore:
                 planned_end_state=planned_end_state,
                 base_model=request.base_model or base_of_tuned,
                 model_version=model_version,
+                sub_state_plan=sub_state_plan,
+                checkpoint_endpoint_ids={} if request.export_last_checkpoint_only else checkpoint_endpoint_ids,
+                with_curves=with_curves,
+                has_validation=bool(request.validation_uri),
             )
+            if responder is not None:
+                job.checkpoint_responders = self._checkpoint_responders(job, responder)
             self._jobs[job.name] = job
             log.info("offline stand-in: created tuning job %s", job.name)
             return job.resource()
@@ -441,6 +545,32 @@ class TuningJobStore:
         if versions and request.display_name and request.display_name == versions[0].request.display_name:
             return parent_id, 1 + max(job.model_version for job in versions)
         return new_model_id, 1
+
+    @staticmethod
+    def _checkpoint_responders(job: _Job, responder: TunedResponder) -> dict[str, TunedResponder]:
+        """Endpoint name -> the model of that checkpoint (answers change with the epoch, see :mod:`.epochs`)."""
+        models: dict[str, TunedResponder] = {}
+        for checkpoint in job.checkpoints():
+            epoch = int(checkpoint["epoch"])
+            endpoint_name = checkpoint["endpoint"]
+            endpoint_id = endpoint_name.rsplit("/", 1)[-1]
+            models[endpoint_name] = checkpoint_responder(
+                endpoint_id, responder.index, responder.base_model, epoch, job.request.epochs
+            )
+        return models
+
+    def _check_source_checkpoint(self, request: TuningRequest) -> None:
+        """A continuous-tuning source checkpoint must be one of the source model's; called under the lock."""
+        model_id = (request.pre_tuned_model or "").rsplit("/", 1)[-1].split("@", 1)[0]
+        sources = [job for job in self._jobs.values() if job.model_id == model_id and job.state == SUCCEEDED]
+        if not sources:
+            return  # a model this stand-in did not make: nothing to check against
+        known = {c["checkpointId"] for job in sources for c in job.checkpoints()}
+        if request.pre_tuned_checkpoint_id not in known:
+            raise StandInError(
+                400, f"preTunedModel.checkpointId {request.pre_tuned_checkpoint_id!r} is not a checkpoint of "
+                f"{request.pre_tuned_model}; its checkpoints: {', '.join(sorted(known))}."
+            )
 
     def _base_model_of(self, tuned_model_name: str | None) -> str | None:
         """Base model of a stand-in tuned model (``.../models/ID@version``), for continuous tuning."""
@@ -462,7 +592,7 @@ class TuningJobStore:
         """GET: the job's resource after moving it on by one poll; StandInError(404) when unknown."""
         with self._lock:
             job = self._job(name)
-            while job.state not in ENDED_STATES and job.polls_in_state >= self.polls_per_state:
+            while job.state not in ENDED_STATES and job.polls_in_state >= job.polls_in(job.state, self.polls_per_state):
                 job.advance()
             if job.state not in ENDED_STATES:
                 job.polls_in_state += 1
@@ -502,8 +632,18 @@ class TuningJobStore:
         """The tuned model served at an endpoint, or None when no succeeded job deployed it."""
         with self._lock:
             for job in self._jobs.values():
+                if job.state == SUCCEEDED and endpoint_name in job.checkpoint_responders:
+                    return job.checkpoint_responders[endpoint_name]
                 if job.state == SUCCEEDED and job.endpoint_name == endpoint_name:
                     return job.responder
+        return None
+
+    def experiment(self, experiment_id: str) -> tuple[str, dict[str, list[tuple[int, float]]]] | None:
+        """(job name, TensorBoard series) of the job whose experiment has this id, once the job started."""
+        with self._lock:
+            for job in self._jobs.values():
+                if job.experiment_id == experiment_id and job.start_time:
+                    return job.name, job.curves()
         return None
 
     def job_names(self) -> list[str]:
