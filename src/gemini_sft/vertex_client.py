@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 from gemini_sft.contracts import setting
 from gemini_sft.retry import TRANSIENT_HTTP_CODES, RetryPolicy, call_with_retries
 from gemini_sft.errors import TransientApiError, VertexRequestError, ConfigError, VertexApiError
+from gemini_sft.tune.data_stats import TokenDistribution, TuningDataStats
 from gemini_sft.tune.service import Checkpoint, JobSnapshot, TuningRequest
 
 log = logging.getLogger(__name__)
@@ -255,6 +256,7 @@ class GenAITuningService:
             # None leaves outputUri out of the request: v1 accepts it for open models only, and the
             # tune settings refuse it for Gemini before any call.
             output_uri=request.output_uri,
+            pre_tuned_model_checkpoint_id=request.pre_tuned_model_checkpoint_id,
         )
         with warnings.catch_warnings():
             # `tunings.tune` warns on every call that the SDK's tuning surface is experimental.
@@ -357,6 +359,30 @@ def job_snapshot(job: Any) -> JobSnapshot:
         create_time=_time(job.create_time),
         start_time=_time(job.start_time),
         end_time=_time(job.end_time),
+        tuning_job_state=str(getattr(job.tuning_job_state, "value", job.tuning_job_state or "")),
+        experiment=job.experiment or "",
+        data_stats=_data_stats(stats) if stats else None,
+    )
+
+
+def _data_stats(stats: Any) -> TuningDataStats:
+    """google-genai's ``SupervisedTuningDataStats`` as a :class:`gemini_sft.tune.data_stats.TuningDataStats`."""
+
+    def distribution(value: Any) -> TokenDistribution | None:
+        if value is None:
+            return None
+        return TokenDistribution(min=value.min, max=value.max, mean=value.mean, median=value.median, p5=value.p5,
+                                 p95=value.p95, sum=value.sum, billable_sum=value.billable_sum)
+
+    return TuningDataStats(
+        example_count=stats.tuning_dataset_example_count,
+        tuning_step_count=stats.tuning_step_count,
+        total_truncated_example_count=stats.total_truncated_example_count,
+        truncated_example_indices=tuple(int(i) for i in stats.truncated_example_indices or ()),
+        dropped_example_reasons=tuple(stats.dropped_example_reasons or ()),
+        user_input_tokens=distribution(stats.user_input_token_distribution),
+        user_output_tokens=distribution(stats.user_output_token_distribution),
+        messages_per_example=distribution(stats.user_message_per_example_distribution),
     )
 
 
