@@ -9,6 +9,7 @@ from gemini_sft.checkpoints import (
     RULE_LAST,
     RULE_LOWEST_EVAL_LOSS,
     CheckpointCandidate,
+    candidates_from_metadata,
     choose_checkpoint,
     with_validation_scores,
 )
@@ -86,3 +87,16 @@ def test_validation_scores_are_set_by_checkpoint_id() -> None:
     scored = with_validation_scores(_three(scores=(None, None, None)), {"1": 0.2, "3": 0.9})
     assert [c.validation_score for c in scored] == [0.2, None, 0.9]
     assert choose_checkpoint(scored).checkpoint.epoch == 3
+
+
+def test_candidates_come_from_the_tune_artifact_and_choose_by_eval_loss() -> None:
+    metadata = {"checkpoints": [
+        {"checkpoint_id": "1", "epoch": 1, "step": 34, "endpoint": "e1", "train_loss": 0.8, "eval_loss": 0.79},
+        {"checkpoint_id": "2", "epoch": 2, "step": 68, "endpoint": "e2", "train_loss": 0.4, "eval_loss": 0.55},
+        {"checkpoint_id": "3", "epoch": 3, "step": 102, "endpoint": "e3", "train_loss": 0.2, "eval_loss": 0.75},
+    ]}
+    candidates = candidates_from_metadata(metadata)
+    assert [c.endpoint for c in candidates] == ["e1", "e2", "e3"]
+    choice = choose_checkpoint(candidates)  # no validation scores yet: the eval loss decides
+    assert (choice.checkpoint.checkpoint_id, choice.rule) == ("2", RULE_LOWEST_EVAL_LOSS)
+    assert choice.as_dict()["endpoint"] == "e2" and choice.as_dict()["requested_rule"] == RULE_BEST_VALIDATION_METRIC

@@ -138,3 +138,15 @@ def test_continuous_tuning_from_a_checkpoint(standin: VertexStandIn, splits: Spl
     assert sent["preTunedModel"]["checkpoint_id"] == "2"
     with pytest.raises(genai_errors.APIError, match="not a checkpoint"):
         _tune(standin, splits, base_model=source, epoch_count=1, pre_tuned_model_checkpoint_id="9")
+
+
+def test_tuning_job_state_is_output_only_a_create_body_carrying_it_is_refused(
+    standin: VertexStandIn, splits: SplitPaths
+) -> None:
+    import httpx
+
+    body = {"baseModel": "gemini-2.5-flash", "tuningJobState": "TUNING_JOB_STATE_TUNING",
+            "supervisedTuningSpec": {"trainingDatasetUri": str(splits.train)}}
+    answer = httpx.post(f"{standin.base_url}/v1/projects/p/locations/us-central1/tuningJobs", json=body)
+    assert answer.status_code == 400 and "tuningJobState" in answer.json()["error"]["message"]
+    assert standin.tuning_jobs.job_names() == []

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 from gemini_sft.errors import ConfigError
 
@@ -198,3 +198,24 @@ def with_validation_scores(
     """
     return [replace(c, validation_score=scores[c.checkpoint_id]) if c.checkpoint_id in scores else c
             for c in checkpoints]
+
+
+def candidates_from_metadata(metadata: Mapping[str, Any]) -> list[CheckpointCandidate]:
+    """The checkpoints of the tune step's ``tuned_model`` artifact (its ``checkpoints`` list) as candidates.
+
+    Args:
+        metadata: the artifact's metadata (or its JSON file, decoded); each checkpoint has ``checkpoint_id``,
+            ``epoch``, ``step``, ``endpoint`` and, when the curves had them, ``train_loss`` and ``eval_loss``.
+    """
+    candidates = []
+    for item in metadata.get("checkpoints") or []:
+        candidates.append(CheckpointCandidate(
+            checkpoint_id=str(item["checkpoint_id"]),
+            epoch=None if item.get("epoch") is None else int(item["epoch"]),
+            step=None if item.get("step") is None else int(item["step"]),
+            endpoint=item.get("endpoint") or None,
+            validation_score=item.get("validation_score"),
+            train_loss=item.get("train_loss"),
+            eval_loss=item.get("eval_loss"),
+        ))
+    return candidates
