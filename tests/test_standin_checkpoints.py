@@ -11,7 +11,8 @@ from google.genai import errors as genai_errors
 from google.genai import types
 from rouge_score import rouge_scorer
 
-from gemini_sft.clean import CleanConfig, SplitPaths, clean_dataset
+from gemini_sft.dataset.clean import clean_dataset
+from gemini_sft.dataset.settings import CleanConfig, SplitPaths
 from gemini_sft.sample_data import shipped_sample_path
 from gemini_sft.standin import VertexStandIn
 from gemini_sft.standin.epochs import best_epoch
