@@ -11,6 +11,7 @@ from gemini_sft.checkpoints import (
     CheckpointCandidate,
     candidates_from_metadata,
     choose_checkpoint,
+    run_summary_tuning,
     with_validation_scores,
 )
 from gemini_sft.errors import ConfigError
@@ -100,3 +101,16 @@ def test_candidates_come_from_the_tune_artifact_and_choose_by_eval_loss() -> Non
     choice = choose_checkpoint(candidates)  # no validation scores yet: the eval loss decides
     assert (choice.checkpoint.checkpoint_id, choice.rule) == ("2", RULE_LOWEST_EVAL_LOSS)
     assert choice.as_dict()["endpoint"] == "e2" and choice.as_dict()["requested_rule"] == RULE_BEST_VALIDATION_METRIC
+
+
+def test_run_summary_tuning_section_names_the_choice_and_the_curves() -> None:
+    candidates = with_validation_scores(_three(scores=(None, None, None)), {"1": 0.6, "2": 0.9, "3": 0.8})
+    choice = choose_checkpoint(candidates)
+    section = run_summary_tuning({"offline_standin": True, "tuning_job": "projects/p/locations/l/tuningJobs/1"},
+                                 {"train": [[1, 2.0]], "eval": [[1, 2.1]], "note": ""}, candidates, choice)
+    assert section["backend"] == "offline-stand-in" and section["job"].endswith("tuningJobs/1")
+    assert [c["validation_score"] for c in section["checkpoints"]] == [0.6, 0.9, 0.8]
+    assert section["chosen_checkpoint"]["checkpoint_id"] == "2" and section["chosen_checkpoint"]["rule"] == (
+        RULE_BEST_VALIDATION_METRIC)
+    assert section["loss_curves"] == {"train": [[1, 2.0]], "eval": [[1, 2.1]]}
+    assert run_summary_tuning({}, {}, candidates, None)["backend"] == "vertex"

@@ -219,3 +219,30 @@ def candidates_from_metadata(metadata: Mapping[str, Any]) -> list[CheckpointCand
             eval_loss=item.get("eval_loss"),
         ))
     return candidates
+
+
+def run_summary_tuning(
+    tuned_model_metadata: Mapping[str, Any],
+    loss_curves: Mapping[str, Any],
+    candidates: Sequence[CheckpointCandidate],
+    choice: CheckpointChoice | None,
+) -> dict[str, Any]:
+    """The ``tuning`` section of a run summary (``run_summary.json``).
+
+    ``{"backend", "job", "checkpoints": [{"checkpoint_id", "epoch", "step", "endpoint", "validation_score",
+    "train_loss", "eval_loss"}], "chosen_checkpoint": {"checkpoint_id", "epoch", "step", "endpoint", "rule",
+    "requested_rule", "reason"} or None, "loss_curves": {"train": [[step, value], ...], "eval": [...]}}``.
+
+    Args:
+        tuned_model_metadata: the tune step's ``tuned_model`` metadata (its JSON file, decoded).
+        loss_curves: the tune step's ``loss_curves`` JSON, decoded.
+        candidates: the checkpoints as scored (validation scores set where they were measured).
+        choice: the chosen checkpoint, or None when none was chosen.
+    """
+    return {
+        "backend": "offline-stand-in" if tuned_model_metadata.get("offline_standin") else "vertex",
+        "job": tuned_model_metadata.get("tuning_job", ""),
+        "checkpoints": [c.as_dict() for c in candidates],
+        "chosen_checkpoint": choice.as_dict() if choice else None,
+        "loss_curves": {key: [list(point) for point in loss_curves.get(key) or []] for key in ("train", "eval")},
+    }
