@@ -74,6 +74,9 @@ def run_tuning(
         log.warning("no pipeline run name given: a retry of this step cannot find this job and would launch another")
     if settings.continuous_tuning and not settings.start_model():
         log.info("continuous tuning requested but no model is in production yet: tuning the base model")
+    if settings.start_checkpoint_id and not settings.start_model():
+        log.info("start_checkpoint_id %r is not sent: the job starts from the base model, which has no checkpoints",
+                 settings.start_checkpoint_id)
 
     scope = StopScope(identity=identity_labels(request))
     with cancel_on_sigterm(service, scope, enabled=handle_sigterm and settings.cancel_on_stop, sleep=sleep):
