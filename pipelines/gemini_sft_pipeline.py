@@ -53,7 +53,8 @@ PIPELINE_DESCRIPTION = (
 # (gemini_sft.settings_check).
 STAGE_RECORDS: tuple[type, ...] = (CleanConfig, TuningSettings, ValidationSettings, EvaluationSettings, GatePolicy)
 # Tune settings no pipeline parameter feeds: the component's defaults hold (see TuningSettings).
-TUNE_KEEPS_DEFAULTS = ("continuous_from_model", "retry_failed_job", "cancel_on_timeout", "cancel_on_stop")
+TUNE_KEEPS_DEFAULTS = ("continuous_from_model", "retry_failed_job", "cancel_on_timeout", "cancel_on_stop",
+                       "start_checkpoint_id")
 
 # Parameters of the pipeline itself; some stages share them (project, location, api_endpoint), and the
 # description here, which speaks for the whole pipeline, wins over a stage record's.
@@ -171,6 +172,7 @@ def build_pipeline(
         continuous_tuning: bool = False,
         poll_interval_seconds: float = 60.0,
         max_wait_hours: float = 24.0,
+        quota_wait_warning_minutes: float = 30.0,
         train_fraction: float = 0.8,
         validation_fraction: float = 0.1,
         holdout_fraction: float = 0.1,

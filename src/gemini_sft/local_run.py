@@ -351,6 +351,7 @@ def _collect_outputs(output_dir: Path, run_dir: Path, log_file: Path, seconds: f
         ("cleaning report", "clean-data/report", "cleaning_report.md"),
         ("validation report", "validate-data/report", "validation_report.md"),
         ("tuning summary", "tune-model/summary", "tuning_summary.md"),
+        ("loss curves", "tune-model/loss_curves", "loss_curves.json"),
         ("predictions", "evaluate-models/predictions", None),
         ("evaluation report (Markdown)", "evaluate-models/report", "evaluation_report.md"),
         ("evaluation report (HTML)", "evaluate-models/html_report", "evaluation_report.html"),

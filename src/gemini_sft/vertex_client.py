@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 from gemini_sft.contracts import setting
 from gemini_sft.retry import TRANSIENT_HTTP_CODES, RetryPolicy, call_with_retries
 from gemini_sft.errors import TransientApiError, VertexRequestError, ConfigError, VertexApiError
+from gemini_sft.tune.data_stats import TokenDistribution, TuningDataStats
 from gemini_sft.tune.service import Checkpoint, JobSnapshot, TuningRequest
 
 log = logging.getLogger(__name__)
@@ -255,6 +256,7 @@ class GenAITuningService:
             # None leaves outputUri out of the request: v1 accepts it for open models only, and the
             # tune settings refuse it for Gemini before any call.
             output_uri=request.output_uri,
+            pre_tuned_model_checkpoint_id=request.pre_tuned_model_checkpoint_id,
         )
         with warnings.catch_warnings():
             # `tunings.tune` warns on every call that the SDK's tuning surface is experimental.
@@ -357,6 +359,30 @@ def job_snapshot(job: Any) -> JobSnapshot:
         create_time=_time(job.create_time),
         start_time=_time(job.start_time),
         end_time=_time(job.end_time),
+        tuning_job_state=str(getattr(job.tuning_job_state, "value", job.tuning_job_state or "")),
+        experiment=job.experiment or "",
+        data_stats=_data_stats(stats) if stats else None,
+    )
+
+
+def _data_stats(stats: Any) -> TuningDataStats:
+    """google-genai's ``SupervisedTuningDataStats`` as a :class:`gemini_sft.tune.data_stats.TuningDataStats`."""
+
+    def distribution(value: Any) -> TokenDistribution | None:
+        if value is None:
+            return None
+        return TokenDistribution(min=value.min, max=value.max, mean=value.mean, median=value.median, p5=value.p5,
+                                 p95=value.p95, sum=value.sum, billable_sum=value.billable_sum)
+
+    return TuningDataStats(
+        example_count=stats.tuning_dataset_example_count,
+        tuning_step_count=stats.tuning_step_count,
+        total_truncated_example_count=stats.total_truncated_example_count,
+        truncated_example_indices=tuple(int(i) for i in stats.truncated_example_indices or ()),
+        dropped_example_reasons=tuple(stats.dropped_example_reasons or ()),
+        user_input_tokens=distribution(stats.user_input_token_distribution),
+        user_output_tokens=distribution(stats.user_output_token_distribution),
+        messages_per_example=distribution(stats.user_message_per_example_distribution),
     )
 
 
@@ -657,6 +683,90 @@ def _storage_errors(location: str, path: str) -> Iterator[None]:
         raise PermissionError(13, f"permission denied ({exc.message})", where) from exc
     except api_exceptions.GoogleAPIError as exc:
         raise OSError(5, f"Cloud Storage error: {exc}", where) from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# Experiment and TensorBoard curves (google-cloud-aiplatform), read by the tune stage after the job ends
+# ---------------------------------------------------------------------------------------------
+
+
+class AiplatformCurveReader:
+    """Reads a tuning job's loss curves from its Vertex AI Experiment, as Google's tuning notebook does.
+
+    ``aiplatform.Experiment(experiment_name=job.experiment)`` -> its backing
+    TensorBoard -> the experiment's run (a ``system.ExperimentRun`` context
+    whose parent is the experiment) -> ``TensorboardRun.read_time_series_data()``.
+    On the wire: GET ``metadataStores/default/contexts/{experiment}``, GET
+    ``tensorboards/{id}``, GET ``metadataStores/default/contexts?filter=...``,
+    GET ``tensorboards/{id}/experiments/{e}/runs/{r}``, GET ``.../runs/{r}/timeSeries``
+    and GET ``tensorboards/{id}:batchRead``.
+    """
+
+    def __init__(self, settings: VertexSettings) -> None:
+        self.settings = settings
+
+    def read_curves(self, experiment: str) -> Any:
+        """The experiment's curves as :class:`gemini_sft.tune.curves.LossCurves` (empty with a note when none).
+
+        Args:
+            experiment: the job's ``experiment`` (a context resource name or id).
+
+        Raises:
+            TransientApiError for a 429/5xx or a dropped connection, VertexRequestError for other refusals.
+        """
+        from gemini_sft.tune.curves import LossCurves
+
+        with _aiplatform_errors("reading the loss curves of experiment " + experiment):
+            series = self._read_series(experiment)
+        if series is None:
+            return LossCurves.missing(f"Experiment {experiment} has no TensorBoard run with loss curves.")
+        curves = LossCurves.from_series(series)
+        if curves.empty:
+            return LossCurves.missing(f"Experiment {experiment} holds no /train_total_loss or /eval_total_loss.")
+        return curves
+
+    def _read_series(self, experiment: str) -> dict[str, list[tuple[int, float]]] | None:
+        from google.cloud import aiplatform
+        from google.cloud.aiplatform.metadata import constants as metadata_constants
+        from google.cloud.aiplatform.metadata import context as metadata_context
+        from google.cloud.aiplatform.metadata import utils as metadata_utils
+
+        init_aiplatform(self.settings)
+        found = aiplatform.Experiment(experiment_name=experiment)
+        tensorboard = found.get_backing_tensorboard_resource()
+        if tensorboard is None:
+            return None
+        runs = metadata_context.Context.list(
+            metadata_utils._make_filter_string(
+                schema_title=metadata_constants.SYSTEM_EXPERIMENT_RUN, parent_contexts=[found.resource_name]
+            )
+        )
+        if not runs:
+            return None
+        # An experiment run's context id is "<experiment>-<run>"; its TensorBoard run id is "<run>".
+        run_id = runs[0].name[len(found.name) + 1 :] if runs[0].name.startswith(found.name + "-") else runs[0].name
+        run = aiplatform.TensorboardRun(f"{tensorboard.resource_name}/experiments/{found.name}/runs/{run_id}")
+        return {
+            name: [(int(point.step), float(point.scalar.value)) for point in data.values]
+            for name, data in run.read_time_series_data().items()
+        }
+
+
+@contextlib.contextmanager
+def _aiplatform_errors(what: str) -> Iterator[None]:
+    """google-api-core errors as TransientApiError (429, 5xx, transport) or VertexRequestError (the rest)."""
+    from google.api_core import exceptions as core_exceptions
+    from google.auth import exceptions as auth_exceptions
+
+    try:
+        yield
+    except core_exceptions.GoogleAPICallError as error:
+        code = int(error.code) if error.code is not None else None
+        if code in TRANSIENT_HTTP_CODES:
+            raise TransientApiError(f"{what}: {code}", code) from error
+        raise VertexRequestError(f"Vertex refused {what}: {code} {error.message}", code) from error
+    except (auth_exceptions.TransportError, ConnectionError, TimeoutError) as error:
+        raise TransientApiError(f"{what}: {type(error).__name__}") from error
 
 
 # ---------------------------------------------------------------------------------------------
