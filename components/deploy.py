@@ -1,7 +1,7 @@
 """KFP shells of the open-weights deployment: deploy a model that passed the gate, or record its rejection.
 
 The work is done by :mod:`gemini_sft.deployment` with the calls of
-:mod:`gemini_sft.vertex_deployments`; the records go to the promotion registry.
+:mod:`gemini_sft.vertex_client.deployments`; the records go to the promotion registry.
 """
 
 from kfp.dsl import Artifact, Input, Model, Output
@@ -60,7 +60,7 @@ def deploy_open_weights(
     from gemini_sft.errors import PromotionError
     from gemini_sft.promotion import PromotionStore, Provenance, read_decision, read_metrics, write_record_artifact
     from gemini_sft.vertex_client import VertexSettings
-    from gemini_sft.vertex_deployments import VertexDeployments
+    from gemini_sft.vertex_client import VertexDeployments
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     passed, reasons = read_decision(Path(decision.path).read_text(encoding="utf-8"))

@@ -6,7 +6,7 @@ calls the core and writes the outputs.
 
 from typing import NamedTuple
 
-from kfp.dsl import Dataset, Input, Markdown, Model, Output, OutputPath
+from kfp.dsl import Artifact, Dataset, Input, Markdown, Model, Output, OutputPath
 
 from gemini_sft.components.base import build_component
 from gemini_sft.contracts import describe_component
@@ -20,16 +20,22 @@ from gemini_sft.vertex_client import VertexTarget
     Idempotent: a job this step already launched for the pipeline run (same settings) is resumed, never
     launched twice. SIGTERM cancels the job unless cancel_on_stop is off; after max_wait_hours the step fails
     and the job is left running unless cancel_on_timeout. Actual cost = the job's billable training tokens
-    (all epochs) x the price per million tokens. Fails with TuningSettingsError before any call on a bad
-    setting, TuningJobFailedError, TuningTimeoutError or VertexApiError.""",
+    (all epochs) x the price per million tokens. After the job, its loss curves are read from its Experiment
+    (a job without curves goes on and says so) and overfitting is flagged; long waits for quota or capacity
+    are warned about. Fails with TuningSettingsError before any call on a bad setting, TuningJobFailedError,
+    TuningTimeoutError or VertexApiError; a retried attempt with the same inputs repeats a permanent failure
+    at once, without calling Vertex.""",
     records=[VertexTarget, TuningSettings],
     inputs={
         "train": "Training split from the clean step, Gemini JSONL.",
         "validation": "Validation split from the clean step; an empty one is not sent.",
     },
     outputs={
-        "tuned_model": "The tuned model: model, version, endpoint, job, checkpoints, tokens and costs (also as JSON).",
-        "summary": "The job's settings, durations, tokens and estimated vs actual cost, with its console link.",
+        "tuned_model": "The tuned model: model, version, endpoint, job, checkpoints with their losses, sub-states, "
+        "truncated examples, tokens and costs (also as JSON).",
+        "summary": "The job's settings, sub-states, data stats, loss curves, checkpoints, tokens and estimated vs "
+        "actual cost, with its console link.",
+        "loss_curves": 'Train and eval curves of the job, JSON {"train": [[step, value], ...], "eval": [...]}.',
         "gcp_resources": "The tuning job for the Vertex console (link and cancellation).",
         "endpoint": "Endpoint serving the tuned model.",
         "model_resource": "Model Registry resource of the tuned model, without version.",
@@ -41,6 +47,7 @@ def tune_model(
     validation: Input[Dataset],
     tuned_model: Output[Model],
     summary: Output[Markdown],
+    loss_curves: Output[Artifact],
     gcp_resources: OutputPath(str),
     project: str,
     location: str = "us-central1",
@@ -67,26 +74,38 @@ def tune_model(
     retry_failed_job: bool = False,
     cancel_on_timeout: bool = False,
     cancel_on_stop: bool = True,
+    quota_wait_warning_minutes: float = 30.0,
+    start_checkpoint_id: str = "",
 ) -> NamedTuple("TuneOutputs", [("endpoint", str), ("model_resource", str), ("tuning_job", str)]):
+    step_inputs = {k: v for k, v in locals().items() if k not in ("tuned_model", "summary", "loss_curves", "gcp_resources")}
+    step_inputs.update(train=train.uri, validation=validation.uri)
     import logging
     from collections import namedtuple
+    from pathlib import Path
 
     from gemini_sft import tune, vertex_client
     from gemini_sft.contracts import record_from_values
+    from gemini_sft.permanent_failure import fail_fast_when_retried
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     vertex_client.quiet_http_logs()  # per-request lines add nothing to the state-change log
 
-    vertex = record_from_values(vertex_client.VertexTarget, locals()).settings()
-    settings = record_from_values(tune.TuningSettings, locals())
-    data = tune.TuningData.from_splits(train.uri, validation.uri, validation.path)
-    # Check before building any client, so a bad setting never reaches the API.
-    settings.check(location, data, remote=not vertex.uses_local_server)
-    outcome = tune.run_tuning(
-        settings, data, vertex_client.GenAITuningService(vertex), project=project, location=location,
-        uses_local_server=vertex.uses_local_server, gcp_resources_path=gcp_resources,
-    )
-    tuned_model.metadata.update(tune.write_step_outputs(outcome, settings, tuned_model.path, summary.path))
+    # The step is retried (a lost pod resumes its job), but a permanent error (a setting, invalid data, a 4xx)
+    # would only be repeated: the attempts share this output folder, where it is recorded and read back.
+    with fail_fast_when_retried(Path(summary.path).parent, step_inputs):
+        vertex = record_from_values(vertex_client.VertexTarget, locals()).settings()
+        settings = record_from_values(tune.TuningSettings, locals())
+        data = tune.TuningData.from_splits(train.uri, validation.uri, validation.path)
+        # Check before building any client, so a bad setting never reaches the API.
+        settings.check(location, data, remote=not vertex.uses_local_server)
+        outcome = tune.run_tuning(
+            settings, data, vertex_client.GenAITuningService(vertex), project=project, location=location,
+            uses_local_server=vertex.uses_local_server, gcp_resources_path=gcp_resources,
+            curve_reader=vertex_client.AiplatformCurveReader(vertex), training_file=train.path,
+        )
+        tuned_model.metadata.update(
+            tune.write_step_outputs(outcome, settings, tuned_model.path, summary.path, loss_curves.path)
+        )
     outputs = namedtuple("TuneOutputs", ["endpoint", "model_resource", "tuning_job"])
     return outputs(outcome.endpoint, outcome.model_resource, outcome.tuning_job)
 

@@ -69,12 +69,17 @@ PIPELINE_DESCRIPTION = (
 )
 
 # The stage records whose fields are pipeline parameters: the one list to extend when a stage gets its record.
-# Their field descriptions become the parameter descriptions the Vertex console shows.
-STAGE_RECORDS: tuple[type, ...] = (CleanConfig, OpenWeightsSettings, DeploymentSettings)
+# Their field descriptions become the parameter descriptions the Vertex console shows (the first record naming
+# a parameter describes it), and every entry point checks the values it would send against them
+# (gemini_sft.settings_check).
+STAGE_RECORDS: tuple[type, ...] = (CleanConfig, TuningSettings, ValidationSettings, EvaluationSettings, GatePolicy,
+                                   OpenWeightsSettings, DeploymentSettings)
 # Tune settings no pipeline parameter feeds: the component's defaults hold (see TuningSettings).
-TUNE_KEEPS_DEFAULTS = ("continuous_from_model", "retry_failed_job", "cancel_on_timeout", "cancel_on_stop")
+TUNE_KEEPS_DEFAULTS = ("continuous_from_model", "retry_failed_job", "cancel_on_timeout", "cancel_on_stop",
+                       "start_checkpoint_id")
 
-# Parameters of the pipeline itself, which no stage record holds.
+# Parameters of the pipeline itself; some stages share them (project, location, api_endpoint), and the
+# description here, which speaks for the whole pipeline, wins over a stage record's.
 PIPELINE_ONLY_PARAMETERS: dict[str, str] = {
     "project": "Google Cloud project that runs the tuning job and hosts the models.",
     "raw_data_uri": "The raw examples (JSONL/CSV/TSV, optionally gzip), gs:// on Vertex; {date} and {latest} "
@@ -125,10 +130,10 @@ PIPELINE_SUMMARY = "Clean, validate, tune, evaluate and gate a Gemini fine-tune;
 
 
 def parameter_descriptions() -> dict[str, str]:
-    """Pipeline parameter name -> its one-line description (stage records first, then the lists above)."""
+    """Pipeline parameter name -> its one-line description (pipeline-wide ones, then stage records, then the rest)."""
     from gemini_sft.contracts import pipeline_parameter_descriptions
 
-    return {**PIPELINE_ONLY_PARAMETERS, **PARAMETERS_WITHOUT_RECORD, **pipeline_parameter_descriptions(STAGE_RECORDS)}
+    return {**PARAMETERS_WITHOUT_RECORD, **pipeline_parameter_descriptions(STAGE_RECORDS), **PIPELINE_ONLY_PARAMETERS}
 
 
 def describe_parameters(func: Callable) -> Callable:
@@ -217,6 +222,7 @@ def build_pipeline(
         continuous_tuning: bool = False,
         poll_interval_seconds: float = 60.0,
         max_wait_hours: float = 24.0,
+        quota_wait_warning_minutes: float = 30.0,
         train_fraction: float = 0.8,
         validation_fraction: float = 0.1,
         holdout_fraction: float = 0.1,

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from artifact_helpers import output_artifacts
 from clean_helpers import jsonl, pair, read_jsonl
 from gemini_sft.components.base import build_component
 from gemini_sft.components.clean import clean_data
@@ -16,16 +17,8 @@ from gemini_sft.errors import ConfigError, DatasetInvalidError
 from gemini_sft.sample_data import shipped_sample_path
 
 
-def artifacts(tmp_path: Path) -> dict[str, object]:
-    return {
-        "train": dsl.Dataset(uri=str(tmp_path / "train")),
-        "validation": dsl.Dataset(uri=str(tmp_path / "validation")),
-        "holdout": dsl.Dataset(uri=str(tmp_path / "holdout")),
-        "rejected": dsl.Dataset(uri=str(tmp_path / "rejected")),
-        "dataset_version": dsl.Artifact(uri=str(tmp_path / "dataset_version")),
-        "report": dsl.Markdown(uri=str(tmp_path / "report")),
-        "metrics": dsl.Metrics(uri=str(tmp_path / "metrics")),
-    }
+def artifacts(tmp_path: Path) -> dict[str, dsl.Artifact]:
+    return output_artifacts(clean_data, tmp_path)
 
 
 def test_shell_cleans_the_sample_and_writes_every_artifact(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from gemini_sft.dataset.sources import (
     CONTAINER_TSV,
     detect_source,
 )
+from gemini_sft.examples import make_example
 
 SYSTEM = "You triage support tickets."
 
@@ -43,39 +44,28 @@ def as_example(record: dict[str, Any]) -> dict[str, Any]:
     return json.loads(gemini_json_line(converted.system_instruction, converted))
 
 
-def single_turn(prompt: str, response: str, system: str | None = None) -> dict[str, Any]:
-    example: dict[str, Any] = {}
-    if system:
-        example["systemInstruction"] = {"parts": [{"text": system}]}
-    example["contents"] = [
-        {"role": "user", "parts": [{"text": prompt}]},
-        {"role": "model", "parts": [{"text": response}]},
-    ]
-    return example
-
-
 @pytest.mark.parametrize(
     ("record", "expected_format", "expected"),
     [
         ({"input": "Where is my parcel?", "output": "shipping"}, FORMAT_INPUT_OUTPUT,
-         single_turn("Where is my parcel?", "shipping")),
+         make_example("Where is my parcel?", "shipping")),
         ({"input_text": "Refund please", "output_text": "billing"}, FORMAT_INPUT_TEXT,
-         single_turn("Refund please", "billing")),
+         make_example("Refund please", "billing")),
         ({"prompt": "App crashes", "completion": "technical"}, FORMAT_PROMPT_COMPLETION,
-         single_turn("App crashes", "technical")),
+         make_example("App crashes", "technical")),
         (gemini(SYSTEM, ("user", "Locked out"), ("model", "account")), FORMAT_GEMINI,
-         single_turn("Locked out", "account", SYSTEM)),
-        (gemini(None, ("user", "Locked out"), ("model", "account")), FORMAT_GEMINI, single_turn("Locked out", "account")),
+         make_example("Locked out", "account", SYSTEM)),
+        (gemini(None, ("user", "Locked out"), ("model", "account")), FORMAT_GEMINI, make_example("Locked out", "account")),
         ({"messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "Card declined"},
                        {"role": "assistant", "content": "billing"}]}, FORMAT_MESSAGES,
-         single_turn("Card declined", "billing", SYSTEM)),
+         make_example("Card declined", "billing", SYSTEM)),
         ({"messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "Card declined"},
                        {"role": "model", "content": "billing"}]}, FORMAT_MESSAGES,
-         single_turn("Card declined", "billing", SYSTEM)),
+         make_example("Card declined", "billing", SYSTEM)),
         ({"messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]},
-                       {"role": "assistant", "content": "hello"}]}, FORMAT_MESSAGES, single_turn("Hi", "hello")),
+                       {"role": "assistant", "content": "hello"}]}, FORMAT_MESSAGES, make_example("Hi", "hello")),
         ({"input": "Where?", "output": "shipping", "system": SYSTEM}, FORMAT_INPUT_OUTPUT,
-         single_turn("Where?", "shipping", SYSTEM)),
+         make_example("Where?", "shipping", SYSTEM)),
     ],
 )
 def test_each_format_becomes_the_same_gemini_example(record: dict[str, Any], expected_format: str, expected: dict[str, Any]) -> None:

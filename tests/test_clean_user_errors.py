@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from artifact_helpers import output_artifacts
 from clean_helpers import jsonl, pair, read_jsonl, run_clean
 from gemini_sft.components.clean import clean_data
 from kfp import dsl
@@ -63,15 +64,7 @@ def test_an_output_reached_through_a_symlink_or_hard_link_is_the_input(tmp_path:
 def test_the_step_refuses_outputs_onto_its_input(tmp_path: Path) -> None:
     raw = tmp_path / "raw.jsonl"
     raw.write_text(examples(20), encoding="utf-8")
-    outputs = {
-        "train": dsl.Dataset(uri=str(raw)),
-        "validation": dsl.Dataset(uri=str(tmp_path / "validation")),
-        "holdout": dsl.Dataset(uri=str(tmp_path / "holdout")),
-        "rejected": dsl.Dataset(uri=str(tmp_path / "rejected")),
-        "dataset_version": dsl.Artifact(uri=str(tmp_path / "dataset_version")),
-        "report": dsl.Markdown(uri=str(tmp_path / "report")),
-        "metrics": dsl.Metrics(uri=str(tmp_path / "metrics")),
-    }
+    outputs = output_artifacts(clean_data, tmp_path)
     outputs["train"].uri = str(raw.with_suffix(""))  # the step adds .jsonl: the train split would be the input
     with pytest.raises(ConfigError, match="overwrite its own input"):
         clean_data(raw_data=dsl.Dataset(uri=str(raw)), **outputs)
@@ -144,15 +137,7 @@ def test_a_csv_header_with_known_or_plain_names_is_a_header(tmp_path: Path) -> N
 def test_three_examples_fail_the_step_naming_the_split_its_size_and_the_fix(tmp_path: Path) -> None:
     raw = tmp_path / "raw.jsonl"
     raw.write_text(examples(3), encoding="utf-8")
-    outputs = {
-        "train": dsl.Dataset(uri=str(tmp_path / "train")),
-        "validation": dsl.Dataset(uri=str(tmp_path / "validation")),
-        "holdout": dsl.Dataset(uri=str(tmp_path / "holdout")),
-        "rejected": dsl.Dataset(uri=str(tmp_path / "rejected")),
-        "dataset_version": dsl.Artifact(uri=str(tmp_path / "dataset_version")),
-        "report": dsl.Markdown(uri=str(tmp_path / "report")),
-        "metrics": dsl.Metrics(uri=str(tmp_path / "metrics")),
-    }
+    outputs = output_artifacts(clean_data, tmp_path)
     with pytest.raises(DatasetInvalidError) as error:
         clean_data(raw_data=dsl.Dataset(uri=str(raw)), **outputs)
     message = str(error.value)

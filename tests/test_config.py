@@ -55,7 +55,7 @@ def test_every_problem_is_reported_with_its_field() -> None:
         "service_account: 'someone@gmail.com' is not a service account email",
         "network: 'my-vpc' is not a VPC network name",
         "labels: key 'Team' must start with a lowercase letter",
-        "notification_emails: not email addresses: 'not-an-email'",
+        "notification_emails: 'not-an-email' is not an e-mail address (name@example.com)",
         "enable_cachng: is not a known setting",
         "schedule.cron: 'every monday' is not a cron expression",
         "schedule.time_zone: 'Mars/Olympus' is not an IANA time zone",

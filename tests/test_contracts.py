@@ -41,11 +41,12 @@ from gemini_sft.validate import ValidationSettings
 from gemini_sft.vertex_client import VertexTarget
 
 CLEAN_ARTIFACTS = ("raw_data", "train", "validation", "holdout", "rejected", "dataset_version", "report", "metrics")
-TUNE_ARTIFACTS = ("train", "validation", "tuned_model", "summary", "gcp_resources")
+TUNE_ARTIFACTS = ("train", "validation", "tuned_model", "summary", "loss_curves", "gcp_resources")
 # Tune fields fed by other tasks' outputs or the run name, and fields left at the component's default
 # (no pipeline parameter feeds them).
 TUNE_WIRED = ("dataset_hash", "estimated_cost_usd", "champion_model", "pipeline_run")
-TUNE_DEFAULTS = ("continuous_from_model", "retry_failed_job", "cancel_on_timeout", "cancel_on_stop")
+TUNE_DEFAULTS = ("continuous_from_model", "retry_failed_job", "cancel_on_timeout", "cancel_on_stop",
+                 "start_checkpoint_id")
 VALIDATE_ARTIFACTS = ("train", "validation", "report", "validation_result", "metrics")
 EVALUATE_ARTIFACTS = ("holdout", "metrics", "classification_metrics", "predictions", "report", "html_report", "evaluation",
                       "tuned_model")

@@ -16,7 +16,7 @@ from gemini_sft.promotion import PromotionStore, Provenance
 from gemini_sft.standin import VertexStandIn
 from gemini_sft.standin.deployments import deployment_state
 from gemini_sft.vertex_client import VertexSettings
-from gemini_sft.vertex_deployments import VertexDeployments
+from gemini_sft.vertex_client import VertexDeployments
 
 METADATA = {"tuning_backend": "open-weights", "base_model": "tiny-local"}
 

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Markdown, Metrics
+from artifact_helpers import output_artifacts
+from kfp.dsl import Artifact, Dataset, Markdown
 
 from gemini_sft import vertex_client
 from gemini_sft.components.evaluate import evaluate_models_op
@@ -55,15 +56,20 @@ def fake_vertex(monkeypatch):
     return FakeGenerator
 
 
-def artifacts(tmp_path: Path) -> dict:
-    return {
-        "metrics": Metrics(uri=str(tmp_path / "metrics")),
-        "classification_metrics": ClassificationMetrics(uri=str(tmp_path / "classification")),
-        "predictions": Dataset(uri=str(tmp_path / "predictions.jsonl")),
-        "report": Markdown(uri=str(tmp_path / "report.md")),
-        "html_report": HTML(uri=str(tmp_path / "report.html")),
-        "evaluation": Artifact(uri=str(tmp_path / "evaluation.json")),
-    }
+def artifacts(tmp_path: Path) -> dict[str, Artifact]:
+    return output_artifacts(evaluate_models_op, tmp_path)
+
+
+def evaluate_to_endpoint(tmp_path: Path, examples: int, bootstrap_samples: int) -> dict[str, Artifact]:
+    """Evaluate a holdout of ``examples`` examples against a tuned endpoint; returns the output artifacts."""
+    holdout = tmp_path / "holdout.jsonl"
+    write_holdout(holdout, examples)
+    outs = artifacts(tmp_path)
+    evaluate_models_op.python_func(
+        holdout=Dataset(uri=str(holdout)), project="p", tuned_endpoint="projects/p/locations/l/endpoints/1",
+        bootstrap_samples=bootstrap_samples, requests_per_minute=600000, **outs,
+    )
+    return outs
 
 
 def test_evaluate_shell_writes_every_output(tmp_path, fake_vertex):
@@ -119,13 +125,7 @@ def test_evaluate_shell_requires_a_tuned_endpoint(tmp_path, fake_vertex):
 
 
 def test_evaluate_then_gate_through_the_artifact(tmp_path, fake_vertex):
-    holdout = tmp_path / "holdout.jsonl"
-    write_holdout(holdout, 12)
-    outs = artifacts(tmp_path)
-    evaluate_models_op.python_func(
-        holdout=Dataset(uri=str(holdout)), project="p", tuned_endpoint="projects/p/locations/l/endpoints/1",
-        bootstrap_samples=100, requests_per_minute=600000, **outs,
-    )
+    outs = evaluate_to_endpoint(tmp_path, examples=12, bootstrap_samples=100)
     decision = Artifact(uri=str(tmp_path / "decision.json"))
     report = Markdown(uri=str(tmp_path / "gate.md"))
     passed, summary = gate_model_op.python_func(
@@ -190,13 +190,7 @@ def test_failed_calls_are_errors_in_the_artifact(tmp_path, monkeypatch):
 
     monkeypatch.setattr(vertex_client, "GenAIGenerator", FlakyTuned)
     monkeypatch.setattr(vertex_client, "genai_client", lambda settings, timeout_ms=None: object())
-    holdout = tmp_path / "holdout.jsonl"
-    write_holdout(holdout, 10)
-    outs = artifacts(tmp_path)
-    evaluate_models_op.python_func(
-        holdout=Dataset(uri=str(holdout)), project="p", tuned_endpoint="projects/p/locations/l/endpoints/1",
-        bootstrap_samples=50, requests_per_minute=600000, **outs,
-    )
+    outs = evaluate_to_endpoint(tmp_path, examples=10, bootstrap_samples=50)
     document = json.loads(Path(outs["evaluation"].path).read_text())
     assert document["metrics"]["tuned_error_rate"] == pytest.approx(0.1)
     assert document["metrics"]["tuned_rougeL"] == pytest.approx(1.0)  # the error is not scored as empty

@@ -7,8 +7,9 @@ import warnings
 from pathlib import Path
 
 import pytest
+from artifact_helpers import output_artifacts
 from google.genai import types
-from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Markdown, Metrics
+from kfp.dsl import Dataset
 
 from gemini_sft.cli import main
 from gemini_sft.components.evaluate import evaluate_models_op
@@ -66,14 +67,7 @@ def test_shell_against_stand_in_with_injected_faults(tmp_path, standin):
     holdout = write_jsonl(tmp_path / "holdout.jsonl", examples(24))
     endpoint = tuned_endpoint(standin, train)
     standin.inject_faults((429, 503), rate=0.15, seed=5)
-    outs = {
-        "metrics": Metrics(uri=str(tmp_path / "metrics")),
-        "classification_metrics": ClassificationMetrics(uri=str(tmp_path / "cm")),
-        "predictions": Dataset(uri=str(tmp_path / "predictions.jsonl")),
-        "report": Markdown(uri=str(tmp_path / "report.md")),
-        "html_report": HTML(uri=str(tmp_path / "report.html")),
-        "evaluation": Artifact(uri=str(tmp_path / "evaluation.json")),
-    }
+    outs = output_artifacts(evaluate_models_op, tmp_path)
     evaluate_models_op.python_func(
         holdout=Dataset(uri=str(holdout)), project="p", api_endpoint=standin.base_url,
         tuned_endpoint=endpoint, label_pattern=r"Category: (\w+)", max_concurrency=8,

@@ -170,7 +170,8 @@ def test_the_mask_follows_the_models_own_template_not_gemmas(tokenizer) -> None:
 def test_trainer_labels_are_ignored_outside_the_model_turns(tmp_path, tokenizer) -> None:
     train, validation, _ = splits(tmp_path / "data", train=8, validation=4)
     settings = tiny_settings()
-    from gemini_sft.open_weights.rendering import read_examples, training_texts
+    from gemini_sft.examples import read_examples
+    from gemini_sft.open_weights.rendering import training_texts
 
     examples = read_examples(train)
     base = load_base_model(settings, tmp_path / "out", training_texts(examples), has_cuda=False)

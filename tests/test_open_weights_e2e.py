@@ -18,7 +18,7 @@ pytest.importorskip("trl")
 from gemini_sft.local_run import LocalRunResult, run_local  # noqa: E402
 from gemini_sft.standin import VertexStandIn  # noqa: E402
 from gemini_sft.vertex_client import VertexSettings  # noqa: E402
-from gemini_sft.vertex_deployments import VertexDeployments  # noqa: E402
+from gemini_sft.vertex_client import VertexDeployments  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 

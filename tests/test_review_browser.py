@@ -26,6 +26,14 @@ def _ratings(folder: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
 
 
+def _open_page(browser, url: str, rated: tuple[int, int]):
+    """A new page of the review at ``url``, once it shows ``rated`` (done, total) prompts rated."""
+    page = browser.new_page()
+    page.goto(url)
+    _wait_rated(page, *rated)
+    return page
+
+
 def _wait_rated(page, done: int, total: int) -> None:
     page.wait_for_function(
         "text => document.getElementById('progress-text').textContent === text",
@@ -38,9 +46,7 @@ def test_clicking_and_keys_rate_pairs_into_the_file_unblinded_and_escaped(tmp_pa
     folder = tmp_path / "evaluation"
     write_predictions(folder, count=5)
     with review_process(folder) as (_, url):
-        page = browser.new_page()
-        page.goto(url)
-        _wait_rated(page, 0, 5)
+        page = _open_page(browser, url, rated=(0, 5))
         # untrusted markup is shown as text, and none of it ran
         assert page.inner_text("#prompt") == "Question 1: <b>was I charged twice?</b>"
         shown = [page.inner_text("#answer-1"), page.inner_text("#answer-2")]
@@ -86,9 +92,7 @@ def test_a_killed_server_loses_no_rating_and_the_page_resumes(tmp_path: Path, br
     folder = tmp_path / "evaluation"
     write_predictions(folder, count=6)
     with review_process(folder) as (process, url):
-        page = browser.new_page()
-        page.goto(url)
-        _wait_rated(page, 0, 6)
+        page = _open_page(browser, url, rated=(0, 6))
         for done, key in enumerate(["1", "2", "="], start=1):
             page.keyboard.press(key)
             _wait_rated(page, done, 6)
@@ -101,9 +105,7 @@ def test_a_killed_server_loses_no_rating_and_the_page_resumes(tmp_path: Path, br
     assert [r["example_id"] for r in ratings] == ["ex-1", "ex-2", "ex-3"]
 
     with review_process(folder) as (_, url):
-        page = browser.new_page()
-        page.goto(url)
-        _wait_rated(page, 3, 6)
+        page = _open_page(browser, url, rated=(3, 6))
         assert page.inner_text("#prompt") == "Question 4: <b>was I charged twice?</b>"
         page.keyboard.press("2")
         _wait_rated(page, 4, 6)

@@ -307,6 +307,13 @@ SAMPLE_PATHS = {
     "models.mergeVersionAliases": ("POST", f"/v1/{PARENT}/models/1@1:mergeVersionAliases", "MergeVersionAliases"),
     "models.get": ("GET", f"/v1/{PARENT}/models/1@1", "GetModel"),
     "models.patch": ("PATCH", f"/v1/{PARENT}/models/1@1", "UpdateModel"),
+    "contexts.get": ("GET", f"/v1/{PARENT}/metadataStores/default/contexts/e", "GetContext"),
+    "contexts.list": ("GET", f"/v1/{PARENT}/metadataStores/default/contexts", "ListContexts"),
+    "tensorboards.get": ("GET", f"/v1/{PARENT}/tensorboards/1", "GetTensorboard"),
+    "tensorboards.batchRead": ("GET", f"/v1/{PARENT}/tensorboards/1:batchRead", "BatchReadTensorboardTimeSeriesData"),
+    "tensorboardRuns.get": ("GET", f"/v1/{PARENT}/tensorboards/1/experiments/e/runs/r", "GetTensorboardRun"),
+    "tensorboardTimeSeries.list": (
+        "GET", f"/v1/{PARENT}/tensorboards/1/experiments/e/runs/r/timeSeries", "ListTensorboardTimeSeries"),
     "models.upload": ("POST", f"/v1/{PARENT}/models:upload", "UploadModel"),
     "endpoints.create": ("POST", f"/v1/{PARENT}/endpoints", "CreateEndpoint"),
     "endpoints.get": ("GET", f"/v1/{PARENT}/endpoints/1", "GetEndpoint"),

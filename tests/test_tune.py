@@ -300,7 +300,8 @@ def test_successful_job_gives_model_endpoint_tokens_and_cost(tmp_path: Path) -> 
         "actual_cost_usd", "estimated_cost_usd", "base_model", "offline_standin",
     ):
         assert key in metadata
-    assert metadata["checkpoints"] == [{"checkpoint_id": "1", "epoch": 1, "step": 10, "endpoint": None}]
+    assert metadata["checkpoints"] == [{"checkpoint_id": "1", "epoch": 1, "step": 10, "endpoint": None,
+                                        "validation_score": None, "train_loss": None, "eval_loss": None}]
     json.dumps(metadata)  # artifact metadata must be JSON
 
 

@@ -46,12 +46,14 @@ def run_step(workdir: Path, **params: Any) -> tuple[Any, dsl.Model, dsl.Markdown
     validation = dsl.Dataset(name="validation", uri=str(validation_path))
     model = dsl.Model(name="tuned_model", uri=str(workdir / "out" / "tuned_model"))
     summary = dsl.Markdown(name="summary", uri=str(workdir / "out" / "summary.md"))
+    loss_curves = dsl.Artifact(name="loss_curves", uri=str(workdir / "out" / "loss_curves.json"))
     gcp_resources = workdir / "out" / "gcp_resources"
     outputs = tune_model_op.python_func(
         train=train,
         validation=validation,
         tuned_model=model,
         summary=summary,
+        loss_curves=loss_curves,
         gcp_resources=str(gcp_resources),
         **params,
     )

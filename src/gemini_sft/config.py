@@ -30,6 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from gemini_sft.errors import ConfigError
+from gemini_sft.settings_check import recipient_problems
 
 ENV_PREFIX = "GEMINI_SFT_"
 DEFAULT_TEMPLATE_PATH = "compiled/gemini_sft_pipeline.yaml"
@@ -38,8 +39,15 @@ _PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 _REGION = re.compile(r"^[a-z]+(-[a-z]+)+[0-9]+$")
 _SERVICE_ACCOUNT = re.compile(r"^[a-z0-9][a-z0-9-]*@[a-z0-9.-]+\.(iam\.)?gserviceaccount\.com$")
 _NETWORK = re.compile(r"^projects/[0-9]+/global/networks/[a-z][-a-z0-9]*$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_CRON_FIELD = re.compile(r"^[A-Za-z0-9*,/?LW#-]+$")
+_CRON_ITEM = re.compile(r"^(?:(?P<all>\*)|(?P<low>[A-Za-z0-9]+)(?:-(?P<high>[A-Za-z0-9]+))?)(?:/(?P<step>[0-9]+))?$")
+# The five fields of a unix-cron expression (what Vertex schedules take): name, lowest, highest, names.
+_CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day of month", 1, 31, ()),
+    ("month", 1, 12, ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")),
+    ("day of week", 0, 7, ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")),
+)
 _TZ_PREFIX = re.compile(r"^(?:CRON_)?TZ=(\S+)\s+(.*)$")
 _DISPLAY_NAME_MAX = 128
 
@@ -63,11 +71,40 @@ _GCS_URI_EXAMPLES = {
 from gemini_sft.names import validate_labels  # noqa: E402,F401 (config checks labels with it)
 
 
+def _cron_number(text: str, low: int, high: int, names: tuple[str, ...]) -> int | None:
+    """The value of one cron number or name (``5``, ``MON``), or None when it is outside ``low..high``."""
+    if text.upper() in names:
+        return names.index(text.upper()) + low
+    if text.isdigit() and low <= int(text) <= high:
+        return int(text)
+    return None
+
+
+def _cron_field_problem(value: str, name: str, low: int, high: int, names: tuple[str, ...]) -> str | None:
+    """Why one field of a cron expression is wrong (None when it is right)."""
+    allowed = f"{low}-{high}" + (f" or {names[0]}-{names[-1]}" if names else "")
+    for item in value.split(","):
+        match = _CRON_ITEM.match(item)
+        if not match:
+            return f"{name} {value!r} is not cron syntax (*, N, N-M, */N, lists with ',')"
+        bounds = [match.group("low"), match.group("high")] if not match.group("all") else []
+        numbers = [_cron_number(text, low, high, names) for text in bounds if text is not None]
+        if None in numbers:
+            return f"{name} {value!r} is out of range: use {allowed}"
+        if len(numbers) == 2 and numbers[0] > numbers[1]:  # type: ignore[operator]
+            return f"{name} {value!r} is a range that runs backwards"
+        if match.group("step") is not None and int(match.group("step")) < 1:
+            return f"{name} {value!r} has a step of 0"
+    return None
+
+
 def split_cron(cron: str) -> tuple[str | None, str]:
     """``(time zone or None, five-field expression)`` of ``"TZ=Europe/Amsterdam 0 3 * * 1"``.
 
-    Raises ValueError when the time zone is unknown or the expression does not
-    have five fields of cron characters.
+    The one cron rule set: the config's ``schedule.cron`` and ``schedule create --cron`` both go through it.
+    Raises ValueError when the time zone is unknown, the expression does not have five fields, or a
+    field is not unix-cron syntax within its range (minute 0-59, hour 0-23, day 1-31, month 1-12,
+    day of week 0-7).
     """
     text = " ".join(cron.split())
     zone: str | None = None
@@ -76,11 +113,15 @@ def split_cron(cron: str) -> tuple[str | None, str]:
         zone, text = match.group(1), match.group(2)
         validate_time_zone(zone)
     fields = text.split(" ") if text else []
-    if len(fields) != 5 or not all(_CRON_FIELD.match(field) for field in fields):
+    if len(fields) != 5:
         raise ValueError(
             f"{cron!r} is not a cron expression: expected five fields 'MINUTE HOUR DAY MONTH WEEKDAY', "
             "optionally after 'TZ=Area/City', e.g. 'TZ=Europe/Amsterdam 0 3 * * 1'"
         )
+    for value, (name, low, high, names) in zip(fields, _CRON_FIELDS):
+        problem = _cron_field_problem(value, name, low, high, names)
+        if problem:
+            raise ValueError(f"{cron!r} is not a cron expression: {problem}")
     return zone, text
 
 
@@ -218,11 +259,11 @@ class EnvironmentConfig(BaseModel):
     @field_validator("notification_emails")
     @classmethod
     def _check_emails(cls, value: list[str]) -> list[str]:
-        wrong = [address for address in value if not _EMAIL.match(address)]
-        if wrong:
-            raise ValueError(f"not email addresses: {', '.join(repr(address) for address in wrong)}")
-        if len(value) > 3:
-            raise ValueError("Vertex sends pipeline notification emails to at most 3 recipients")
+        # The rule the pipeline parameter notification_emails is checked by, so config and spec agree.
+        problems = recipient_problems(value, setting="notification_emails")
+        if problems:
+            # pydantic's message already starts with the field's name
+            raise ValueError("; ".join(problem.removeprefix("notification_emails: ") for problem in problems))
         return value
 
     @field_validator("display_name")

@@ -15,7 +15,7 @@ passes, :func:`deploy_open_model`:
    deployed model id) to the promotion registry, so ``champion.json`` says
    which backend serves.
 
-Cloud calls go through a :class:`DeploymentService` (``gemini_sft.vertex_deployments``
+Cloud calls go through a :class:`DeploymentService` (``gemini_sft.vertex_client.deployments``
 on Vertex and against the stand-in). Failures raise DeploymentError; a failed
 step leaves the serving deployment taking the traffic it had.
 """

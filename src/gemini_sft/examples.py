@@ -12,7 +12,11 @@ These functions are shared by every stage: they know the format, nothing else.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Mapping
+
+from gemini_sft.errors import InputFormatError
+from gemini_sft.storage import read_json_lines
 
 Example = dict[str, Any]
 Content = dict[str, Any]
@@ -28,6 +32,40 @@ def make_example(prompt: str, response: str, system_instruction: str | None = No
         {"role": "model", "parts": [{"text": response}]},
     ]
     return example
+
+
+def read_examples(path: str | Path) -> list[tuple[int, Example]]:
+    """The examples of a Gemini-format JSONL file, with their 1-based line numbers; blank lines skipped.
+
+    Args:
+        path: the JSONL file (one example object per line).
+
+    Raises:
+        InputFormatError: the file is missing or a line is not a JSON object.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise InputFormatError(f"{file} does not exist")
+    examples = []
+    for line_number, example in read_json_lines(file):
+        if not isinstance(example, dict):
+            raise InputFormatError(f"{file}:{line_number}: expected a JSON object per line")
+        examples.append((line_number, example))
+    return examples
+
+
+def example_id(example: Mapping[str, Any], line_number: int) -> str:
+    """The example's own ``id`` (or ``example_id``) when it has a usable one, else ``line-N``.
+
+    Args:
+        example: the example as read from its file.
+        line_number: its 1-based line number in that file.
+    """
+    for key in ("id", "example_id"):
+        value = example.get(key)
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
+            return str(value)
+    return f"line-{line_number}"
 
 
 def content_text(content: Content) -> str:

@@ -227,6 +227,25 @@ def _read_json(path: Path) -> dict[str, Any]:
         return json.load(handle)
 
 
+def check_local_arguments(pipeline: Any, arguments: Mapping[str, Any]) -> None:
+    """Refuse the arguments of a local run the way ``submit`` refuses a run's: types, then the rule set.
+
+    The values checked are what the run would use: the pipeline's defaults overlaid by ``arguments``.
+
+    Args:
+        pipeline: the KFP pipeline object that would run.
+        arguments: the parameter values it would be called with.
+
+    Raises:
+        ConfigError (ParameterValueError for names and types) with one line per problem.
+    """
+    from gemini_sft.submit import PipelineSpec, check_parameter_values, check_settings
+
+    spec = PipelineSpec.from_pipeline(pipeline)
+    check_parameter_values(spec, arguments)
+    check_settings(spec, arguments, "the local run was not started")
+
+
 def run_local(
     data: str | Path | None = None,
     output_dir: Path | None = None,
@@ -244,7 +263,9 @@ def run_local(
         standin: a running VertexStandIn to use (tests inspect what it received); when
             None, one is started for the run and stopped after it.
 
-    Returns the run's outputs and the gate's decision. Raises InputFormatError
+    Returns the run's outputs and the gate's decision. Raises ConfigError,
+    before anything is made or started, when a value is refused by the
+    pipeline's rule set (:func:`check_local_arguments`), InputFormatError
     when ``data`` cannot be read and LocalRunError when a step fails (the
     message gives the step's own error and names the log file holding its
     output). ``run_status.json`` in the run folder says whether the run is
@@ -259,22 +280,23 @@ def run_local(
 
     console = console or sys.stdout
     data = raw_data_file(data)
-    output_dir = _make_run_folder(Path(output_dir) if output_dir else default_output_dir())
-    pipeline_root = output_dir / "pipeline_root"
-    registry = output_dir / "registry"
-    log_file = output_dir / "pipeline.log"
-
+    requested_dir = Path(output_dir) if output_dir else default_output_dir()
     arguments: dict[str, Any] = {
         "project": LOCAL_PROJECT,
         "location": LOCAL_REGION,
         "raw_data_uri": str(data.resolve()),
-        "registry_uri": str(registry),
+        "registry_uri": str(requested_dir.resolve() / "registry"),
         **LOCAL_DEFAULTS,
         **(SAMPLE_DEFAULTS if data == shipped_sample_path() else {}),
         **open_weights_local_defaults(parameters or {}),
         **dict(parameters or {}),
     }
     pipeline = local_pipeline(arguments)
+    # Before the run folder, the stand-in or any step: a bad setting is refused in a second, not in a step.
+    check_local_arguments(pipeline, arguments)
+    output_dir = _make_run_folder(requested_dir)
+    pipeline_root = output_dir / "pipeline_root"
+    log_file = output_dir / "pipeline.log"
     started = time.monotonic()
     write_run_status(output_dir, "running", data=str(data))
     with contextlib.ExitStack() as stack:
@@ -333,6 +355,7 @@ def _collect_outputs(output_dir: Path, run_dir: Path, log_file: Path, seconds: f
         ("cleaning report", "clean-data/report", "cleaning_report.md"),
         ("validation report", "validate-data/report", "validation_report.md"),
         ("tuning summary", "tune-model/summary", "tuning_summary.md"),
+        ("loss curves", "tune-model/loss_curves", "loss_curves.json"),
         ("predictions", "evaluate-models/predictions", None),
         ("evaluation report (Markdown)", "evaluate-models/report", "evaluation_report.md"),
         ("evaluation report (HTML)", "evaluate-models/html_report", "evaluation_report.html"),

@@ -98,8 +98,10 @@ def build_schedule_request(
     """A checked schedule from the config's ``schedule`` defaults, overridden by the arguments given.
 
     Parameter values: the config's ``parameters``, then ``schedule.parameters``,
-    then ``assignments`` (``NAME=VALUE``), checked against the spec. Raises
-    ConfigError (ParameterValueError for parameters) naming what is wrong.
+    then ``assignments`` (``NAME=VALUE``), checked against the spec and, over
+    its defaults, by the pipeline's rule set; the cron expression by the same
+    rules as the config's. Raises ConfigError (ParameterValueError for
+    parameters) naming what is wrong, before any request is sent.
     """
     defaults = config.schedule
     try:
@@ -119,7 +121,9 @@ def build_schedule_request(
     run_count = max_run_count if max_run_count is not None else defaults.max_run_count
     if run_count is not None and run_count < 1:
         raise ConfigError("max_run_count must be at least 1 (leave it out for no limit).")
-    values = resolve_parameter_values(spec, config, assignments, overrides=defaults.parameters)
+    values = resolve_parameter_values(
+        spec, config, assignments, overrides=defaults.parameters, outcome="the schedule was not created"
+    )
     return ScheduleRequest(
         display_name=display_name or defaults.display_name,
         cron=vertex_cron,

@@ -7,7 +7,12 @@ path; elsewhere a ``gs://`` URI is read through the mount too when it exists.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+from gemini_sft.errors import InputFormatError
 
 GCS_PREFIX = "gs://"
 GCS_MOUNT = "/gcs/"
@@ -28,3 +33,23 @@ def gcs_uri_for(path: str | Path) -> str:
     if text.startswith(GCS_MOUNT):
         return GCS_PREFIX + text[len(GCS_MOUNT):]
     return text
+
+
+def read_json_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    """The JSON value of every non-blank line of a local JSONL file, with its 1-based line number.
+
+    Args:
+        path: the file to read (a local path; see :func:`local_path` for URIs).
+
+    Raises:
+        InputFormatError: a line is not valid JSON; the message names the file and the line.
+    """
+    with path.open(encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputFormatError(f"{path}:{line_number}: not valid JSON ({exc.msg})") from exc
+            yield line_number, value

@@ -7,6 +7,10 @@ reported together, before any request leaves the machine
 defaults, the environment config (settings such as ``project`` fill the
 pipeline parameters of the same meaning, then its ``parameters``), and
 ``--param NAME=VALUE`` on the command line (:func:`resolve_parameter_values`).
+Those values over the spec's defaults then go through the pipeline's one rule
+set (:mod:`gemini_sft.settings_check`: adapter size per model, epochs,
+fractions, region, recipients, ...), so a bad setting is refused here, not
+minutes later inside a step.
 
 :func:`submit_pipeline` builds a ``google.cloud.aiplatform.PipelineJob`` with
 a readable run id and sends it; :func:`follow_run` polls its state until it ends.
@@ -101,9 +105,24 @@ class PipelineSpec:
                 return cls(path=file, document=document["pipelineSpec"])
         raise ConfigError(f"{file} is not a compiled KFP v2 pipeline spec (no pipelineInfo/root).")
 
+    @classmethod
+    def from_pipeline(cls, pipeline: Any) -> "PipelineSpec":
+        """The spec of a KFP pipeline object in memory (what ``gemini-sft compile`` would write)."""
+        from google.protobuf import json_format
+
+        return cls(path=Path("<in memory>"), document=json_format.MessageToDict(pipeline.pipeline_spec))
+
     @property
     def name(self) -> str:
         return str(self.document.get("pipelineInfo", {}).get("name", ""))
+
+    def default_values(self) -> dict[str, Any]:
+        """Name -> default of every parameter that has one, typed by the spec (an integer's ``3.0`` is 3)."""
+        return {
+            name: _typed_default(definition.default, definition.parameter_type)
+            for name, definition in self.parameters.items()
+            if definition.has_default
+        }
 
     @property
     def parameters(self) -> dict[str, ParameterDefinition]:
@@ -138,6 +157,31 @@ class PipelineSpec:
         return any(NOTIFICATION_COMPONENT in name for name in self.document.get("components", {}) or {})
 
 
+def _typed_default(value: Any, parameter_type: str) -> Any:
+    """A spec default as its parameter type: the spec stores every number as a double."""
+    if parameter_type == "NUMBER_INTEGER" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def values_to_check(spec: PipelineSpec, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Every value a run of ``spec`` would use: its defaults, overlaid by ``values``."""
+    return {**spec.default_values(), **values}
+
+
+def check_settings(spec: PipelineSpec, values: Mapping[str, Any], outcome: str) -> None:
+    """ConfigError, one line per problem, when the pipeline's rule set refuses ``values`` over the spec's defaults.
+
+    Args:
+        spec: the compiled spec the values are for.
+        values: the values that would be sent (checked against the spec's types already).
+        outcome: what does not happen because of a refusal, for the message.
+    """
+    from gemini_sft.settings_check import pipeline_stage_records, raise_for_settings
+
+    raise_for_settings(values_to_check(spec, values), pipeline_stage_records(), outcome)
+
+
 def _type_fits(value: Any, parameter_type: str) -> bool:
     if parameter_type == "STRING":
         return isinstance(value, str)
@@ -154,13 +198,13 @@ def _type_fits(value: Any, parameter_type: str) -> bool:
     return True
 
 
-def check_parameter_values(spec: PipelineSpec, values: Mapping[str, Any]) -> dict[str, Any]:
+def check_parameter_values(spec: PipelineSpec, values: Mapping[str, Any], complete: bool = True) -> dict[str, Any]:
     """``values`` when every one fits the spec; else ParameterValueError listing all problems.
 
     Checks: every name is a parameter of the spec (close spellings suggested),
     every value has the parameter's type (an integer is accepted for a
-    NUMBER_DOUBLE, a bool never for a number), and every parameter without a
-    default and not optional has a value.
+    NUMBER_DOUBLE, a bool never for a number), and (when ``complete``) every
+    parameter without a default and not optional has a value.
     """
     definitions = spec.parameters
     problems: list[str] = []
@@ -177,7 +221,7 @@ def check_parameter_values(spec: PipelineSpec, values: Mapping[str, Any]) -> dic
                 f"({definition.parameter_type}); got {type(value).__name__} {value!r}."
             )
     for name, definition in sorted(definitions.items()):
-        if definition.required and name not in values:
+        if complete and definition.required and name not in values:
             problems.append(
                 f"{name!r} ({definition.parameter_type}) is required and has no default: "
                 f"set it in the config's `parameters` or pass --param {name}=VALUE."
@@ -208,6 +252,8 @@ def resolve_parameter_values(
     config: EnvironmentConfig,
     assignments: Iterable[str] = (),
     overrides: Mapping[str, Any] | None = None,
+    outcome: str = "nothing was sent to Vertex",
+    complete: bool = True,
 ) -> dict[str, Any]:
     """The checked parameter values of one run.
 
@@ -216,7 +262,20 @@ def resolve_parameter_values(
     ``api_endpoint``, ``notification_emails``), the config's ``parameters``,
     ``overrides`` (e.g. the schedule's parameters), then ``assignments``
     (``NAME=VALUE``). Parameters not given keep the spec's defaults (they are
-    not sent). Raises ParameterValueError or ConfigError.
+    not sent). The values must fit the spec's types, and then, over the spec's
+    defaults, pass the pipeline's rule set (:func:`check_settings`).
+
+    Args:
+        spec: the compiled spec.
+        config: the environment config.
+        assignments: ``NAME=VALUE`` strings from the command line.
+        overrides: values between the config's and the command line's (the schedule's parameters).
+        outcome: what does not happen when a setting is refused, for the message.
+        complete: whether a required parameter without a value is a problem (not for values that
+            the command line completes later).
+
+    Raises:
+        ParameterValueError (names or types), ConfigError (a setting the rule set refuses).
     """
     definitions = spec.parameters
     values: dict[str, Any] = {}
@@ -230,7 +289,9 @@ def resolve_parameter_values(
     values.update(config.parameters)
     values.update(overrides or {})
     values.update(parse_param_assignments(spec, assignments))
-    return check_parameter_values(spec, values)
+    checked = check_parameter_values(spec, values, complete)
+    check_settings(spec, checked, outcome)
+    return checked
 
 
 def run_id_for(display_name: str, now: datetime | None = None) -> str:
@@ -339,12 +400,13 @@ def submit_pipeline(
 
     ``parameter_values`` must come from :func:`resolve_parameter_values` (they
     are checked again here). Returns the accepted run. Raises
-    ParameterValueError before sending anything, VertexApiError when Vertex
-    refuses the run.
+    ParameterValueError or ConfigError before sending anything, VertexApiError
+    when Vertex refuses the run.
     """
     from google.api_core import exceptions as api_exceptions
 
     values = check_parameter_values(spec, parameter_values)
+    check_settings(spec, values, "nothing was sent to Vertex")
     for warning in check_image(spec, config):
         log.warning(warning)
     name = display_name or config.display_name

@@ -8,6 +8,7 @@ otherwise say why not and change nothing.
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +27,57 @@ def add_decision_command(subparsers: Any, name: str, handler: Any, help: str, do
     return parser
 
 
-def staged_for(store: Any, run: str) -> tuple[Any, Any]:
-    """``(staged record, RunOutputs or None)`` for RUN; PromotionError when nothing staged matches."""
-    from gemini_sft.review.staging import find_staged
-    from gemini_sft.review.runs import locate_run
+@dataclass(frozen=True)
+class StagedCandidate:
+    """What a decision command works on: the registry, the staged record of RUN and RUN's outputs.
 
-    outputs = locate_run(run)
-    return find_staged(store, outputs.run_name if outputs and outputs.run_name else run), outputs
+    ``config`` is the environment config (None without ``--config``), ``outputs`` the run folder's
+    RunOutputs (None when RUN is not a local run folder).
+    """
+
+    registry_uri: str
+    config: Any
+    store: Any
+    staged: Any
+    outputs: Any
+
+    def ratings_file(self, given: Path | None) -> Path | None:
+        """``given`` (the ``--ratings`` option), else the run folder's human ratings; None when there is neither."""
+        return given or (self.outputs.ratings if self.outputs else None)
+
+
+def staged_candidate(args: argparse.Namespace) -> StagedCandidate:
+    """The staged candidate named by RUN, from the registry the arguments name.
+
+    Args:
+        args: the parsed arguments of a command made by :func:`add_decision_command`.
+
+    Raises:
+        ConfigError: no registry is named; PromotionError: nothing staged matches RUN.
+    """
+    from gemini_sft.cli.status import registry_uri_of
+    from gemini_sft.promotion import PromotionStore
+    from gemini_sft.review.runs import locate_run
+    from gemini_sft.review.staging import find_staged
+
+    uri, config = registry_uri_of(args)
+    store = PromotionStore(uri)
+    outputs = locate_run(args.run)
+    staged = find_staged(store, outputs.run_name if outputs and outputs.run_name else args.run)
+    return StagedCandidate(uri, config, store, staged, outputs)
+
+
+def save_run_contract(candidate: StagedCandidate, versioned_name: str) -> None:
+    """Learn the output contract from the run folder's train split and keep it in the registry; print where.
+
+    Nothing happens when RUN is not a local run folder with a train split.
+    """
+    from gemini_sft.serving import learn_output_contract, save_contract
+
+    outputs = candidate.outputs
+    if outputs is not None and outputs.train_split is not None:
+        contract = learn_output_contract(outputs.train_split, outputs.label_pattern)
+        print(f"  output contract: {save_contract(candidate.store, versioned_name, contract)}")
 
 
 def model_registry(args: argparse.Namespace, config: Any) -> Any:
@@ -63,26 +108,22 @@ def register(subparsers: Any) -> None:
 
 def approve_command(args: argparse.Namespace) -> int:
     """Promote, or print why not (exit 1)."""
-    from gemini_sft.cli.status import registry_uri_of
     from gemini_sft.config import EnvironmentConfig
-    from gemini_sft.promotion import PromotionStore
     from gemini_sft.review.staging import approve_staged
     from gemini_sft.review.ratings import read_ratings, summarize
     from gemini_sft.review.runs import approval_check
-    from gemini_sft.serving import learn_output_contract, save_contract
 
-    uri, config = registry_uri_of(args)
-    store = PromotionStore(uri)
-    staged, outputs = staged_for(store, args.run)
-    ratings_path = args.ratings or (outputs.ratings if outputs else None)
-    if ratings_path is None:
+    candidate = staged_candidate(args)
+    config, staged = candidate.config, candidate.staged
+    ratings = candidate.ratings_file(args.ratings)
+    if ratings is None:
         raise ConfigError("Give --ratings FILE (RUN is not a local run folder with human_ratings.jsonl).")
     min_win_rate = args.min_win_rate
     if min_win_rate is None:
         min_win_rate = config.min_human_win_rate if config else EnvironmentConfig.model_fields["min_human_win_rate"].default
     if not 0.0 <= min_win_rate <= 1.0:
         raise ConfigError(f"--min-win-rate must be between 0 and 1, got {min_win_rate}.")
-    summary = summarize(read_ratings(ratings_path))
+    summary = summarize(read_ratings(ratings))
     approved, reasons = approval_check(summary, min_win_rate, args.min_ratings)
     if not approved:
         print(f"Not approved: {staged.model.versioned_name} stays staged.")
@@ -90,13 +131,11 @@ def approve_command(args: argparse.Namespace) -> int:
             print(f"  - {reason}")
         return 1
     registry = model_registry(args, config)
-    record = approve_staged(store, staged, registry=registry, review_metrics=summary.as_metrics())
+    record = approve_staged(candidate.store, staged, registry=registry, review_metrics=summary.as_metrics())
     print(f"Approved and promoted {record.model.versioned_name} to {record.alias!r}.")
     for reason in reasons:
         print(f"  - {reason}")
-    if outputs is not None and outputs.train_split is not None:
-        contract = learn_output_contract(outputs.train_split, outputs.label_pattern)
-        print(f"  output contract: {save_contract(store, record.model.versioned_name, contract)}")
+    save_run_contract(candidate, record.model.versioned_name)
     if registry is None:
         print("  Model Registry was not changed (--no-registry).")
     return 0

@@ -47,22 +47,15 @@ def register(subparsers: Any) -> None:
 
 def canary_set_command(args: argparse.Namespace) -> int:
     """Record the new share (or shadow); saves the candidate's output contract when RUN is a run folder."""
-    from gemini_sft.cli.approve import staged_for
-    from gemini_sft.cli.status import registry_uri_of
-    from gemini_sft.promotion import PromotionStore
+    from gemini_sft.cli.approve import save_run_contract, staged_candidate
     from gemini_sft.review.staging import set_canary
-    from gemini_sft.serving import learn_output_contract, save_contract
 
-    uri, _ = registry_uri_of(args)
-    store = PromotionStore(uri)
-    staged, outputs = staged_for(store, args.run)
+    candidate = staged_candidate(args)
     share = 0.0 if args.shadow else parse_share(args.share)
-    record = set_canary(store, staged, share=share, shadow=args.shadow, reason=args.reason)
+    record = set_canary(candidate.store, candidate.staged, share=share, shadow=args.shadow, reason=args.reason)
     mode = "answers in shadow" if record.shadow else f"answers {100 * record.canary_share:g}% of requests"
     print(f"Canary: {record.model.versioned_name} {mode}.")
-    if outputs is not None and outputs.train_split is not None:
-        contract = learn_output_contract(outputs.train_split, outputs.label_pattern)
-        print(f"  output contract: {save_contract(store, record.model.versioned_name, contract)}")
+    save_run_contract(candidate, record.model.versioned_name)
     return 0
 
 

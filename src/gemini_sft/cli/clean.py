@@ -1,4 +1,10 @@
-"""``gemini-sft clean PATH --out DIR``: clean and split a raw dataset without KFP."""
+"""``gemini-sft clean PATH --out DIR``: clean and split a raw dataset without KFP.
+
+Convert a raw dataset (JSONL in Gemini, input/output, input_text/output_text, prompt/completion
+or chat-messages format, or CSV/TSV; optionally gzip) to Gemini tuning examples, reject unusable
+rows with a reason, and split the rest. Writes train.jsonl, validation.jsonl, holdout.jsonl,
+rejected.jsonl, dataset_version.json and report.md to --out.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gemini_sft.cli.common import add_command
 from gemini_sft.contracts import add_cli_options
 from gemini_sft.dataset.settings import CleanConfig
 
@@ -18,21 +25,12 @@ RECORD_FILES = ("dataset_version.json", "report.md")
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``clean`` sub-command."""
-    parser = subparsers.add_parser(
-        "clean",
-        help="clean a raw dataset into Gemini train/validation/holdout splits",
-        description=(
-            "Convert a raw dataset (JSONL in Gemini, input/output, input_text/output_text, prompt/completion "
-            "or chat-messages format, or CSV/TSV; optionally gzip) to Gemini tuning examples, reject unusable "
-            "rows with a reason, and split the rest. Writes train.jsonl, validation.jsonl, holdout.jsonl, "
-            "rejected.jsonl, dataset_version.json and report.md to --out."
-        ),
-    )
+    parser = add_command(subparsers, "clean", _clean,
+                         "clean a raw dataset into Gemini train/validation/holdout splits", __doc__)
     parser.add_argument("path", type=Path, help="raw data file (local path; gs://... through the /gcs mount)")
     parser.add_argument("--out", type=Path, required=True, help="output directory (created if missing)")
     add_cli_options(parser, CleanConfig)
     parser.add_argument("--json", action="store_true", help="print the dataset version record as JSON")
-    parser.set_defaults(handler=_clean)
 
 
 def _clean(args: argparse.Namespace) -> int:

@@ -1,4 +1,10 @@
-"""``gemini-sft evaluate``: compare two models (or endpoints) on a holdout file, outside the pipeline."""
+"""``gemini-sft evaluate``: compare two models (or endpoints) on a holdout file, outside the pipeline.
+
+Have two models answer the prompts of a Gemini-format JSONL holdout file and compare them with
+ROUGE, exact match and (with --label-pattern) label accuracy, with bootstrap confidence
+intervals. The first --model is the baseline (reported as 'base'), the second the candidate
+(reported as 'tuned'). Writes evaluation.json, predictions.jsonl, report.md and report.html.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
+from gemini_sft.cli.common import add_command
 from gemini_sft.contracts import add_cli_options, record_from_cli
 from gemini_sft.errors import ConfigError
 from gemini_sft.evaluation.settings import EvaluationSettings
@@ -18,16 +25,8 @@ MODEL_FIELDS = ("base_model", "tuned_endpoint", "champion_endpoint")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "evaluate",
-        help="compare two models or endpoints on a holdout file",
-        description=(
-            "Have two models answer the prompts of a Gemini-format JSONL holdout file and compare them with "
-            "ROUGE, exact match and (with --label-pattern) label accuracy, with bootstrap confidence "
-            "intervals. The first --model is the baseline (reported as 'base'), the second the candidate "
-            "(reported as 'tuned'). Writes evaluation.json, predictions.jsonl, report.md and report.html."
-        ),
-    )
+    """Add the ``evaluate`` sub-command."""
+    parser = add_command(subparsers, "evaluate", _evaluate, "compare two models or endpoints on a holdout file", __doc__)
     parser.add_argument("--holdout", type=Path, required=True, help="Gemini-format JSONL file of examples")
     parser.add_argument(
         "--model",
@@ -53,7 +52,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="thinking token budget for every model (0 = off; default: each model's own default)",
     )
     parser.add_argument("--no-progress", action="store_true", help="do not show the progress line on stderr")
-    parser.set_defaults(handler=_evaluate)
 
 
 def _evaluate(args: argparse.Namespace) -> int:

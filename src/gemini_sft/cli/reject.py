@@ -22,18 +22,14 @@ def register(subparsers: Any) -> None:
 
 def reject_command(args: argparse.Namespace) -> int:
     """Record the rejection."""
-    from gemini_sft.cli.approve import staged_for
-    from gemini_sft.cli.status import registry_uri_of
-    from gemini_sft.promotion import PromotionStore
+    from gemini_sft.cli.approve import staged_candidate
     from gemini_sft.review.staging import reject_staged
     from gemini_sft.review.ratings import read_ratings, summarize
 
-    uri, _ = registry_uri_of(args)
-    store = PromotionStore(uri)
-    staged, outputs = staged_for(store, args.run)
-    ratings_path = args.ratings or (outputs.ratings if outputs else None)
-    metrics = summarize(read_ratings(ratings_path)).as_metrics() if ratings_path and ratings_path.is_file() else {}
-    record = reject_staged(store, staged, args.reason, review_metrics=metrics)
+    candidate = staged_candidate(args)
+    ratings = candidate.ratings_file(args.ratings)
+    metrics = summarize(read_ratings(ratings)).as_metrics() if ratings and ratings.is_file() else {}
+    record = reject_staged(candidate.store, candidate.staged, args.reason, review_metrics=metrics)
     print(f"Rejected {record.model.versioned_name}: {record.reasons[0]}")
-    print(f"  record: {record.record_id} in {uri}")
+    print(f"  record: {record.record_id} in {candidate.registry_uri}")
     return 0

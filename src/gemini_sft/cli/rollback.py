@@ -46,7 +46,7 @@ def rollback_command(args: argparse.Namespace) -> int:
         registry = VertexModelRegistry(VertexSettings.create(config.project, config.region, config.api_endpoint or None))
     if registry is not None and current.tuning_backend == "open-weights":
         from gemini_sft.deployment import rollback_deployment
-        from gemini_sft.vertex_deployments import VertexDeployments
+        from gemini_sft.vertex_client import VertexDeployments
 
         settings = VertexSettings.create(config.project, config.region, config.api_endpoint or None)
         print(rollback_deployment(VertexDeployments(settings), current, target))

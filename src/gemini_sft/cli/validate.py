@@ -1,8 +1,8 @@
 """``gemini-sft validate PATH [VALIDATION_PATH]``: check tuning data the way Vertex will, without KFP.
 
-Exit codes: 0 valid (and within the budget when one is given), 1 invalid or
-over budget, 2 usage error (a missing file, a directory, a binary or non-UTF-8
-file, an unknown model, a bad option).
+Check every line of a Gemini tuning JSONL file (and optionally a validation file) against the
+rules Vertex applies, count tokens (countTokens API with --project, else an offline estimate) and
+estimate the tuning cost. Exit code 0: valid; 1: invalid or over --max-budget-usd; 2: usage error.
 """
 
 from __future__ import annotations
@@ -13,9 +13,12 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from gemini_sft.cli.common import add_command
 from gemini_sft.contracts import add_cli_options, record_from_cli
 from gemini_sft.validate import DEFAULT_MAX_API_EXAMPLES, ValidationSettings
 
+# 0: valid (and within the budget when one is given); 1: invalid or over budget; 2: usage error (a missing
+# file, a directory, a binary or non-UTF-8 file, an unknown model, a bad option).
 EXIT_VALID = 0
 EXIT_INVALID = 1
 EXIT_USAGE = 2
@@ -34,15 +37,8 @@ CLI_ALIASES: dict[str, tuple[str, type]] = {
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``validate`` sub-command."""
-    parser = subparsers.add_parser(
-        "validate",
-        help="check a Gemini tuning file against Vertex's rules and estimate the tuning cost",
-        description=(
-            "Check every line of a Gemini tuning JSONL file (and optionally a validation file) against the "
-            "rules Vertex applies, count tokens (countTokens API with --project, else an offline estimate) and "
-            "estimate the tuning cost. Exit code 0: valid; 1: invalid or over --max-budget-usd; 2: usage error."
-        ),
-    )
+    parser = add_command(subparsers, "validate", _validate,
+                         "check a Gemini tuning file against Vertex's rules and estimate the tuning cost", __doc__)
     parser.add_argument("path", type=Path, help="training file (JSONL, one Gemini example per line)")
     parser.add_argument(
         "validation_path", type=Path, nargs="?", default=None,
@@ -64,7 +60,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: automatic)")
     parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
-    parser.set_defaults(handler=_validate)
 
 
 def _progress_bar(path: Path, enabled: bool) -> tuple[Callable[[int, int], None] | None, Callable[[], None]]:

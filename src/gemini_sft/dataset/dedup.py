@@ -28,6 +28,36 @@ POLICIES: tuple[str, ...] = ("drop_all", "keep_first")
 
 
 @dataclass(frozen=True)
+class KeyGroups:
+    """Rows grouped by equal keys, in key order (ties in file order); see :func:`group_equal_keys`.
+
+    ``order`` is the row index of each sorted position; ``starts`` marks the
+    sorted positions that start a group (the group's first row in file order,
+    its leader); ``group`` is the group number (0, 1, ... in key order) of each
+    sorted position.
+    """
+
+    order: np.ndarray
+    starts: np.ndarray
+    group: np.ndarray
+
+
+def group_equal_keys(keys: np.ndarray) -> KeyGroups:
+    """Group the rows of ``keys`` (one integer key per row, at least one row) by equal key.
+
+    Args:
+        keys: one integer key per row, in file order.
+    """
+    order = np.argsort(keys, kind="stable")  # by key, then file order
+    sorted_keys = keys[order]
+    starts = np.empty(len(keys), dtype=bool)
+    starts[0] = True
+    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=starts[1:])
+    del sorted_keys
+    return KeyGroups(order=order, starts=starts, group=np.cumsum(starts) - 1)
+
+
+@dataclass(frozen=True)
 class DuplicateDecisions:
     """Per row: ``outcome`` (KEEP, DUPLICATE or CONFLICT) and ``reference`` (index of the row it clashes with)."""
 
@@ -50,13 +80,9 @@ def resolve_duplicates(prompt_keys: np.ndarray, response_keys: np.ndarray, polic
         )
     if count == 0:
         return DuplicateDecisions(np.empty(0, dtype=np.uint8), np.empty(0, dtype=np.int64))
-    order = np.argsort(prompt_keys, kind="stable")  # by prompt, then file order
-    sorted_prompts = prompt_keys[order]
-    starts = np.empty(count, dtype=bool)
-    starts[0] = True
-    np.not_equal(sorted_prompts[1:], sorted_prompts[:-1], out=starts[1:])
-    del sorted_prompts
-    group = np.cumsum(starts) - 1
+    groups = group_equal_keys(prompt_keys)  # by prompt, then file order
+    order, starts, group = groups.order, groups.starts, groups.group
+    del groups
     first_position = np.flatnonzero(starts)
     sorted_responses = response_keys[order]
     differs = sorted_responses != sorted_responses[first_position][group]

@@ -123,12 +123,7 @@ def single_turn_fields(record: dict[str, Any]) -> SingleTurnFields | None:
         response = record.get(response_field)
         if type(prompt) is not str or type(response) is not str:
             return None
-        system = None
-        if len(record) > 2:
-            for field in SYSTEM_FIELDS:
-                if field in record:
-                    system = _system_instruction_value(record[field], field)
-                    break
+        system = _pair_system_instruction(record) if len(record) > 2 else None  # two fields: no room for one
     prompt = prompt.strip() if prompt.isascii() else _normalize("NFC", prompt).strip()
     response = response.strip() if response.isascii() else _normalize("NFC", response).strip()
     if not prompt or not response:
@@ -147,12 +142,7 @@ def _from_pair(record: dict[str, Any], fmt: str, prompt_field: str, response_fie
     response = response.strip() if response.isascii() else _normalize("NFC", response).strip()
     if not response:
         raise RowRejected(RejectReason.EMPTY_RESPONSE, f"field '{response_field}' is blank")
-    system = None
-    if len(record) > 2:
-        for field in SYSTEM_FIELDS:
-            if field in record:
-                system = _system_instruction_value(record[field], field)
-                break
+    system = _pair_system_instruction(record) if len(record) > 2 else None
     return ConvertedRecord(fmt, system, prompt, response)
 
 
@@ -167,6 +157,14 @@ def _raise_pair_type_error(prompt_field: str, prompt: Any, response_field: str, 
             raise RowRejected(
                 RejectReason.INVALID_STRUCTURE, f"field '{field}' must be a string, got {type(value).__name__}"
             )
+
+
+def _pair_system_instruction(record: dict[str, Any]) -> str | None:
+    """The system instruction of a prompt/response record: its first field named in SYSTEM_FIELDS, if any."""
+    for field in SYSTEM_FIELDS:
+        if field in record:
+            return _system_instruction_value(record[field], field)
+    return None
 
 
 def _system_instruction_value(value: Any, field: str) -> str | None:

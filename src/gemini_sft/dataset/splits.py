@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gemini_sft.dataset.dedup import group_equal_keys
+
 TRAIN = 0
 VALIDATION = 1
 HOLDOUT = 2
@@ -52,18 +54,12 @@ def group_ids_by_first_appearance(keys: np.ndarray) -> np.ndarray:
     count = len(keys)
     if count == 0:
         return np.empty(0, dtype=np.int64)
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
-    starts = np.empty(count, dtype=bool)
-    starts[0] = True
-    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=starts[1:])
-    del sorted_keys
-    rank_in_key_order = np.cumsum(starts) - 1
-    first_rows = order[starts]  # the stable sort puts each group's first row first
+    groups = group_equal_keys(keys)
+    first_rows = groups.order[groups.starts]  # the stable sort puts each group's first row first
     renumber = np.empty(len(first_rows), dtype=np.int64)
     renumber[np.argsort(first_rows, kind="stable")] = np.arange(len(first_rows))
     ids = np.empty(count, dtype=np.int64)
-    ids[order] = renumber[rank_in_key_order]
+    ids[groups.order] = renumber[groups.group]
     return ids
 
 

@@ -2,32 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
 
 from gemini_sft.errors import EvaluationError, InputFormatError
-from gemini_sft.examples import EvaluationCase, evaluation_case
+from gemini_sft.examples import EvaluationCase, evaluation_case, example_id, read_examples
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class HoldoutCase:
-    """One holdout example ready for evaluation."""
+    """One holdout example ready for evaluation, and the line of the holdout file it came from."""
 
     example_id: str
     case: EvaluationCase
-
-
-def _example_id(example: Mapping[str, Any], line_number: int) -> str:
-    for key in ("id", "example_id"):
-        value = example.get(key)
-        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
-            return str(value)
-    return f"line-{line_number}"
+    line_number: int = 0
 
 
 def load_holdout(path: str | Path) -> tuple[list[HoldoutCase], int]:
@@ -46,26 +37,17 @@ def load_holdout(path: str | Path) -> tuple[list[HoldoutCase], int]:
     cases: list[HoldoutCase] = []
     skipped = 0
     seen: set[str] = set()
-    with file.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                example = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputFormatError(f"{file}:{line_number}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(example, dict):
-                raise InputFormatError(f"{file}:{line_number}: expected a JSON object per line")
-            try:
-                case = evaluation_case(example)
-            except ValueError:
-                skipped += 1
-                continue
-            example_id = _example_id(example, line_number)
-            if example_id in seen:
-                example_id = f"{example_id}@line-{line_number}"
-            seen.add(example_id)
-            cases.append(HoldoutCase(example_id=example_id, case=case))
+    for line_number, example in read_examples(file):
+        try:
+            case = evaluation_case(example)
+        except ValueError:
+            skipped += 1
+            continue
+        case_id = example_id(example, line_number)
+        if case_id in seen:
+            case_id = f"{case_id}@line-{line_number}"
+        seen.add(case_id)
+        cases.append(HoldoutCase(example_id=case_id, case=case, line_number=line_number))
     if not cases:
         raise EvaluationError(
             f"holdout file {file} has no usable examples ({skipped} lines without a model turn); "

@@ -12,9 +12,10 @@ evaluation's predictions file::
                "finish_reason": "STOP" | "MAX_TOKENS", "latency_seconds": float, "scores": null},
      "tuned": {...}}
 
-``scores`` is null: the evaluation scores the answers. Example ids are chosen as
-the evaluation chooses them (the example's ``id`` / ``example_id``, else
-``line-N``), so the answers line up with its holdout cases;
+``scores`` is null: the evaluation scores the answers. The holdout is read by
+the evaluation's own reader (:func:`gemini_sft.evaluation.holdout.load_holdout`),
+so the example ids and the examples skipped are the evaluation's and the
+answers line up with its holdout cases;
 :func:`read_answers` gives them back as records with the evaluation's
 ``Answer`` fields.
 """
@@ -30,8 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from gemini_sft.errors import EvaluationError
-from gemini_sft.examples import evaluation_case
-from gemini_sft.open_weights.rendering import ChatRenderer, read_examples
+from gemini_sft.evaluation.holdout import load_holdout
+from gemini_sft.examples import read_examples
+from gemini_sft.open_weights.rendering import ChatRenderer
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +52,6 @@ class HoldoutPrompt:
     model_input: str
 
 
-def _example_id(example: Mapping[str, Any], line_number: int) -> str:
-    for key in ("id", "example_id"):
-        value = example.get(key)
-        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
-            return str(value)
-    return f"line-{line_number}"
-
-
 def holdout_prompts(path: Path, renderer: ChatRenderer) -> tuple[list[HoldoutPrompt], int]:
     """The holdout prompts rendered for the model, and how many examples had no model turn to compare with.
 
@@ -70,23 +64,12 @@ def holdout_prompts(path: Path, renderer: ChatRenderer) -> tuple[list[HoldoutPro
         DatasetInvalidError: an example's turns have other roles than user / model, or do not alternate.
         EvaluationError: no example has a model turn to use as reference.
     """
-    prompts: list[HoldoutPrompt] = []
-    seen: set[str] = set()
-    skipped = 0
-    for line_number, example in read_examples(path):
-        try:
-            case = evaluation_case(example)
-        except ValueError:
-            skipped += 1
-            continue
-        example_id = _example_id(example, line_number)
-        if example_id in seen:
-            example_id = f"{example_id}@line-{line_number}"
-        seen.add(example_id)
-        model_input = renderer.prompt_text(case, f"{path.name}:{line_number}")
-        prompts.append(HoldoutPrompt(example_id, case.prompt_text, case.reference, model_input))
-    if not prompts:
-        raise EvaluationError(f"holdout file {path} has no example with a model turn to use as reference")
+    cases, skipped = load_holdout(path)
+    prompts = []
+    for holdout in cases:
+        case = holdout.case
+        model_input = renderer.prompt_text(case, f"{path.name}:{holdout.line_number}")
+        prompts.append(HoldoutPrompt(holdout.example_id, case.prompt_text, case.reference, model_input))
     return prompts, skipped
 
 

@@ -16,7 +16,7 @@ from gemini_sft.errors import EvaluationError, GenerationCallError
 from gemini_sft.evaluation.generation import GenerationResult
 from gemini_sft.examples import EvaluationCase
 from gemini_sft.open_weights.answers import BASE_ROLE, TUNED_ROLE
-from gemini_sft.open_weights.rendering import read_examples
+from gemini_sft.examples import read_examples
 
 
 @dataclass(frozen=True)

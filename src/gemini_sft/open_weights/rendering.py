@@ -18,14 +18,12 @@ module imports no machine-learning library itself.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from gemini_sft.errors import ConfigError, DatasetInvalidError, InputFormatError
+from gemini_sft.errors import ConfigError, DatasetInvalidError
 from gemini_sft.examples import EvaluationCase, content_text, system_instruction_text
 
 log = logging.getLogger(__name__)
@@ -61,33 +59,6 @@ class RenderStats:
     tokens: int = 0
     loss_tokens: int = 0
     longest: int = 0
-
-
-def read_examples(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
-    """The examples of a Gemini-format JSONL file, with their 1-based line numbers; blank lines skipped.
-
-    Args:
-        path: the JSONL file (one example object per line).
-
-    Raises:
-        InputFormatError: the file is missing or a line is not a JSON object.
-    """
-    file = Path(path)
-    if not file.is_file():
-        raise InputFormatError(f"{file} does not exist")
-    examples = []
-    with file.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                example = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputFormatError(f"{file}:{line_number}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(example, dict):
-                raise InputFormatError(f"{file}:{line_number}: expected a JSON object per line")
-            examples.append((line_number, example))
-    return examples
 
 
 def _non_text_parts(contents: Sequence[dict[str, Any]]) -> int:
@@ -235,7 +206,7 @@ def render_examples(
 
     Args:
         renderer: the chat renderer of the base model's tokenizer.
-        examples: (line number, Gemini example) pairs, as :func:`read_examples` gives them.
+        examples: (line number, Gemini example) pairs, as :func:`gemini_sft.examples.read_examples` gives them.
         max_length: the longest sequence in tokens (``max_seq_length``).
         source: the file's name, for error messages.
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from gemini_sft.errors import ConfigError, DatasetInvalidError, InputFormatError
+from gemini_sft.examples import read_examples
 from gemini_sft.open_weights.models import (
     BASE_MODEL_FOLDER,
     BaseModel,
@@ -50,7 +51,6 @@ from gemini_sft.open_weights.rendering import (
     ChatRenderer,
     RenderedExample,
     RenderStats,
-    read_examples,
     render_examples,
     training_texts,
 )

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gemini_sft.errors import InputFormatError
+from gemini_sft.storage import read_json_lines
 
 BLINDING_FILE = "review_blinding.json"
 PAIR = ("base", "tuned")
@@ -93,32 +94,25 @@ def load_items(predictions: Path) -> tuple[list[ReviewItem], int]:
     salt = _salt(predictions.parent)
     items: list[ReviewItem] = []
     left_out = 0
-    with predictions.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputFormatError(f"{predictions}:{number}: not valid JSON ({exc.msg}).") from exc
-            answers = {}
-            for role in PAIR:
-                answer = row.get(role) if isinstance(row, dict) else None
-                if isinstance(answer, dict) and answer.get("error") is None and isinstance(answer.get("answer"), str):
-                    answers[role] = answer["answer"]
-            if len(answers) != len(PAIR):
-                left_out += 1
-                continue
-            example_id = str(row.get("example_id", f"line-{number}"))
-            items.append(
-                ReviewItem(
-                    example_id=example_id,
-                    prompt=str(row.get("prompt", "")),
-                    reference=str(row.get("reference", "")),
-                    answers=answers,
-                    shown=shown_order(salt, example_id),
-                )
+    for number, row in read_json_lines(predictions):
+        answers = {}
+        for role in PAIR:
+            answer = row.get(role) if isinstance(row, dict) else None
+            if isinstance(answer, dict) and answer.get("error") is None and isinstance(answer.get("answer"), str):
+                answers[role] = answer["answer"]
+        if len(answers) != len(PAIR):
+            left_out += 1
+            continue
+        example_id = str(row.get("example_id", f"line-{number}"))
+        items.append(
+            ReviewItem(
+                example_id=example_id,
+                prompt=str(row.get("prompt", "")),
+                reference=str(row.get("reference", "")),
+                answers=answers,
+                shown=shown_order(salt, example_id),
             )
+        )
     if not items:
         raise InputFormatError(f"{predictions} has no prompt that both the base and the tuned model answered.")
     return items, left_out

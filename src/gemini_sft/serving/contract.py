@@ -23,11 +23,11 @@ import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from gemini_sft.errors import ConfigError, InputFormatError
 from gemini_sft.examples import content_text, system_instruction_text
 from gemini_sft.evaluation.metrics import compile_label_pattern, extract_label
+from gemini_sft.storage import read_json_lines
 
 log = logging.getLogger(__name__)
 
@@ -162,18 +162,11 @@ def learn_output_contract(train_path: str | Path, label_pattern: str = "") -> Ou
     if not path.is_file():
         raise InputFormatError(f"Training file {path} does not exist; pass the run's train split.")
     builder = _ContractBuilder(label_pattern=label_pattern)
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                example: Any = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputFormatError(f"{path}:{number}: not valid JSON ({exc.msg}).") from exc
-            turns = [c for c in (example.get("contents") or []) if isinstance(c, dict)] if isinstance(example, dict) else []
-            answers = [content_text(turn) for turn in turns if turn.get("role") == "model"]
-            if answers:
-                builder.add(answers[-1], system_instruction_text(example) or "")
+    for _, example in read_json_lines(path):
+        turns = [c for c in (example.get("contents") or []) if isinstance(c, dict)] if isinstance(example, dict) else []
+        answers = [content_text(turn) for turn in turns if turn.get("role") == "model"]
+        if answers:
+            builder.add(answers[-1], system_instruction_text(example) or "")
     if builder.answers == 0:
         raise InputFormatError(f"Training file {path} has no example with a model answer to learn a contract from.")
     contract = builder.build()

@@ -19,7 +19,12 @@ It serves, under ``/v1/projects/{project}/locations/{location}/``:
   (a "base model" that knows nothing of the training data) and
   ``endpoints/{id}:generateContent`` and ``:countTokens`` (the "tuned
   model" of the job that deployed that endpoint, answering from its training
-  file; see :mod:`.responder`).
+  file; see :mod:`.responder`). Each checkpoint (one per epoch) has its own
+  endpoint whose answers improve, then overfit, with the epoch
+  (:mod:`.epochs`);
+* the job's Experiment and TensorBoard (``metadataStores/default/contexts``,
+  ``tensorboards/...``: the loss curves google-cloud-aiplatform reads; see
+  :mod:`.experiments`).
 
 It is as strict as Vertex where that is knowable offline: every request
 must be a route of Vertex AI's v1 REST mapping and parse into its v1 request
@@ -38,7 +43,9 @@ jobs' descriptions say they were made by the stand-in.
 
 Knobs (thread-safe, settable while running): ``latency_seconds``,
 ``polls_per_state``, ``fail_jobs_with``, ``inject_faults(status_codes, rate,
-seed)``, ``fail_next(n, status)``; the request log: ``requests``,
+seed)``, ``fail_next(n, status)``, and for jobs created afterwards
+``sub_state_plan`` (``[("WAITING_FOR_QUOTA", 3), ("TUNING", 1)]``),
+``truncated_examples`` (1-based indices) and ``jobs_without_curves``; the request log: ``requests``,
 ``requests_to(fragment)``, ``route_counts``, ``reset()``;
 :func:`write_request_log` writes the log as ``standin_requests.jsonl`` lines
 (``{"method", "path", "body", "status"}``), as ``gemini-sft run --local`` does.

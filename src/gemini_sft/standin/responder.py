@@ -196,11 +196,12 @@ class NearestExampleIndex:
         """Number of (prompt, target) pairs indexed."""
         return self._doc_count
 
-    def nearest(self, prompt_text: str) -> int | None:
-        """Index of the nearest training pair, or None when no informative word is shared."""
-        exact = self._exact.get(_normalized(prompt_text))
-        if exact is not None:
-            return exact
+    def is_exact(self, prompt_text: str) -> bool:
+        """Whether the prompt is one of the training prompts (whitespace- and case-insensitive)."""
+        return _normalized(prompt_text) in self._exact
+
+    def _scores(self, prompt_text: str) -> np.ndarray | None:
+        """TF-IDF cosine of the prompt with every training prompt, or None when no informative word is shared."""
         query = Counter(words(prompt_text))
         doc_ids: list[np.ndarray] = []
         weights: list[np.ndarray] = []
@@ -212,9 +213,39 @@ class NearestExampleIndex:
             weights.append(posting[1] * ((1.0 + math.log(tf)) * self._idf[term]))
         if not doc_ids:
             return None
-        scores = np.bincount(np.concatenate(doc_ids), weights=np.concatenate(weights), minlength=self._doc_count)
+        return np.bincount(np.concatenate(doc_ids), weights=np.concatenate(weights), minlength=self._doc_count)
+
+    def nearest(self, prompt_text: str) -> int | None:
+        """Index of the nearest training pair, or None when no informative word is shared."""
+        exact = self._exact.get(_normalized(prompt_text))
+        if exact is not None:
+            return exact
+        scores = self._scores(prompt_text)
+        if scores is None:
+            return None
         best = int(np.argmax(scores))
         return best if scores[best] > 0.0 else None
+
+    def answer_ranked(self, prompt_text: str, rank: int) -> str:
+        """The ``rank``-th nearest training answer counting distinct answers only (1 = :meth:`answer`).
+
+        Fewer distinct answers than ``rank`` among the prompts sharing a word give the last one found.
+        """
+        if rank <= 1:
+            return self.answer(prompt_text)
+        scores = self._scores(prompt_text)
+        if scores is None:
+            return self._fallback
+        found: list[str] = []
+        for doc_id in np.argsort(-scores, kind="stable"):
+            if scores[doc_id] <= 0.0:
+                break
+            target = self._targets[int(doc_id)]
+            if target not in found:
+                found.append(target)
+                if len(found) == rank:
+                    break
+        return found[-1] if found else self._fallback
 
     def answer(self, prompt_text: str) -> str:
         """Target text of the nearest training pair (the most frequent target when nothing is shared)."""

@@ -57,6 +57,12 @@ _OPAQUE_TYPES = frozenset(
      "google.protobuf.UInt32Value", "google.protobuf.BoolValue", "google.protobuf.StringValue",
      "google.protobuf.BytesValue"}
 )
+# Output fields Vertex sends and google-genai reads that the installed v1 protos do not have yet: a response
+# may carry them (they are taken out before the parse); a request never may. google-genai 2.34 reads
+# TuningJob.tuningJobState, which google-cloud-aiplatform 1.165's v1 TuningJob lacks.
+NEWER_OUTPUT_FIELDS: dict[str, frozenset[str]] = {
+    "google.cloud.aiplatform.v1.TuningJob": frozenset({"tuningJobState"}),
+}
 _VARIABLE = re.compile(r"\{(?P<name>[\w.]+)(?:=(?P<pattern>[^}]+))?\}")
 
 
@@ -313,6 +319,25 @@ def check_request(rule: RestRule, query: Mapping[str, str], body: Any) -> None:
     parse_message(body, GetMessageClass(field.message_type), rule.body)
 
 
+def without_newer_output_fields(value: Any, descriptor: Descriptor) -> Any:
+    """``value`` without the fields of :data:`NEWER_OUTPUT_FIELDS`, wherever their message appears in it."""
+    if not isinstance(value, dict) or descriptor.full_name in _OPAQUE_TYPES:
+        return value
+    newer = NEWER_OUTPUT_FIELDS.get(descriptor.full_name, frozenset())
+    cleaned: dict[str, Any] = {}
+    for key, item in value.items():
+        if key in newer:
+            continue
+        field = _field_by_json_key(descriptor, key)
+        if field is not None and field.message_type is not None and not field.message_type.GetOptions().map_entry:
+            if field.label == FieldDescriptor.LABEL_REPEATED and isinstance(item, list):
+                item = [without_newer_output_fields(element, field.message_type) for element in item]
+            else:
+                item = without_newer_output_fields(item, field.message_type)
+        cleaned[key] = item
+    return cleaned
+
+
 def response_problem(rule: RestRule, status: int, body: Any) -> str | None:
     """Why a response body is not what Vertex sends for the rule, or None when it parses.
 
@@ -328,7 +353,7 @@ def response_problem(rule: RestRule, status: int, body: Any) -> str | None:
     if rule.response_type is None:
         return None if body in (None, {}) else "not empty (google.protobuf.Empty)"
     try:
-        parse_message(body, rule.response_type)
+        parse_message(without_newer_output_fields(body, rule.response_type.DESCRIPTOR), rule.response_type)
     except StandInError as exc:
         return f"not a {rule.response_type.DESCRIPTOR.full_name}: {exc.message}"
     return None

@@ -13,6 +13,7 @@ pattern with named groups ``project`` and ``location`` for that prefix.
 from __future__ import annotations
 
 import re
+from urllib.parse import parse_qsl
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
@@ -91,6 +92,11 @@ class StandInRequest:
     headers: Mapping[str, str]
     match: re.Match[str]
     standin: "VertexStandIn"
+    query_string: str = ""
+
+    def query_values(self, name: str) -> list[str]:
+        """Every value of a repeated query parameter, in order (``query`` keeps the last only)."""
+        return [value for key, value in parse_qsl(self.query_string, keep_blank_values=True) if key == name]
 
     def group(self, name: str) -> str:
         """A named group of the route pattern (KeyError when the pattern has no such group)."""

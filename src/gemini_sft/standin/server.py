@@ -41,6 +41,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from gemini_sft.errors import ConfigError
 from gemini_sft.standin.deployments import routes as deployment_routes
+from gemini_sft.standin.experiments import routes as experiment_routes
 from gemini_sft.standin.platform import routes as platform_routes
 from gemini_sft.standin.responder import generation_routes
 from gemini_sft.standin.rest_rules import (
@@ -144,7 +145,9 @@ class VertexStandIn:
         self._builtin_routes: tuple[Route, ...] = tuple(
             tuning_routes(self.tuning_jobs)
             + generation_routes(self.tuning_jobs.responder_for_endpoint)
-            + platform_routes() + deployment_routes()
+            + platform_routes()
+            + experiment_routes()
+            + deployment_routes()
         )
         self._extra_routes: tuple[Route, ...] = tuple(extra_routes)
         self._records: list[RequestRecord] = []
@@ -251,6 +254,45 @@ class VertexStandIn:
         self.tuning_jobs.fail_jobs_with = message
 
     @property
+    def sub_state_plan(self) -> tuple[tuple[str, int], ...]:
+        """Sub-states of RUNNING for jobs created from now on: ``(name, GETs)`` pairs; () = TUNING throughout.
+
+        Names as google-genai's ``TuningJobState`` without the ``TUNING_JOB_STATE_`` prefix
+        (``WAITING_FOR_QUOTA``, ``PROCESSING_DATASET``, ``WAITING_FOR_CAPACITY``, ``TUNING``,
+        ``POST_PROCESSING``); the job stays RUNNING for the plan's GETs, then ends.
+        """
+        return self.tuning_jobs.sub_state_plan
+
+    @sub_state_plan.setter
+    def sub_state_plan(self, plan: Sequence[tuple[str, int]]) -> None:
+        from gemini_sft.standin.tuning import SUB_STATES
+
+        checked = tuple((str(name).removeprefix("TUNING_JOB_STATE_"), int(polls)) for name, polls in plan)
+        for name, polls in checked:
+            if name not in SUB_STATES or polls < 1:
+                raise ValueError(f"a sub-state plan entry needs one of {', '.join(SUB_STATES)} and >= 1 GET, "
+                                 f"got ({name!r}, {polls})")
+        self.tuning_jobs.sub_state_plan = checked
+
+    @property
+    def truncated_examples(self) -> tuple[int, ...]:
+        """1-based indices of training examples that jobs created from now on report truncated."""
+        return self.tuning_jobs.truncated_examples
+
+    @truncated_examples.setter
+    def truncated_examples(self, indices: Sequence[int]) -> None:
+        self.tuning_jobs.truncated_examples = tuple(sorted({int(i) for i in indices}))
+
+    @property
+    def jobs_without_curves(self) -> bool:
+        """When true, jobs created from now on have an experiment without TensorBoard curves."""
+        return self.tuning_jobs.jobs_without_curves
+
+    @jobs_without_curves.setter
+    def jobs_without_curves(self, value: bool) -> None:
+        self.tuning_jobs.jobs_without_curves = bool(value)
+
+    @property
     def expire_jobs(self) -> bool:
         """When true, tuning jobs created from now on end EXPIRED after RUNNING (unless told to fail)."""
         return self.tuning_jobs.expire_jobs
@@ -307,6 +349,9 @@ class VertexStandIn:
         self.tuning_jobs.polls_per_state = polls
         self.tuning_jobs.fail_jobs_with = fail_with
         self.tuning_jobs.expire_jobs = False
+        self.tuning_jobs.sub_state_plan = ()
+        self.tuning_jobs.truncated_examples = ()
+        self.tuning_jobs.jobs_without_curves = False
         if jobs:
             self.tuning_jobs.clear()
             self.extension_state.clear()
@@ -398,7 +443,7 @@ class VertexStandIn:
         else:
             # The handler gets its own parse of the body, so nothing it does can alter the logged body.
             handler_body = json.loads(raw_body) if body is not None else None
-            request = StandInRequest(method, path, query, handler_body, headers, match, self)
+            request = StandInRequest(method, path, query, handler_body, headers, match, self, split.query)
             status, response = self._answer(route, rule, request)
         with self._lock:
             self._records.append(

@@ -43,27 +43,27 @@ import copy
 import itertools
 import json
 import logging
-import math
 import re
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Callable
 
 from gemini_sft.errors import TrainingFileError
-from gemini_sft.examples import Example, content_text
+from gemini_sft.standin.epochs import checkpoint_responder, loss_curves
 from gemini_sft.standin.responder import NearestExampleIndex, TunedResponder
 from gemini_sft.standin.routing import Route, StandInError, StandInRequest, api_path
+from gemini_sft.standin.training_data import (  # noqa: F401 - read_examples is part of this module's API
+    read_examples,
+    supervised_tuning_data_stats,
+)
 from gemini_sft.standin.tuning_request import (  # noqa: F401 - proto_field is part of this module's API
     TuningRequest,
     camel_case_keys,
     parse_tuning_request,
     proto_field,
 )
-from gemini_sft.storage import GCS_PREFIX, local_path
-from gemini_sft.tokens import estimate_example_tokens
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +74,12 @@ FAILED = "JOB_STATE_FAILED"
 CANCELLED = "JOB_STATE_CANCELLED"
 EXPIRED = "JOB_STATE_EXPIRED"
 ENDED_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED, EXPIRED})
+SUB_STATE_PREFIX = "TUNING_JOB_STATE_"
+SUB_STATE_TUNING = SUB_STATE_PREFIX + "TUNING"
+# The sub-states google-genai 2.34 knows (types.TuningJobState), without the prefix.
+SUB_STATES = ("WAITING_FOR_QUOTA", "PROCESSING_DATASET", "WAITING_FOR_CAPACITY", "TUNING", "POST_PROCESSING")
 
 STANDIN_DESCRIPTION = "Made by the gemini-sft offline stand-in of the Vertex API: no Gemini model was tuned."
-# The stand-in's own assumption for tuningStepCount and checkpoint steps.
-STANDIN_BATCH_SIZE = 8
 DEFAULT_PAGE_SIZE = 100
 
 # google.rpc codes used in job errors.
@@ -89,88 +91,6 @@ RPC_INTERNAL = 13
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def _readable_path(uri: str, role: str) -> Path:
-    """The local file behind a dataset URI; TrainingFileError when it does not exist."""
-    path = local_path(uri)
-    if path.is_file():
-        return path
-    if uri.startswith(GCS_PREFIX):
-        raise TrainingFileError(
-            f"Cannot read the {role} file {uri}: the offline stand-in reads gs:// URIs through the "
-            f"Cloud Storage FUSE mount, and {path} does not exist. Use a local path or mount the bucket at /gcs/."
-        )
-    raise TrainingFileError(f"Cannot read the {role} file {uri}: {path} does not exist or is not a file.")
-
-
-def _has_user_then_model_turn(contents: list[Any]) -> bool:
-    seen_user = False
-    for content in contents:
-        role = content.get("role") if isinstance(content, dict) else None
-        if role == "model" and seen_user:
-            return True
-        seen_user = seen_user or role == "user"
-    return False
-
-
-def read_examples(uri: str, role: str = "training") -> list[Example]:
-    """The Gemini examples of a JSONL dataset (local path, file:// or gs:// through /gcs/).
-
-    Blank lines are skipped. Raises TrainingFileError naming the file and line
-    when the file is missing, unreadable, empty, or a line is not a JSON
-    object with a ``contents`` list holding a user turn followed by a model
-    turn. Messages never include example content.
-    """
-    path = _readable_path(uri, role)
-    examples: list[Example] = []
-    try:
-        with path.open(encoding="utf-8") as lines:
-            for line_number, line in enumerate(lines, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    example = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise TrainingFileError(
-                        f"Line {line_number} of the {role} file {uri} is not valid JSON ({exc.msg})."
-                    ) from exc
-                if not isinstance(example, dict) or not isinstance(example.get("contents"), list):
-                    raise TrainingFileError(
-                        f"Line {line_number} of the {role} file {uri} is not a Gemini example "
-                        "(a JSON object with a `contents` list)."
-                    )
-                if not _has_user_then_model_turn(example["contents"]):
-                    raise TrainingFileError(
-                        f"Line {line_number} of the {role} file {uri} has no user turn followed by a model turn."
-                    )
-                examples.append(example)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TrainingFileError(f"Cannot read the {role} file {uri}: {exc}") from exc
-    if not examples:
-        raise TrainingFileError(f"The {role} file {uri} holds no examples.")
-    return examples
-
-
-def _character_count(example: Example) -> int:
-    turns = list(example.get("contents") or [])
-    if isinstance(example.get("systemInstruction"), dict):
-        turns.append(example["systemInstruction"])
-    return sum(len(content_text(t)) for t in turns if isinstance(t, dict))
-
-
-def supervised_tuning_data_stats(examples: list[Example], epochs: int) -> dict[str, Any]:
-    """``supervisedTuningDataStats`` for a training set (int64 fields as strings, as Vertex sends them)."""
-    dataset_tokens = sum(estimate_example_tokens(e) for e in examples)
-    characters = sum(_character_count(e) for e in examples)
-    steps = epochs * math.ceil(len(examples) / STANDIN_BATCH_SIZE)
-    return {
-        "tuningDatasetExampleCount": str(len(examples)),
-        "totalTuningCharacterCount": str(characters),
-        "totalBillableCharacterCount": str(characters * epochs),
-        "totalBillableTokenCount": str(dataset_tokens * epochs),
-        "tuningStepCount": str(steps),
-    }
 
 
 @dataclass
@@ -198,6 +118,11 @@ class _Job:
     error: dict[str, Any] | None = None
     base_model: str | None = None
     model_version: int = 1
+    sub_state_plan: tuple[tuple[str, int], ...] = ()  # (sub-state, GETs) while RUNNING; () = TUNING throughout
+    checkpoint_endpoint_ids: dict[int, str] = field(default_factory=dict)  # epoch -> endpoint id
+    checkpoint_responders: dict[str, TunedResponder] = field(default_factory=dict)  # endpoint name -> model
+    with_curves: bool = True
+    has_validation: bool = False
 
     @property
     def model_name(self) -> str:
@@ -211,6 +136,38 @@ class _Job:
         self.state = state
         self.error = error
         self.end_time = self.update_time = _now()
+
+    @property
+    def experiment_id(self) -> str:
+        return f"tuning-experiment-{self.name.rsplit('/', 1)[-1]}"
+
+    @property
+    def experiment_name(self) -> str:
+        return f"{self.parent}/metadataStores/default/contexts/{self.experiment_id}"
+
+    def polls_in(self, state: str, polls_per_state: int) -> int:
+        """GETs that see ``state`` before the job moves on: the sub-state plan's total while RUNNING."""
+        if state == RUNNING and self.sub_state_plan:
+            return sum(polls for _, polls in self.sub_state_plan)
+        return polls_per_state
+
+    def sub_state(self) -> str | None:
+        """The detail state (``TUNING_JOB_STATE_...``) while RUNNING, from the plan; None otherwise."""
+        if self.state != RUNNING:
+            return None
+        seen = 0
+        for name, polls in self.sub_state_plan:
+            seen += polls
+            if self.polls_in_state <= seen:
+                return SUB_STATE_PREFIX + name
+        return SUB_STATE_TUNING if not self.sub_state_plan else SUB_STATE_PREFIX + self.sub_state_plan[-1][0]
+
+    def curves(self) -> dict[str, list[tuple[int, float]]]:
+        """The job's TensorBoard series (see :mod:`.epochs`); empty for a job without curves."""
+        if not self.with_curves or not self.data_stats:
+            return {}
+        steps = int(self.data_stats["tuningStepCount"]) // self.request.epochs
+        return loss_curves(self.request.epochs, steps, with_eval=self.has_validation)
 
     def advance(self) -> None:
         """Move to the next state (PENDING -> RUNNING -> SUCCEEDED/FAILED)."""
@@ -241,6 +198,8 @@ class _Job:
             }
             if epoch == self.request.epochs:
                 checkpoint["endpoint"] = self.endpoint_name
+            elif epoch in self.checkpoint_endpoint_ids:
+                checkpoint["endpoint"] = f"{self.parent}/endpoints/{self.checkpoint_endpoint_ids[epoch]}"
             checkpoints.append(checkpoint)
         return checkpoints
 
@@ -271,7 +230,12 @@ class _Job:
         if self.error:
             resource["error"] = dict(self.error)
         if self.data_stats and self.start_time:
-            resource["tuningDataStats"] = {"supervisedTuningDataStats": dict(self.data_stats)}
+            resource["tuningDataStats"] = {"supervisedTuningDataStats": copy.deepcopy(self.data_stats)}
+        sub_state = self.sub_state()
+        if sub_state:
+            resource["tuningJobState"] = sub_state
+        if self.start_time:
+            resource["experiment"] = self.experiment_name
         if self.state == SUCCEEDED:
             resource["tunedModel"] = {
                 "model": self.model_name,
@@ -355,6 +319,9 @@ class TuningJobStore:
     fail_jobs_with: str | None = None
     expire_jobs: bool = False
     first_id: int | None = None
+    sub_state_plan: tuple[tuple[str, int], ...] = ()
+    truncated_examples: tuple[int, ...] = ()
+    jobs_without_curves: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _jobs: dict[str, _Job] = field(default_factory=dict, init=False, repr=False)
     _ids: Callable[[], int] = field(init=False, repr=False)
@@ -378,10 +345,16 @@ class TuningJobStore:
         responder: TunedResponder | None = None
         data_stats: dict[str, Any] | None = None
         with self._lock:
+            if request.pre_tuned_checkpoint_id:
+                self._check_source_checkpoint(request)
             job_id, model_id, endpoint_id = (str(self._ids()) for _ in range(3))
+            # Intermediate checkpoints get endpoints of their own; the last one is the job's endpoint.
+            checkpoint_endpoint_ids = {epoch: str(self._ids()) for epoch in range(1, request.epochs)}
             model_id, model_version = self._tuned_model_slot(request, model_id)
             fail_message = self.fail_jobs_with
             expire = self.expire_jobs
+            sub_state_plan, truncated = self.sub_state_plan, self.truncated_examples
+            with_curves = not self.jobs_without_curves
         try:
             examples = read_examples(request.training_uri, "training")
             if request.validation_uri:
@@ -389,7 +362,7 @@ class TuningJobStore:
             responder = TunedResponder(
                 endpoint_id, NearestExampleIndex.from_examples(examples), request.base_model or base_of_tuned
             )
-            data_stats = supervised_tuning_data_stats(examples, request.epochs)
+            data_stats = supervised_tuning_data_stats(examples, request.epochs, truncated)
             log.info("offline stand-in: indexed %d training pairs for job %s", responder.index.size, job_id)
         except TrainingFileError as exc:
             planned_error = {"code": RPC_INVALID_ARGUMENT, "message": str(exc)}
@@ -422,7 +395,13 @@ class TuningJobStore:
                 planned_end_state=planned_end_state,
                 base_model=request.base_model or base_of_tuned,
                 model_version=model_version,
+                sub_state_plan=sub_state_plan,
+                checkpoint_endpoint_ids={} if request.export_last_checkpoint_only else checkpoint_endpoint_ids,
+                with_curves=with_curves,
+                has_validation=bool(request.validation_uri),
             )
+            if responder is not None:
+                job.checkpoint_responders = self._checkpoint_responders(job, responder)
             self._jobs[job.name] = job
             log.info("offline stand-in: created tuning job %s", job.name)
             return job.resource()
@@ -441,6 +420,32 @@ class TuningJobStore:
         if versions and request.display_name and request.display_name == versions[0].request.display_name:
             return parent_id, 1 + max(job.model_version for job in versions)
         return new_model_id, 1
+
+    @staticmethod
+    def _checkpoint_responders(job: _Job, responder: TunedResponder) -> dict[str, TunedResponder]:
+        """Endpoint name -> the model of that checkpoint (answers change with the epoch, see :mod:`.epochs`)."""
+        models: dict[str, TunedResponder] = {}
+        for checkpoint in job.checkpoints():
+            epoch = int(checkpoint["epoch"])
+            endpoint_name = checkpoint["endpoint"]
+            endpoint_id = endpoint_name.rsplit("/", 1)[-1]
+            models[endpoint_name] = checkpoint_responder(
+                endpoint_id, responder.index, responder.base_model, epoch, job.request.epochs
+            )
+        return models
+
+    def _check_source_checkpoint(self, request: TuningRequest) -> None:
+        """A continuous-tuning source checkpoint must be one of the source model's; called under the lock."""
+        model_id = (request.pre_tuned_model or "").rsplit("/", 1)[-1].split("@", 1)[0]
+        sources = [job for job in self._jobs.values() if job.model_id == model_id and job.state == SUCCEEDED]
+        if not sources:
+            return  # a model this stand-in did not make: nothing to check against
+        known = {c["checkpointId"] for job in sources for c in job.checkpoints()}
+        if request.pre_tuned_checkpoint_id not in known:
+            raise StandInError(
+                400, f"preTunedModel.checkpointId {request.pre_tuned_checkpoint_id!r} is not a checkpoint of "
+                f"{request.pre_tuned_model}; its checkpoints: {', '.join(sorted(known))}."
+            )
 
     def _base_model_of(self, tuned_model_name: str | None) -> str | None:
         """Base model of a stand-in tuned model (``.../models/ID@version``), for continuous tuning."""
@@ -462,7 +467,7 @@ class TuningJobStore:
         """GET: the job's resource after moving it on by one poll; StandInError(404) when unknown."""
         with self._lock:
             job = self._job(name)
-            while job.state not in ENDED_STATES and job.polls_in_state >= self.polls_per_state:
+            while job.state not in ENDED_STATES and job.polls_in_state >= job.polls_in(job.state, self.polls_per_state):
                 job.advance()
             if job.state not in ENDED_STATES:
                 job.polls_in_state += 1
@@ -502,8 +507,18 @@ class TuningJobStore:
         """The tuned model served at an endpoint, or None when no succeeded job deployed it."""
         with self._lock:
             for job in self._jobs.values():
+                if job.state == SUCCEEDED and endpoint_name in job.checkpoint_responders:
+                    return job.checkpoint_responders[endpoint_name]
                 if job.state == SUCCEEDED and job.endpoint_name == endpoint_name:
                     return job.responder
+        return None
+
+    def experiment(self, experiment_id: str) -> tuple[str, dict[str, list[tuple[int, float]]]] | None:
+        """(job name, TensorBoard series) of the job whose experiment has this id, once the job started."""
+        with self._lock:
+            for job in self._jobs.values():
+                if job.experiment_id == experiment_id and job.start_time:
+                    return job.name, job.curves()
         return None
 
     def job_names(self) -> list[str]:

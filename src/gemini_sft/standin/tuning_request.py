@@ -63,6 +63,7 @@ class TuningRequest:
     epochs: int
     export_last_checkpoint_only: bool
     display_name: str = ""
+    pre_tuned_checkpoint_id: str | None = None
 
 
 def _check_dataset_uri(uri: str, field_name: str) -> None:
@@ -118,6 +119,7 @@ def parse_tuning_request(
     base_model = body.get("baseModel")
     pre_tuned = body.get("preTunedModel")
     pre_tuned_name = proto_field(pre_tuned, "tunedModelName") if isinstance(pre_tuned, dict) else None
+    checkpoint_id = proto_field(pre_tuned, "checkpointId") if isinstance(pre_tuned, dict) else None
     if not base_model and not pre_tuned_name:
         raise StandInError(400, "baseModel (or preTunedModel.tunedModelName for continuous tuning) is required.")
     entry = tunable_base_model(parent, base_model) if isinstance(base_model, str) and base_model else None
@@ -146,4 +148,5 @@ def parse_tuning_request(
         epochs=epochs,
         export_last_checkpoint_only=bool(spec.get("exportLastCheckpointOnly", False)),
         display_name=display_name if isinstance(display_name, str) else "",
+        pre_tuned_checkpoint_id=checkpoint_id if isinstance(checkpoint_id, str) and checkpoint_id else None,
     )

@@ -17,12 +17,21 @@ Flow of :func:`run_tuning`, one module per step:
    created, never twice; ``gcp_resources`` is written as soon as it is known.
 3. :mod:`~gemini_sft.tune.watch`: polls with backoff and jitter until the job
    ends, logs each state change, stops at the maximum wait, and cancels the
-   job on SIGTERM.
+   job on SIGTERM; :mod:`~gemini_sft.tune.sub_states` records the job's
+   ``tuning_job_state`` and warns when it waits for quota or capacity longer
+   than ``quota_wait_warning_minutes``.
 4. :mod:`~gemini_sft.tune.outcome`: a SUCCEEDED job gives a
    :class:`TuningOutcome` (model, endpoint, checkpoints, tokens, cost); a job
    that ended FAILED, CANCELLED or EXPIRED raises TuningJobFailedError with
-   the job's own message.
-5. :mod:`~gemini_sft.tune.summary`: the Markdown summary and the step's files.
+   the job's own message. The stage then reads the job's loss curves
+   (:mod:`~gemini_sft.tune.curves`, through a :class:`CurveReader`; none is
+   not an error), flags overfitting, gives each checkpoint its losses, and
+   maps the examples Vertex truncated to their lines
+   (:mod:`~gemini_sft.tune.data_stats`).
+5. :mod:`~gemini_sft.tune.summary`: the Markdown summary (with the loss chart)
+   and the step's files (tuned model JSON, summary, loss curves JSON).
+
+Choosing among the checkpoints is :mod:`gemini_sft.checkpoints`.
 
 :mod:`~gemini_sft.tune.service` holds what is exchanged with Vertex
 (:class:`TuningRequest`, :class:`JobSnapshot`, :class:`Checkpoint`, the
@@ -51,6 +60,8 @@ from gemini_sft.tune.outcome import (
     is_offline_standin,
     split_model_version,
 )
+from gemini_sft.tune.curves import LossCurves, OverfittingVerdict, overfitting_verdict
+from gemini_sft.tune.data_stats import TruncatedExample, TuningDataStats
 from gemini_sft.tune.service import (
     API_RETRY,
     FAILED_STATES,
@@ -62,6 +73,7 @@ from gemini_sft.tune.service import (
     STATE_SUCCEEDED,
     TERMINAL_STATES,
     Checkpoint,
+    CurveReader,
     JobSnapshot,
     TuningRequest,
     TuningService,
@@ -87,7 +99,8 @@ __all__ = [
     "API_RETRY", "DATASET_LABEL_KEY", "FAILED_STATES", "GCP_RESOURCE_TYPE", "MANAGED_BY_LABEL_KEY",
     "MANAGED_BY_LABEL_VALUE", "OFFLINE_STANDIN_MARKER", "REQUEST_LABEL_KEY", "RESERVED_LABEL_KEYS",
     "RUN_LABEL_KEY", "STATE_CANCELLED", "STATE_EXPIRED", "STATE_FAILED", "STATE_PENDING", "STATE_RUNNING",
-    "STATE_SUCCEEDED", "TERMINAL_STATES", "Checkpoint", "JobSnapshot", "StopScope", "TransientApiError",
+    "STATE_SUCCEEDED", "TERMINAL_STATES", "Checkpoint", "CurveReader", "JobSnapshot", "LossCurves",
+    "OverfittingVerdict", "TruncatedExample", "TuningDataStats", "overfitting_verdict", "StopScope", "TransientApiError",
     "TuningData", "TuningOutcome", "TuningRequest", "TuningService", "TuningSettings", "TuningStoppedError",
     "WatchSettings", "billable_count_covers_epochs", "build_outcome", "call_api", "cancel_job",
     "cancel_on_sigterm", "console_url", "create_job", "failure_error", "find_previous_job", "gcp_resources_json",

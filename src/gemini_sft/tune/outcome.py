@@ -13,12 +13,16 @@ count is multiplied by the epochs. So, normally,
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
 from gemini_sft.errors import TuningJobFailedError, VertexApiError
+from gemini_sft.checkpoints import CheckpointCandidate
 from gemini_sft.names import console_url, model_resource_url
+from gemini_sft.tune.curves import LossCurves, OverfittingVerdict, value_at_step
+from gemini_sft.tune.data_stats import TruncatedExample, TuningDataStats
 from gemini_sft.tune.service import Checkpoint, JobSnapshot, TuningRequest
+from gemini_sft.tune.sub_states import SubStateSpan
 from gemini_sft.tune.settings import TuningSettings
 
 OFFLINE_STANDIN_MARKER = "offline-stand-in"
@@ -36,6 +40,11 @@ class TuningOutcome:
     ``state_durations`` holds seconds spent in each state as observed by this
     step (a resumed job's earlier time is not included;
     ``create_time``/``start_time``/``end_time`` are Vertex's own).
+    ``sub_states`` are the detail states seen while watching, ``wait_warnings``
+    the long waits for quota or capacity; ``truncated_examples`` the examples
+    Vertex truncated, with training-file line numbers; ``loss_curves`` the
+    Experiment's curves (empty with a note when there are none) and
+    ``overfitting`` what they say.
     """
 
     tuning_job: str
@@ -63,6 +72,24 @@ class TuningOutcome:
     start_time: str
     end_time: str
     request: TuningRequest | None
+    experiment: str = ""
+    sub_states: tuple[SubStateSpan, ...] = ()
+    wait_warnings: tuple[str, ...] = ()
+    data_stats: TuningDataStats | None = None
+    truncated_examples: tuple[TruncatedExample, ...] = ()
+    loss_curves: LossCurves = field(default_factory=LossCurves)
+    overfitting: OverfittingVerdict | None = None
+
+    def checkpoint_candidates(self) -> list[CheckpointCandidate]:
+        """Every checkpoint with the train and eval loss at its step (None where the curves say nothing)."""
+        return [
+            CheckpointCandidate(
+                checkpoint_id=c.checkpoint_id, epoch=c.epoch, step=c.step, endpoint=c.endpoint,
+                train_loss=value_at_step(self.loss_curves.train, c.step),
+                eval_loss=value_at_step(self.loss_curves.eval, c.step),
+            )
+            for c in self.checkpoints
+        ]
 
     @property
     def console_url(self) -> str:
@@ -83,7 +110,7 @@ class TuningOutcome:
             "tuned_model": self.tuned_model,
             "endpoint": self.endpoint,
             "tuning_job": self.tuning_job,
-            "checkpoints": [asdict(c) for c in self.checkpoints],
+            "checkpoints": [c.as_dict() for c in self.checkpoint_candidates()],
             "billable_tokens": self.billable_tokens,
             "actual_cost_usd": round(self.actual_cost_usd, 6) if self.actual_cost_usd is not None else None,
             "estimated_cost_usd": round(self.estimated_cost_usd, 6),
@@ -93,6 +120,16 @@ class TuningOutcome:
             "resumed": self.resumed,
             "console_url": self.console_url,
             "model_url": self.model_url,
+            "experiment": self.experiment,
+            "sub_states": [asdict(s) for s in self.sub_states],
+            "wait_warnings": list(self.wait_warnings),
+            "data_stats": self.data_stats.as_dict() if self.data_stats else None,
+            "truncated_examples": [asdict(t) for t in self.truncated_examples],
+            "loss_curves_note": self.loss_curves.note,
+            "overfitting": None if self.overfitting is None else {
+                "overfitting": self.overfitting.overfitting, "known": self.overfitting.known,
+                "message": self.overfitting.message, "best_eval_step": self.overfitting.best_eval_step,
+            },
         }
 
 

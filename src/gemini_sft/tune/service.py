@@ -16,6 +16,8 @@ from typing import Callable, Mapping, Protocol, TypeVar
 
 from gemini_sft.errors import TransientApiError, VertexApiError
 from gemini_sft.retry import RetryPolicy, call_with_retries
+from gemini_sft.tune.curves import LossCurves
+from gemini_sft.tune.data_stats import TuningDataStats
 
 STATE_PENDING = "JOB_STATE_PENDING"
 STATE_RUNNING = "JOB_STATE_RUNNING"
@@ -52,10 +54,13 @@ class TuningRequest:
     kms_key_name: str | None
     output_uri: str | None
     export_last_checkpoint_only: bool
+    pre_tuned_model_checkpoint_id: str | None = None
 
     def fingerprint(self) -> str:
         """16 hex characters identifying everything but the labels: equal for a retry of the same step."""
-        fields = {k: v for k, v in asdict(self).items() if k != "labels"}
+        # A field that is not sent stays out, so requests without it keep the fingerprint they always had.
+        fields = {k: v for k, v in asdict(self).items()
+                  if k != "labels" and not (k == "pre_tuned_model_checkpoint_id" and v is None)}
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
 
@@ -77,6 +82,9 @@ class JobSnapshot:
     ISO 8601 strings as reported; ``billable_tokens`` is the job's
     ``total_billable_token_count``; ``tuning_characters`` and
     ``billable_characters`` are its one-pass and billable character counts.
+    ``tuning_job_state`` is the detail state while RUNNING (``TUNING_JOB_STATE_...``, "" when none);
+    ``experiment`` names the job's Vertex AI Experiment (its loss curves); ``data_stats`` is what
+    Vertex says of the training data (truncated examples, token distributions).
     """
 
     name: str
@@ -98,6 +106,9 @@ class JobSnapshot:
     create_time: str = ""
     start_time: str = ""
     end_time: str = ""
+    tuning_job_state: str = ""
+    experiment: str = ""
+    data_stats: TuningDataStats | None = None
 
     @property
     def has_ended(self) -> bool:
@@ -123,6 +134,16 @@ class TuningService(Protocol):
     def find_by_labels(self, labels: Mapping[str, str]) -> list[JobSnapshot]: ...
 
     def cancel(self, name: str) -> None: ...
+
+
+class CurveReader(Protocol):
+    """Reads a finished job's loss curves from its Experiment (the real one: ``AiplatformCurveReader``).
+
+    Raises :class:`~gemini_sft.errors.VertexApiError` (or its TransientApiError) when the read fails;
+    an experiment without curves is an empty :class:`LossCurves` with a note, not an error.
+    """
+
+    def read_curves(self, experiment: str) -> LossCurves: ...
 
 
 # Bounded, short backoff for the step's own calls (get, list, cancel); the watch loop has its own pace.

@@ -137,6 +137,12 @@ class TuningSettings:
     cancel_on_stop: bool = setting(
         True, "Cancel the job when the step is stopped (SIGTERM); turn off on preemptible nodes."
     )
+    quota_wait_warning_minutes: float = setting(
+        30.0, "Minutes the job may wait for tuning quota or hardware capacity before the step warns; 0 never warns."
+    )
+    start_checkpoint_id: str = setting(
+        "", "Checkpoint of the start model to continue from (continuous tuning); empty uses its default checkpoint."
+    )
 
     def start_model(self) -> str:
         """The tuned model the job continues from, or "" to tune the base model."""
@@ -221,6 +227,9 @@ class TuningSettings:
             problems.append(f"poll_interval_seconds must be > 0, got {self.poll_interval_seconds}")
         if not self.max_wait_hours > 0:
             problems.append(f"max_wait_hours must be > 0, got {self.max_wait_hours}")
+        if not (math.isfinite(self.quota_wait_warning_minutes) and self.quota_wait_warning_minutes >= 0):
+            problems.append(f"quota_wait_warning_minutes must be >= 0 (0 = never warn), got "
+                            f"{self.quota_wait_warning_minutes}")
         return problems + self._label_problems() + self._display_name_problems()
 
     def _start_model_problems(self, location: str | None = None) -> list[str]:
@@ -354,6 +363,7 @@ class TuningSettings:
             kms_key_name=self.encryption_key or None,
             output_uri=self.output_uri or None,
             export_last_checkpoint_only=self.export_last_checkpoint_only,
+            pre_tuned_model_checkpoint_id=(self.start_checkpoint_id or None) if self.start_model() else None,
         )
         if not self.run_label:
             return request

@@ -5,12 +5,18 @@ from __future__ import annotations
 import logging
 import random
 import time
+from dataclasses import replace
 from pathlib import Path
+from typing import Sequence
 
+from gemini_sft.errors import VertexApiError
+from gemini_sft.tune.curves import LossCurves, overfitting_verdict
+from gemini_sft.tune.data_stats import training_line_numbers
 from gemini_sft.tune.launch import identity_labels, launch_or_resume, write_gcp_resources
 from gemini_sft.tune.outcome import TuningOutcome, build_outcome, failure_error
-from gemini_sft.tune.service import Clock, Sleep, TuningService
+from gemini_sft.tune.service import Clock, CurveReader, JobSnapshot, Sleep, TuningService, call_api
 from gemini_sft.tune.settings import TuningData, TuningSettings
+from gemini_sft.tune.sub_states import SubStateRecorder
 from gemini_sft.tune.watch import StopScope, WatchSettings, cancel_on_sigterm, watch_job
 
 log = logging.getLogger(__name__)
@@ -30,6 +36,9 @@ def run_tuning(
     clock: Clock = time.monotonic,
     sleep: Sleep = time.sleep,
     rng: random.Random | None = None,
+    curve_reader: CurveReader | None = None,
+    training_file: str | Path | None = None,
+    source_lines: Sequence[int | None] | None = None,
 ) -> TuningOutcome:
     """Launch (or resume) the tuning job for ``settings`` and watch it to the end.
 
@@ -47,6 +56,9 @@ def run_tuning(
         clock: monotonic time source.
         sleep: how to wait.
         rng: the poll jitter's random source.
+        curve_reader: reads the loss curves of the job's Experiment after it ends; None reads none.
+        training_file: local path of the training split, to give truncated examples their line numbers.
+        source_lines: the raw file's line of each training row, when the clean stage gives it.
 
     Returns:
         The :class:`TuningOutcome` of a SUCCEEDED job.
@@ -62,6 +74,9 @@ def run_tuning(
         log.warning("no pipeline run name given: a retry of this step cannot find this job and would launch another")
     if settings.continuous_tuning and not settings.start_model():
         log.info("continuous tuning requested but no model is in production yet: tuning the base model")
+    if settings.start_checkpoint_id and not settings.start_model():
+        log.info("start_checkpoint_id %r is not sent: the job starts from the base model, which has no checkpoints",
+                 settings.start_checkpoint_id)
 
     scope = StopScope(identity=identity_labels(request))
     with cancel_on_sigterm(service, scope, enabled=handle_sigterm and settings.cancel_on_stop, sleep=sleep):
@@ -71,12 +86,14 @@ def run_tuning(
         )
         scope.job_name = job.name
         write_gcp_resources(gcp_resources_path, job.name, location)
+        recorder = SubStateRecorder(job.name, location, settings.quota_wait_warning_minutes)
         final, durations, watched = watch_job(
-            service, job, watch, cancel_on_timeout=settings.cancel_on_timeout, clock=clock, sleep=sleep, rng=rng
+            service, job, watch, cancel_on_timeout=settings.cancel_on_timeout, clock=clock, sleep=sleep, rng=rng,
+            sub_states=recorder,
         )
     if final.has_failed:
         raise failure_error(final, location, project)
-    return build_outcome(
+    outcome = build_outcome(
         final,
         settings,
         location=location,
@@ -87,3 +104,42 @@ def run_tuning(
         watched_seconds=watched,
         request=request,
     )
+    curves = read_loss_curves(curve_reader, final, sleep=sleep)
+    stats = final.data_stats
+    lines = training_line_numbers(training_file) if training_file is not None and stats else None
+    truncated = tuple(stats.truncated_examples(lines, source_lines)) if stats else ()
+    if truncated or (stats and stats.total_truncated_example_count):
+        log.warning("Vertex truncated or dropped %d training examples (%d named)",
+                    stats.total_truncated_example_count or len(truncated), len(truncated))
+    epochs = outcome.epochs
+    verdict = overfitting_verdict(curves, epochs, total_steps=final.tuning_step_count) if not curves.empty else None
+    if verdict is not None:
+        (log.warning if verdict.overfitting else log.info)("%s", verdict.message)
+    return replace(
+        outcome, experiment=final.experiment, sub_states=tuple(recorder.spans), wait_warnings=tuple(recorder.warnings),
+        data_stats=stats, truncated_examples=truncated, loss_curves=curves, overfitting=verdict,
+    )
+
+
+def read_loss_curves(reader: CurveReader | None, job: JobSnapshot, sleep: Sleep = time.sleep) -> LossCurves:
+    """The job's curves, or empty curves with a note saying why there are none; never raises.
+
+    Args:
+        reader: the curve reader (None: curves are not read).
+        job: the finished job (its ``experiment`` names the curves).
+        sleep: how to wait between retries of a transient failure.
+    """
+    if reader is None:
+        return LossCurves.missing("Loss curves were not read (no reader for this run).")
+    if not job.experiment:
+        return LossCurves.missing("The tuning job names no Experiment, so it has no loss curves to read.")
+    try:
+        curves = call_api(lambda: reader.read_curves(job.experiment), "read loss curves", sleep=sleep)
+    except VertexApiError as error:
+        log.warning("the loss curves of %s could not be read; the run goes on without them: %s", job.experiment, error)
+        return LossCurves.missing(f"The loss curves could not be read ({error}).")
+    if curves.empty:
+        log.warning("no loss curves: %s", curves.note)
+    else:
+        log.info("loss curves read: %d train and %d eval points", len(curves.train), len(curves.eval))
+    return curves

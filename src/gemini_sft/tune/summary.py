@@ -1,4 +1,10 @@
-"""The tune step's Markdown summary and the files of its outputs."""
+"""The tune step's Markdown summary and the files of its outputs.
+
+The loss chart is an SVG inside an ``<img>`` with a ``data:`` URI: a Markdown
+artifact is one file, so a chart linked beside it would have to be fetched
+from Cloud Storage, which the console's viewer does not do for a ``gs://``
+link. The same numbers follow in a table, which every Markdown viewer shows.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from gemini_sft.tune.curves import loss_chart_svg, svg_data_uri
+from gemini_sft.tune.data_stats import TokenDistribution
 from gemini_sft.tune.outcome import TuningOutcome
+from gemini_sft.tune.sub_states import short_name
 from gemini_sft.tune.service import TERMINAL_STATES
 from gemini_sft.tune.settings import TuningSettings
 
@@ -40,6 +49,80 @@ def _money(value: float | None) -> str:
     return f"${value:,.2f}" if abs(value) >= 1 else f"${value:.4f}"
 
 
+# At most this many truncated examples are listed in the summary (the artifact has them all).
+MAX_LISTED_TRUNCATED = 20
+
+
+def _loss(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def _distribution_row(name: str, value: TokenDistribution | None) -> str:
+    if value is None:
+        return f"| {name} | n/a | | | | | |"
+    cells = [value.min, value.p5, value.median, value.mean, value.p95, value.max]
+    return f"| {name} | " + " | ".join("n/a" if v is None else f"{v:,.0f}" for v in cells) + " |"
+
+
+def _insight_sections(outcome: TuningOutcome) -> list[str]:
+    """Sub-states, Vertex's data stats with truncated examples, loss curves and checkpoints."""
+    lines = ["", "## Sub-states", ""]
+    if outcome.sub_states:
+        lines += ["| sub-state | began (UTC) | seconds observed |", "|---|---|---|"]
+        lines += [f"| {short_name(s.sub_state)} | {s.began_at} | {s.seconds:.0f} |" for s in outcome.sub_states]
+    else:
+        lines.append("The job reported no sub-state while this step watched it.")
+    stats = outcome.data_stats
+    lines += ["", "## Training data as Vertex saw it", ""]
+    if stats is None:
+        lines.append("Vertex reported no data statistics.")
+    else:
+        truncated_count = stats.total_truncated_example_count or 0
+        lines += [
+            f"- Examples: {_count(stats.example_count)}; tuning steps: {_count(stats.tuning_step_count)}",
+            f"- Truncated or dropped examples: {truncated_count:,}",
+            "",
+            "| tokens per example | min | p5 | median | mean | p95 | max |",
+            "|---|---|---|---|---|---|---|",
+            _distribution_row("input", stats.user_input_tokens),
+            _distribution_row("output", stats.user_output_tokens),
+            _distribution_row("messages", stats.messages_per_example),
+        ]
+        if outcome.truncated_examples:
+            lines += ["", "| example | line in train split | line in raw file | reason |", "|---|---|---|---|"]
+            for example in outcome.truncated_examples[:MAX_LISTED_TRUNCATED]:
+                lines.append(
+                    f"| {example.index} | {example.training_line or 'n/a'} | {example.source_line or 'n/a'} "
+                    f"| {example.reason} |"
+                )
+            if len(outcome.truncated_examples) > MAX_LISTED_TRUNCATED or truncated_count > len(
+                    outcome.truncated_examples):
+                lines.append(f"\nListed {min(MAX_LISTED_TRUNCATED, len(outcome.truncated_examples))} of "
+                             f"{truncated_count:,}; Vertex names a sample only, the tuned model artifact lists "
+                             "every one it named.")
+    lines += ["", "## Loss curves", ""]
+    curves = outcome.loss_curves
+    candidates = outcome.checkpoint_candidates()
+    if curves.empty:
+        lines.append(f"No loss curves: {curves.note}")
+    else:
+        steps = [c.step for c in candidates if c.step is not None]
+        lines.append(f'<img alt="train and eval loss by step" src="{svg_data_uri(loss_chart_svg(curves, steps))}"/>')
+        lines.append("")
+    if outcome.overfitting is not None:
+        lines += ["", f"**{outcome.overfitting.message}**"]
+    lines += ["", "## Checkpoints", "", "| checkpoint | epoch | step | endpoint | train loss | eval loss |",
+              "|---|---|---|---|---|---|"]
+    for c in candidates:
+        lines.append(f"| {c.checkpoint_id} | {c.epoch if c.epoch is not None else 'n/a'} | "
+                     f"{c.step if c.step is not None else 'n/a'} | `{c.endpoint or 'n/a'}` | "
+                     f"{_loss(c.train_loss)} | {_loss(c.eval_loss)} |")
+    if len(candidates) <= 1:
+        lines += ["", "One checkpoint only (intermediate checkpoints off, export_last_checkpoint_only): there is "
+                  "no earlier checkpoint to fall back on."]
+    return lines
+
+
 def render_summary(outcome: TuningOutcome, settings: TuningSettings) -> str:
     """A Markdown summary of the job: settings, durations, tokens, estimated vs actual cost, links."""
     request = outcome.request
@@ -49,6 +132,8 @@ def render_summary(outcome: TuningOutcome, settings: TuningSettings) -> str:
     ]
     if outcome.offline_standin:
         lines += ["> Made by the **offline stand-in** of the Vertex API, not by Gemini.", ""]
+    for warning in outcome.wait_warnings:
+        lines += [f"> **Warning:** {warning}", ""]
     lines += [
         f"- Job: [`{outcome.tuning_job}`]({outcome.console_url}) — {outcome.state}"
         + (" (resumed from an earlier attempt)" if outcome.resumed else ""),
@@ -102,25 +187,35 @@ def render_summary(outcome: TuningOutcome, settings: TuningSettings) -> str:
         "Actual cost = billable training tokens (dataset tokens x epochs) x list price per 1M tokens; "
         "list prices are not guaranteed and the invoice is authoritative.",
     ]
+    lines += _insight_sections(outcome)
     return "\n".join(lines) + "\n"
 
 
 def write_step_outputs(
-    outcome: TuningOutcome, settings: TuningSettings, model_file: str | Path, summary_file: str | Path
+    outcome: TuningOutcome,
+    settings: TuningSettings,
+    model_file: str | Path,
+    summary_file: str | Path,
+    curves_file: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Write the tuned model's metadata as JSON and the Markdown summary; returns the metadata.
+    """Write the tuned model's metadata as JSON, the Markdown summary and the loss curves; returns the metadata.
 
     Args:
         outcome: the succeeded job.
         settings: the stage's settings (shown in the summary).
         model_file: where the tuned model artifact's JSON goes.
         summary_file: where the Markdown summary goes.
+        curves_file: where the loss curves JSON goes (``{"train": [[step, value], ...], "eval": [...], ...}``);
+            None writes none.
     """
     metadata = outcome.artifact_metadata()
-    for path, text in (
+    files = [
         (Path(model_file), json.dumps(metadata, indent=2, sort_keys=True)),
         (Path(summary_file), render_summary(outcome, settings)),
-    ):
+    ]
+    if curves_file is not None:
+        files.append((Path(curves_file), json.dumps(outcome.loss_curves.as_json(), indent=1)))
+    for path, text in files:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     log.info(

@@ -34,6 +34,7 @@ from gemini_sft.errors import (
 from gemini_sft.names import job_id
 from gemini_sft.retry import RetryPolicy
 from gemini_sft.tune.service import Clock, JobSnapshot, Sleep, TuningService, call_api, jobs_labelled
+from gemini_sft.tune.sub_states import SubStateRecorder
 
 log = logging.getLogger(__name__)
 
@@ -111,11 +112,13 @@ def watch_job(
     clock: Clock = time.monotonic,
     sleep: Sleep = time.sleep,
     rng: random.Random | None = None,
+    sub_states: SubStateRecorder | None = None,
 ) -> tuple[JobSnapshot, dict[str, float], float]:
     """Poll ``job`` until it ends; returns (final job, seconds per observed state, seconds watched).
 
     The maximum wait counts from when this call starts watching (a resumed job
-    gets a full wait). Raises TuningTimeoutError after
+    gets a full wait). ``sub_states``, when given, records each read's
+    ``tuning_job_state`` (and warns about long waits for quota or capacity). Raises TuningTimeoutError after
     ``watch.max_wait_seconds`` (cancelling the job only when
     ``cancel_on_timeout``), VertexApiError on a non-transient error or
     too many transient errors in a row.
@@ -124,6 +127,8 @@ def watch_job(
     start = clock()
     state = _Watch(job=job, started_at=start, state_since=start)
     _log_state(job, None, 0.0, 0.0)
+    if sub_states is not None:
+        sub_states.observe(job.tuning_job_state, start)
     delay = watch.initial_poll_seconds
     consecutive_errors = 0
     polls = 0
@@ -160,7 +165,11 @@ def watch_job(
             _log_state(current, state.job.state, now - start, in_previous)
             state.state_since = now
         state.job = current
+        if sub_states is not None:
+            sub_states.observe(current.tuning_job_state, now)
     end = clock()
+    if sub_states is not None:
+        sub_states.finish(end)
     state.durations[state.job.state] = state.durations.get(state.job.state, 0.0) + (end - state.state_since)
     log.info(
         "tuning job %s ended %s after %d polls (%.0fs watched)", job_id(state.job.name), state.job.state, polls,

@@ -22,6 +22,9 @@ from gemini_sft.validate.settings import DEFAULT_MAX_API_EXAMPLES, ValidationSet
 
 log = logging.getLogger(__name__)
 
+# The figures of the result JSON that the console shows on the result artifact.
+RESULT_METADATA_KEYS = ("valid", "within_budget", "estimated_cost_usd", "billable_tokens", "token_source")
+
 ProgressFactory = Callable[[Path], tuple[ProgressCallback | None, Callable[[], None]]]
 """Given a file, returns a progress callback (or None) and a function closing it."""
 
@@ -102,14 +105,9 @@ class ValidationOutcome:
         }
 
     def result_metadata(self) -> dict[str, Any]:
-        """The figures shown on the result artifact in the console."""
-        return {
-            "valid": self.valid,
-            "within_budget": self.within_budget,
-            "estimated_cost_usd": self.estimated_cost_usd,
-            "billable_tokens": self.billable_tokens,
-            "token_source": self.train.token_source,
-        }
+        """The figures of :meth:`to_result_json` shown on the result artifact in the console."""
+        result = self.to_result_json()
+        return {key: result[key] for key in RESULT_METADATA_KEYS}
 
     def metrics(self) -> dict[str, float | int]:
         """Example, issue and token counts and the cost, as logged to the KFP metrics artifact."""

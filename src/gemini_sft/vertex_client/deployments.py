@@ -1,7 +1,6 @@
 """Model uploads and endpoint deployments through google-cloud-aiplatform (Vertex AI v1).
 
-The cloud side of :mod:`gemini_sft.deployment`, beside :mod:`gemini_sft.vertex_client`
-(which builds the clients' settings): Model Registry ``models.upload`` and the
+The cloud side of :mod:`gemini_sft.deployment`: Model Registry ``models.upload`` and the
 endpoint calls ``create``, ``get``, ``deployModel``, ``undeployModel`` and
 ``patch`` (traffic). Long-running operations are waited for. Every failed call
 raises DeploymentError naming the call and the API's message.
@@ -11,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
-from gemini_sft.deployment import DeploymentSettings
 from gemini_sft.errors import DeploymentError
-from gemini_sft.vertex_client import VertexSettings, init_aiplatform
+from gemini_sft.vertex_client.settings import VertexSettings, init_aiplatform
+
+if TYPE_CHECKING:
+    from gemini_sft.deployment import DeploymentSettings
 
 log = logging.getLogger(__name__)
 
