@@ -30,8 +30,9 @@ run's final state (Vertex AI only).
 
 
 import contextlib
+import dataclasses
 import inspect
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from kfp import dsl
 
@@ -45,7 +46,13 @@ from gemini_sft.components.resolve_data import resolve_raw_data
 from gemini_sft.components.train_open_weights import train_open_weights
 from gemini_sft.components.tune import tune_model
 from gemini_sft.components.validate import validate_data
-from gemini_sft.contracts import stage_arguments
+from gemini_sft.contracts import (
+    pipeline_parameter_descriptions,
+    pipeline_signature,
+    setting,
+    stage_arguments,
+    with_signature,
+)
 from gemini_sft.dataset.settings import CleanConfig
 from gemini_sft.deployment import DeploymentSettings
 from gemini_sft.errors import ConfigError
@@ -78,62 +85,60 @@ STAGE_RECORDS: tuple[type, ...] = (CleanConfig, TuningSettings, ValidationSettin
 TUNE_KEEPS_DEFAULTS = ("continuous_from_model", "retry_failed_job", "cancel_on_timeout", "cancel_on_stop",
                        "start_checkpoint_id")
 
-# Parameters of the pipeline itself; some stages share them (project, location, api_endpoint), and the
-# description here, which speaks for the whole pipeline, wins over a stage record's.
-PIPELINE_ONLY_PARAMETERS: dict[str, str] = {
-    "project": "Google Cloud project that runs the tuning job and hosts the models.",
-    "raw_data_uri": "The raw examples (JSONL/CSV/TSV, optionally gzip), gs:// on Vertex; {date} and {latest} "
-                    "pick a dated or the newest folder at run time.",
-    "registry_uri": "Promotion registry where the promotion and rejection records live (gs://BUCKET/PREFIX).",
-    "location": "Vertex AI region; it must offer Gemini tuning.",
-    "api_endpoint": "Vertex API endpoint; empty means Vertex itself.",
-    "production_alias": "Model Registry version alias that marks the production model.",
-    "notification_emails": "Recipients of the end-of-run email (used only when compiled with recipients).",
-    "tuning_backend": "Who tunes: vertex-gemini (a Vertex Gemini tuning job) or open-weights (LoRA on an open "
-                      "model, see docs/open-weights.md).",
-}
+# Record fields that are not pipeline parameters: fed from a task output or the run, or left at their default.
+WIRED_FIELDS = ("dataset_hash", "estimated_cost_usd", "champion_model", "pipeline_run", "tuned_endpoint",
+                "champion_endpoint")
+# The open-weights training machine is part of the compiled spec (the custom job's), not a run parameter.
+COMPILED_FIELDS = ("machine_type", "accelerator_type", "accelerator_count")
 
-# Stage settings whose stage has no record yet; an entry goes when its record describes the parameter
-# (a record's description wins over an entry here).
-PARAMETERS_WITHOUT_RECORD: dict[str, str] = {
-    "base_model": "The Gemini model to tune and to compare against.",
-    "epochs": "Passes over the training split.",
-    "adapter_size": "LoRA adapter size of the tuning job (the model's allowed sizes, e.g. 1, 4, 8, 16).",
-    "learning_rate_multiplier": "Multiplier of the recommended learning rate.",
-    "tuned_model_display_name": "Display name of the tuned model; {run} becomes the pipeline run's name.",
-    "tuning_description": "Description of the tuned model in Model Registry.",
-    "tuning_labels": "Labels put on the tuning job and the tuned model.",
-    "encryption_key": "Cloud KMS key that encrypts the tuning job and model; empty uses Google-managed keys.",
-    "tuning_output_uri": "Cloud Storage folder for the tuning job's output, where the model accepts one.",
-    "export_last_checkpoint_only": "Keep only the last checkpoint of the tuning job.",
-    "continuous_tuning": "Start from the model now in production instead of base_model.",
-    "poll_interval_seconds": "Seconds between checks of the tuning job's state.",
-    "max_wait_hours": "Hours to wait for the tuning job before the step fails (the job keeps running).",
-    "max_budget_usd": "The run stops before tuning when the estimated cost is above this; 0 or less disables it.",
-    "price_per_million_tokens_usd": "Training price per million tokens for the estimate; 0 uses the catalogue price.",
-    "count_tokens_with_api": "Count tokens with the countTokens API (else an offline estimate).",
-    "max_output_tokens": "Most tokens a model may answer with in the evaluation.",
-    "eval_max_concurrency": "Evaluation requests in flight at once.",
-    "eval_requests_per_minute": "Most evaluation requests per minute.",
-    "label_pattern": "Regular expression taking a category label from each answer (confusion matrix); empty: none.",
-    "bootstrap_samples": "Bootstrap resamples for the confidence interval of the improvement.",
-    "primary_metric": "Metric the gate compares (e.g. rougeL).",
-    "min_score": "Lowest tuned score the gate accepts.",
-    "min_improvement": "Least improvement over the base model the gate accepts.",
-    "improvement_mode": "How the improvement is measured: absolute (difference) or relative (ratio).",
-    "require_significant": "The gate also needs the improvement's confidence interval above zero.",
-    "max_champion_regression": "Most the tuned model may score below the model in production.",
-    "max_error_rate": "Highest share of failed evaluation requests the gate accepts (0 to 1).",
-}
+
+@dataclasses.dataclass(frozen=True)
+class PipelineSettings:
+    """The pipeline's own parameters. Some stages share them (project, location, api_endpoint); the description
+    here, which speaks for the whole pipeline, is the one the console shows."""
+
+    project: str = setting(dataclasses.MISSING, "Google Cloud project that runs the tuning job and hosts the models.")
+    raw_data_uri: str = setting(
+        dataclasses.MISSING,
+        "The raw examples (JSONL/CSV/TSV, optionally gzip), gs:// on Vertex; {date} and {latest} pick a dated or "
+        "the newest folder at run time.",
+    )
+    registry_uri: str = setting(
+        dataclasses.MISSING, "Promotion registry where the promotion and rejection records live (gs://BUCKET/PREFIX)."
+    )
+    location: str = setting("us-central1", "Vertex AI region; it must offer Gemini tuning.")
+    api_endpoint: str = setting("", "Vertex API endpoint; empty means Vertex itself.")
+    production_alias: str = setting("production", "Model Registry version alias that marks the production model.")
+    notification_emails: list = setting(
+        [], "Recipients of the end-of-run email (used only when compiled with recipients)."
+    )
+    tuning_backend: str = setting(
+        VERTEX_GEMINI_BACKEND,
+        "Who tunes: vertex-gemini (a Vertex Gemini tuning job) or open-weights (LoRA on an open model, see "
+        "docs/open-weights.md).",
+        choices=TUNING_BACKENDS,
+    )
+
+
+# The pipeline's parameters: the pipeline's own, then every stage record's (the first record naming one describes it).
+PARAMETER_RECORDS: tuple[type, ...] = (PipelineSettings, *STAGE_RECORDS)
 
 PIPELINE_SUMMARY = "Clean, validate, tune, evaluate and gate a Gemini fine-tune; promote it when it wins."
 
 
 def parameter_descriptions() -> dict[str, str]:
-    """Pipeline parameter name -> its one-line description (pipeline-wide ones, then stage records, then the rest)."""
-    from gemini_sft.contracts import pipeline_parameter_descriptions
+    """Pipeline parameter name -> its one-line description, from the records' fields."""
+    return pipeline_parameter_descriptions(PARAMETER_RECORDS)
 
-    return {**PARAMETERS_WITHOUT_RECORD, **pipeline_parameter_descriptions(STAGE_RECORDS), **PIPELINE_ONLY_PARAMETERS}
+
+def parameter_signature(notification_emails: Sequence[str] = ()) -> inspect.Signature:
+    """The pipeline's parameters with their types and defaults, from the records (TypeError on disagreement)."""
+    return pipeline_signature(
+        PipelineSettings,
+        STAGE_RECORDS,
+        exclude=WIRED_FIELDS + TUNE_KEEPS_DEFAULTS + COMPILED_FIELDS,
+        defaults={"notification_emails": list(notification_emails)},
+    )
 
 
 def describe_parameters(func: Callable) -> Callable:
@@ -201,84 +206,20 @@ def build_pipeline(
     reject_open_op = build_component(record_open_weights_rejection, image)
     recipients = list(notification_emails)
 
+    signature = parameter_signature(recipients)
+
     @dsl.pipeline(name=PIPELINE_NAME, description=PIPELINE_DESCRIPTION)
     @describe_parameters
-    def gemini_sft_pipeline(
-        project: str,
-        raw_data_uri: str,
-        registry_uri: str,
-        location: str = "us-central1",
-        api_endpoint: str = "",
-        base_model: str = "gemini-2.5-flash",
-        epochs: int = 3,
-        adapter_size: int = 4,
-        learning_rate_multiplier: float = 1.0,
-        tuned_model_display_name: str = "gemini-sft-{run}",
-        tuning_description: str = "Supervised fine-tune made by the gemini-sft pipeline.",
-        tuning_labels: dict = {},
-        encryption_key: str = "",
-        tuning_output_uri: str = "",
-        export_last_checkpoint_only: bool = False,
-        continuous_tuning: bool = False,
-        poll_interval_seconds: float = 60.0,
-        max_wait_hours: float = 24.0,
-        quota_wait_warning_minutes: float = 30.0,
-        train_fraction: float = 0.8,
-        validation_fraction: float = 0.1,
-        holdout_fraction: float = 0.1,
-        seed: int = 42,
-        system_instruction: str = "",
-        min_response_chars: int = 0,
-        conflict_policy: str = "drop_all",
-        mask_pii: bool = False,
-        stratify_by: str = "",
-        max_validation_examples: int = 5000,
-        validation_overflow: str = "train",
-        min_split_examples: int = 2,
-        max_budget_usd: float = 100.0,
-        price_per_million_tokens_usd: float = 0.0,
-        count_tokens_with_api: bool = True,
-        max_output_tokens: int = 1024,
-        eval_max_concurrency: int = 8,
-        eval_requests_per_minute: int = 300,
-        label_pattern: str = "",
-        bootstrap_samples: int = 1000,
-        primary_metric: str = "rougeL",
-        min_score: float = 0.0,
-        min_improvement: float = 0.0,
-        improvement_mode: str = "absolute",
-        require_significant: bool = False,
-        max_champion_regression: float = 0.0,
-        max_error_rate: float = 0.05,
-        production_alias: str = "production",
-        notification_emails: list = recipients,
-        tuning_backend: str = VERTEX_GEMINI_BACKEND,
-        open_weights_base_model: str = "google/gemma-3-1b-it",
-        lora_rank: int = 16,
-        lora_alpha: int = 32,
-        lora_dropout: float = 0.05,
-        lora_target_modules: str = "all-linear",
-        qlora: bool = False,
-        open_weights_learning_rate: float = 2e-4,
-        open_weights_batch_size: int = 4,
-        gradient_accumulation_steps: int = 4,
-        max_seq_length: int = 1024,
-        early_stopping_patience: int = 2,
-        max_answer_tokens: int = 256,
-        serving_image: str = DeploymentSettings.serving_image,
-        serving_machine_type: str = "g2-standard-12",
-        serving_accelerator_type: str = "NVIDIA_L4",
-        serving_accelerator_count: int = 1,
-        min_replicas: int = 1,
-        max_replicas: int = 1,
-        endpoint_display_name: str = "gemini-sft-open-weights",
-    ) -> None:
+    @with_signature(signature)
+    def gemini_sft_pipeline(*args: Any, **kwargs: Any) -> None:
+        # KFP calls the pipeline with one value (a channel) per parameter of ``signature``, positionally.
+        parameters = signature.bind(*args, **kwargs).arguments
         if recipients:
             from google_cloud_pipeline_components.v1.vertex_notification_email import (
                 VertexNotificationEmailOp,
             )
 
-            notify = VertexNotificationEmailOp(recipients=notification_emails)
+            notify = VertexNotificationEmailOp(recipients=parameters["notification_emails"])
             notify.set_display_name("Email the run's outcome")
             steps: contextlib.AbstractContextManager = dsl.ExitHandler(notify, name="notify-on-exit")
         else:
@@ -288,15 +229,14 @@ def build_pipeline(
             run_name = dsl.PIPELINE_JOB_NAME_PLACEHOLDER
 
             # The step emits the raw Dataset artifact itself: no importer takes a URI from a task output.
-            raw = resolve_op(raw_data_uri=raw_data_uri).set_display_name("Find this run's raw data")
+            raw = resolve_op(raw_data_uri=parameters["raw_data_uri"]).set_display_name("Find this run's raw data")
             raw.set_caching_options(False)  # {latest} must be looked up again on every run
 
-            champion = find_champion_op(registry_uri=registry_uri).set_display_name("Find production model")
+            champion = find_champion_op(registry_uri=parameters["registry_uri"]).set_display_name("Find production model")
             champion.set_caching_options(False)
 
             # Every record field goes to its component by name (contracts.stage_arguments): a field added to
-            # a record reaches the component, or building the pipeline fails naming it.
-            parameters = locals()
+            # a record reaches the component and the pipeline's parameters.
             clean = clean_op(raw_data=raw.outputs["raw_data"], **stage_arguments([CleanConfig], parameters))
             clean.set_display_name("Clean and split data")
             clean.set_cpu_limit("2").set_memory_limit("8G")
@@ -346,7 +286,7 @@ def build_pipeline(
                 tuned = tune_gemini() if backends[0] == VERTEX_GEMINI_BACKEND else tune_open_weights()
                 tuned_model, tuned_endpoint = tuned.outputs["tuned_model"], tuned.outputs["endpoint"]
             else:
-                with dsl.If(tuning_backend == OPEN_WEIGHTS_BACKEND, name="open-weights"):
+                with dsl.If(parameters["tuning_backend"] == OPEN_WEIGHTS_BACKEND, name="open-weights"):
                     open_tuned = tune_open_weights()
                 with dsl.Else(name="vertex-gemini"):
                     gemini_tuned = tune_gemini()
@@ -375,7 +315,7 @@ def build_pipeline(
             # Promotion and rejection records are for Model Registry versions: the Gemini path.
             gemini_path = (
                 contextlib.nullcontext() if len(backends) == 1
-                else dsl.If(tuning_backend == VERTEX_GEMINI_BACKEND, name="gemini-promotion")
+                else dsl.If(parameters["tuning_backend"] == VERTEX_GEMINI_BACKEND, name="gemini-promotion")
             )
             if VERTEX_GEMINI_BACKEND in backends:
                 with gemini_path:
@@ -384,20 +324,20 @@ def build_pipeline(
                             tuned_model=tuned_model,
                             decision=gate.outputs["decision"],
                             evaluation=evaluate.outputs["evaluation"],
-                            project=project,
-                            location=location,
-                            api_endpoint=api_endpoint,
-                            registry_uri=registry_uri,
+                            project=parameters["project"],
+                            location=parameters["location"],
+                            api_endpoint=parameters["api_endpoint"],
+                            registry_uri=parameters["registry_uri"],
                             pipeline_run=run_name,
                             dataset_hash=clean.outputs["dataset_hash"],
-                            production_alias=production_alias,
+                            production_alias=parameters["production_alias"],
                         ).set_display_name("Promote tuned model to production")
                         promote.set_caching_options(False)
                     with dsl.Else(name="gate-failed"):
                         reject = reject_op(
                             tuned_model=tuned_model,
                             decision=gate.outputs["decision"],
-                            registry_uri=registry_uri,
+                            registry_uri=parameters["registry_uri"],
                             pipeline_run=run_name,
                             dataset_hash=clean.outputs["dataset_hash"],
                         ).set_display_name("Record rejection and reasons")
@@ -406,7 +346,7 @@ def build_pipeline(
             # An open model is served only when it passed: upload, deploy, then traffic.
             open_path = (
                 contextlib.nullcontext() if len(backends) == 1
-                else dsl.If(tuning_backend == OPEN_WEIGHTS_BACKEND, name="open-weights-deployment")
+                else dsl.If(parameters["tuning_backend"] == OPEN_WEIGHTS_BACKEND, name="open-weights-deployment")
             )
             if OPEN_WEIGHTS_BACKEND in backends:
                 with open_path:
@@ -415,10 +355,10 @@ def build_pipeline(
                             tuned_model=tuned_model,
                             decision=gate.outputs["decision"],
                             evaluation=evaluate.outputs["evaluation"],
-                            project=project,
-                            location=location,
-                            api_endpoint=api_endpoint,
-                            registry_uri=registry_uri,
+                            project=parameters["project"],
+                            location=parameters["location"],
+                            api_endpoint=parameters["api_endpoint"],
+                            registry_uri=parameters["registry_uri"],
                             pipeline_run=run_name,
                             dataset_hash=clean.outputs["dataset_hash"],
                             **stage_arguments([DeploymentSettings], parameters),
@@ -428,7 +368,7 @@ def build_pipeline(
                         reject_open = reject_open_op(
                             tuned_model=tuned_model,
                             decision=gate.outputs["decision"],
-                            registry_uri=registry_uri,
+                            registry_uri=parameters["registry_uri"],
                             pipeline_run=run_name,
                             dataset_hash=clean.outputs["dataset_hash"],
                         ).set_display_name("Record rejection of the open model")

@@ -169,3 +169,24 @@ def test_stage_arguments_pass_every_field_and_refuse_one_the_pipeline_lacks() ->
     with pytest.raises(KeyError, match="new_knob: the pipeline has no parameter 'new_knob'"):
         stage_arguments([Grown], parameters)
     assert "new_knob" not in stage_arguments([Grown], parameters, keep_defaults=["new_knob"])
+
+
+def test_the_pipeline_signature_comes_from_the_records_and_refuses_disagreeing_stages() -> None:
+    from gemini_sft.contracts import pipeline_signature
+    from gemini_sft.pipelines.gemini_sft_pipeline import parameter_signature
+
+    signature = parameter_signature()
+    assert list(signature.parameters)[:3] == ["project", "raw_data_uri", "registry_uri"]  # required first
+    assert signature.parameters["seed"].default == 42 and signature.parameters["seed"].annotation is int
+    assert "tuned_endpoint" not in signature.parameters  # wired from the tune step, not a parameter
+
+    @dataclasses.dataclass(frozen=True)
+    class Own:
+        project: str = setting("p", "Project.")
+
+    @dataclasses.dataclass(frozen=True)
+    class SeedSeven:
+        seed: int = setting(7, "Another stage's seed.")
+
+    with pytest.raises(TypeError, match="pipeline parameter 'seed': SeedSeven.seed is"):
+        pipeline_signature(Own, [CleanConfig, SeedSeven])
