@@ -7,7 +7,7 @@ from gemini_sft.components.base import build_component
 from gemini_sft.contracts import describe_component
 from gemini_sft.evaluation.settings import EvaluationSettings
 from gemini_sft.vertex_client import VertexTarget
-from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Output
+from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
 
 
 @describe_component(
@@ -15,7 +15,11 @@ from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markd
 
     Raises ConfigError when the tuned endpoint is missing, EvaluationError when nothing could be scored.""",
     records=[VertexTarget, EvaluationSettings],
-    inputs={"holdout": "The holdout split, Gemini JSONL."},
+    inputs={
+        "holdout": "The holdout split, Gemini JSONL.",
+        "tuned_model": "The tuned model; when the open-weights step made it, its recorded base and tuned holdout "
+                       "answers are scored instead of calling endpoints.",
+    },
     outputs={
         "metrics": "Flat metrics: base_rougeL, tuned_rougeL, delta_rougeL with its CI, error rates, ...",
         "classification_metrics": "The tuned model's confusion matrix (when label_pattern is set).",
@@ -45,6 +49,7 @@ def evaluate_models(
     label_pattern: str = "",
     bootstrap_samples: int = 1000,
     seed: int = 42,
+    tuned_model: Input[Model] = None,
 ):
     import logging
 
@@ -59,7 +64,13 @@ def evaluate_models(
     quiet_http_logs()
     settings = record_from_values(EvaluationSettings, locals())
     vertex = record_from_values(VertexTarget, locals()).settings()
-    result = evaluate_holdout(holdout.path, settings, vertex, progress=LogProgress())
+    if tuned_model is not None and tuned_model.metadata.get("tuning_backend") == "open-weights":
+        from gemini_sft.open_weights.evaluation import evaluate_recorded_answers
+
+        result = evaluate_recorded_answers(holdout.path, tuned_model.path, tuned_model.metadata, settings,
+                                           progress=LogProgress())
+    else:
+        result = evaluate_holdout(holdout.path, settings, vertex, progress=LogProgress())
     files = write_outputs(result, predictions=predictions.path, evaluation=evaluation.path,
                           markdown=report.path, html=html_report.path)
     for name, value in files.metrics.items():
@@ -69,6 +80,8 @@ def evaluate_models(
         classification_metrics.metadata["model_role"] = "tuned"
     predictions.metadata["examples"] = len(result.records)
     evaluation.metadata.update({"offline_standin": result.offline_standin, "n_examples": len(result.records)})
+    evaluation.metadata["tuning_backend"] = (tuned_model.metadata.get("tuning_backend") if tuned_model is not None
+                                             else None) or "vertex-gemini"
 
 
 evaluate_models_op = build_component(evaluate_models)

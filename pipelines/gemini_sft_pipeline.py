@@ -9,13 +9,22 @@ Steps, in order:
    train / validation / holdout splits with no prompt in two splits, a dataset version record.
 4. **Validate and estimate cost**: every Vertex dataset rule, token statistics, a cost estimate;
    the run stops here when the data is invalid or the estimate exceeds ``max_budget_usd``.
-5. **Tune**: a Vertex supervised tuning job through google-genai, watched to the end.
-6. **Evaluate**: base model, tuned model (and champion) answer the holdout prompts; ROUGE and more.
+5. **Tune**: with ``tuning_backend=vertex-gemini`` (the default) a Vertex supervised tuning job through
+   google-genai, watched to the end; with ``open-weights`` a LoRA fine-tune of an open model (a custom job
+   on a GPU machine on Vertex, in-process on CPU locally) that also answers the holdout with base and tuned.
+6. **Evaluate**: base model, tuned model (and champion) answer the holdout prompts, or the open model's
+   recorded answers are scored; ROUGE and more.
 7. **Gate**: the tuned model passes only when it beats the baseline by the configured margins.
 8. **Promote** when the gate passes; otherwise **record the rejection** with the gate's reasons.
+   An open model that passes is **deployed** instead: Model Registry upload with a vLLM container,
+   endpoint deploy, traffic once it is up (the previous deployment kept for rollback).
 
-``build_pipeline`` makes the pipeline for one component image; when notification
-recipients are given, the steps run inside an ExitHandler that emails them the
+``build_pipeline`` makes the pipeline for one component image and one target: ``vertex``
+(the compiled spec: the tuning backend is chosen at run time with dsl.If / dsl.Else and the
+branches joined with dsl.OneOf; the open-weights step is a GCPC custom job on a GPU machine)
+or ``local`` (kfp.local: it runs no GCPC component and joins no artifacts across branches, so
+the backend is chosen when the pipeline is built and the step runs in-process on CPU). When
+notification recipients are given, the steps run inside an ExitHandler that emails them the
 run's final state (Vertex AI only).
 """
 
@@ -29,10 +38,12 @@ from kfp import dsl
 
 from gemini_sft.components.base import DEFAULT_IMAGE, build_component
 from gemini_sft.components.clean import clean_data
+from gemini_sft.components.deploy import deploy_open_weights, record_open_weights_rejection
 from gemini_sft.components.evaluate import evaluate_models
 from gemini_sft.components.gate import gate_model
 from gemini_sft.components.promote import find_champion, promote_model, record_rejection
 from gemini_sft.components.resolve_data import resolve_raw_data
+from gemini_sft.components.train_open_weights import train_open_weights
 from gemini_sft.components.tune import tune_model
 from gemini_sft.components.validate import validate_data
 from gemini_sft.contracts import (
@@ -43,8 +54,18 @@ from gemini_sft.contracts import (
     with_signature,
 )
 from gemini_sft.dataset.settings import CleanConfig
+from gemini_sft.deployment import DeploymentSettings
+from gemini_sft.errors import ConfigError
 from gemini_sft.evaluation.settings import EvaluationSettings
 from gemini_sft.gate import GatePolicy
+from gemini_sft.open_weights.pipeline_step import OPEN_WEIGHTS_BACKEND, TUNING_BACKENDS, VERTEX_GEMINI_BACKEND
+from gemini_sft.open_weights.settings import OpenWeightsSettings
+from gemini_sft.pipelines.open_weights_step import (
+    DEFAULT_GPU_IMAGE,
+    LOCAL_TRAINING_MACHINE,
+    TrainingMachine,
+    open_weights_op,
+)
 from gemini_sft.tune import TuningSettings
 from gemini_sft.validate import ValidationSettings
 from gemini_sft.vertex_client import VertexTarget
@@ -58,7 +79,8 @@ PIPELINE_DESCRIPTION = (
 # Their field descriptions become the parameter descriptions the Vertex console shows (the first record naming
 # a parameter describes it), and every entry point checks the values it would send against them
 # (gemini_sft.settings_check).
-STAGE_RECORDS: tuple[type, ...] = (CleanConfig, TuningSettings, ValidationSettings, EvaluationSettings, GatePolicy)
+STAGE_RECORDS: tuple[type, ...] = (CleanConfig, TuningSettings, ValidationSettings, EvaluationSettings, GatePolicy,
+                                   OpenWeightsSettings, DeploymentSettings)
 # Tune settings no pipeline parameter feeds: the component's defaults hold (see TuningSettings).
 TUNE_KEEPS_DEFAULTS = ("continuous_from_model", "retry_failed_job", "cancel_on_timeout", "cancel_on_stop",
                        "start_checkpoint_id")
@@ -66,6 +88,8 @@ TUNE_KEEPS_DEFAULTS = ("continuous_from_model", "retry_failed_job", "cancel_on_t
 # Record fields that are not pipeline parameters: fed from a task output or the run, or left at their default.
 WIRED_FIELDS = ("dataset_hash", "estimated_cost_usd", "champion_model", "pipeline_run", "tuned_endpoint",
                 "champion_endpoint")
+# The open-weights training machine is part of the compiled spec (the custom job's), not a run parameter.
+COMPILED_FIELDS = ("machine_type", "accelerator_type", "accelerator_count")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +112,12 @@ class PipelineSettings:
     notification_emails: list = setting(
         [], "Recipients of the end-of-run email (used only when compiled with recipients)."
     )
+    tuning_backend: str = setting(
+        VERTEX_GEMINI_BACKEND,
+        "Who tunes: vertex-gemini (a Vertex Gemini tuning job) or open-weights (LoRA on an open model, see "
+        "docs/open-weights.md).",
+        choices=TUNING_BACKENDS,
+    )
 
 
 # The pipeline's parameters: the pipeline's own, then every stage record's (the first record naming one describes it).
@@ -106,7 +136,7 @@ def parameter_signature(notification_emails: Sequence[str] = ()) -> inspect.Sign
     return pipeline_signature(
         PipelineSettings,
         STAGE_RECORDS,
-        exclude=WIRED_FIELDS + TUNE_KEEPS_DEFAULTS,
+        exclude=WIRED_FIELDS + TUNE_KEEPS_DEFAULTS + COMPILED_FIELDS,
         defaults={"notification_emails": list(notification_emails)},
     )
 
@@ -129,7 +159,13 @@ def describe_parameters(func: Callable) -> Callable:
 
 
 def build_pipeline(
-    image: str = DEFAULT_IMAGE, notification_emails: Sequence[str] = ()
+    image: str = DEFAULT_IMAGE,
+    notification_emails: Sequence[str] = (),
+    *,
+    target: str = "vertex",
+    tuning_backend: str = VERTEX_GEMINI_BACKEND,
+    gpu_image: str = DEFAULT_GPU_IMAGE,
+    training_machine: TrainingMachine | None = None,
 ) -> Callable:
     """The pipeline function for components running in ``image``.
 
@@ -138,7 +174,25 @@ def build_pipeline(
         notification_emails: when non-empty, the run is wrapped in an ExitHandler whose exit
             task emails these addresses (Google's VertexNotificationEmailOp; Vertex AI only,
             so the local run builds the pipeline without it).
+        target: ``vertex`` (both backends in the spec, chosen at run time by ``tuning_backend``)
+            or ``local`` (kfp.local: only the backend given here, the open-weights step in-process).
+        tuning_backend: the backend a ``local`` pipeline runs (its ``tuning_backend`` parameter must
+            say the same); ignored for ``vertex``.
+        gpu_image: the image of the open-weights custom job (built from Dockerfile.gpu).
+        training_machine: the machine and GPUs of that job (default one L4 on Vertex, CPU locally).
+
+    Raises:
+        ConfigError: for an unknown target or backend.
     """
+    if target not in ("vertex", "local"):
+        raise ConfigError(f"target must be vertex or local, got {target!r}")
+    if tuning_backend not in TUNING_BACKENDS:
+        raise ConfigError(f"tuning_backend must be one of {', '.join(TUNING_BACKENDS)}, got {tuning_backend!r}")
+    local_target = target == "local"
+    machine = training_machine or (LOCAL_TRAINING_MACHINE if local_target else TrainingMachine())
+    backends = (tuning_backend,) if local_target else TUNING_BACKENDS
+    train_open_op = open_weights_op(train_open_weights, image=image, gpu_image=gpu_image, machine=machine,
+                                    custom_job=not local_target)
     resolve_op = build_component(resolve_raw_data, image)
     clean_op = build_component(clean_data, image)
     validate_op = build_component(validate_data, image)
@@ -148,6 +202,8 @@ def build_pipeline(
     find_champion_op = build_component(find_champion, image)
     promote_op = build_component(promote_model, image)
     reject_op = build_component(record_rejection, image)
+    deploy_op = build_component(deploy_open_weights, image)
+    reject_open_op = build_component(record_open_weights_rejection, image)
     recipients = list(notification_emails)
 
     signature = parameter_signature(recipients)
@@ -192,32 +248,59 @@ def build_pipeline(
             ).set_display_name("Validate dataset and estimate cost")
             validate.set_cpu_limit("2").set_memory_limit("8G")
 
-            tune = tune_op(
-                train=clean.outputs["train"],
-                validation=clean.outputs["validation"],
-                **stage_arguments(
-                    [VertexTarget, TuningSettings],
-                    parameters,
-                    wired={
-                        "dataset_hash": clean.outputs["dataset_hash"],
-                        "estimated_cost_usd": validate.outputs["estimated_cost_usd"],
-                        "champion_model": champion.outputs["champion_model"],
-                        "pipeline_run": run_name,
-                    },
-                    keep_defaults=TUNE_KEEPS_DEFAULTS,
-                ),
-            ).set_display_name("Tune Gemini (supervised)")
-            # Safe to retry: the step finds the job an earlier attempt launched and resumes it.
-            tune.set_retry(num_retries=2, backoff_duration="60s", backoff_factor=2.0)
-            tune.set_caching_options(False)
+            def tune_gemini() -> dsl.PipelineTask:
+                tune = tune_op(
+                    train=clean.outputs["train"],
+                    validation=clean.outputs["validation"],
+                    **stage_arguments(
+                        [VertexTarget, TuningSettings],
+                        parameters,
+                        wired={
+                            "dataset_hash": clean.outputs["dataset_hash"],
+                            "estimated_cost_usd": validate.outputs["estimated_cost_usd"],
+                            "champion_model": champion.outputs["champion_model"],
+                            "pipeline_run": run_name,
+                        },
+                        keep_defaults=TUNE_KEEPS_DEFAULTS,
+                    ),
+                ).set_display_name("Tune Gemini (supervised)")
+                # Safe to retry: the step finds the job an earlier attempt launched and resumes it.
+                tune.set_retry(num_retries=2, backoff_duration="60s", backoff_factor=2.0)
+                tune.set_caching_options(False)
+                return tune
+
+            def tune_open_weights() -> dsl.PipelineTask:
+                train_open = train_open_op(
+                    train=clean.outputs["train"],
+                    validation=clean.outputs["validation"],
+                    holdout=clean.outputs["holdout"],
+                    **stage_arguments([OpenWeightsSettings], parameters, wired=machine.fields()),
+                ).set_display_name("Tune open model (LoRA)")
+                train_open.after(validate)  # never train on data the validation refused
+                # Safe to retry: the training resumes from its last checkpoint in the same output folder.
+                train_open.set_retry(num_retries=1, backoff_duration="60s")
+                return train_open
+
+            # The tuned model (and its endpoint, "" for an open model) as the later steps see it.
+            if len(backends) == 1:
+                tuned = tune_gemini() if backends[0] == VERTEX_GEMINI_BACKEND else tune_open_weights()
+                tuned_model, tuned_endpoint = tuned.outputs["tuned_model"], tuned.outputs["endpoint"]
+            else:
+                with dsl.If(parameters["tuning_backend"] == OPEN_WEIGHTS_BACKEND, name="open-weights"):
+                    open_tuned = tune_open_weights()
+                with dsl.Else(name="vertex-gemini"):
+                    gemini_tuned = tune_gemini()
+                tuned_model = dsl.OneOf(open_tuned.outputs["tuned_model"], gemini_tuned.outputs["tuned_model"])
+                tuned_endpoint = dsl.OneOf(open_tuned.outputs["endpoint"], gemini_tuned.outputs["endpoint"])
 
             evaluate = evaluate_op(
                 holdout=clean.outputs["holdout"],
+                tuned_model=tuned_model,
                 **stage_arguments(
                     [VertexTarget, EvaluationSettings],
                     parameters,
                     wired={
-                        "tuned_endpoint": tune.outputs["endpoint"],
+                        "tuned_endpoint": tuned_endpoint,
                         "champion_endpoint": champion.outputs["champion_endpoint"],
                     },
                 ),
@@ -229,29 +312,67 @@ def build_pipeline(
             gate.set_display_name("Gate: does the tuned model beat the baseline?")
             gate.set_caching_options(False)
 
-            with dsl.If(gate.outputs["passed"] == True, name="gate-passed"):  # noqa: E712 (KFP needs ==)
-                promote = promote_op(
-                    tuned_model=tune.outputs["tuned_model"],
-                    decision=gate.outputs["decision"],
-                    evaluation=evaluate.outputs["evaluation"],
-                    project=parameters["project"],
-                    location=parameters["location"],
-                    api_endpoint=parameters["api_endpoint"],
-                    registry_uri=parameters["registry_uri"],
-                    pipeline_run=run_name,
-                    dataset_hash=clean.outputs["dataset_hash"],
-                    production_alias=parameters["production_alias"],
-                ).set_display_name("Promote tuned model to production")
-                promote.set_caching_options(False)
-            with dsl.Else(name="gate-failed"):
-                reject = reject_op(
-                    tuned_model=tune.outputs["tuned_model"],
-                    decision=gate.outputs["decision"],
-                    registry_uri=parameters["registry_uri"],
-                    pipeline_run=run_name,
-                    dataset_hash=clean.outputs["dataset_hash"],
-                ).set_display_name("Record rejection and reasons")
-                reject.set_caching_options(False)
+            # Promotion and rejection records are for Model Registry versions: the Gemini path.
+            gemini_path = (
+                contextlib.nullcontext() if len(backends) == 1
+                else dsl.If(parameters["tuning_backend"] == VERTEX_GEMINI_BACKEND, name="gemini-promotion")
+            )
+            if VERTEX_GEMINI_BACKEND in backends:
+                with gemini_path:
+                    with dsl.If(gate.outputs["passed"] == True, name="gate-passed"):  # noqa: E712 (KFP needs ==)
+                        promote = promote_op(
+                            tuned_model=tuned_model,
+                            decision=gate.outputs["decision"],
+                            evaluation=evaluate.outputs["evaluation"],
+                            project=parameters["project"],
+                            location=parameters["location"],
+                            api_endpoint=parameters["api_endpoint"],
+                            registry_uri=parameters["registry_uri"],
+                            pipeline_run=run_name,
+                            dataset_hash=clean.outputs["dataset_hash"],
+                            production_alias=parameters["production_alias"],
+                        ).set_display_name("Promote tuned model to production")
+                        promote.set_caching_options(False)
+                    with dsl.Else(name="gate-failed"):
+                        reject = reject_op(
+                            tuned_model=tuned_model,
+                            decision=gate.outputs["decision"],
+                            registry_uri=parameters["registry_uri"],
+                            pipeline_run=run_name,
+                            dataset_hash=clean.outputs["dataset_hash"],
+                        ).set_display_name("Record rejection and reasons")
+                        reject.set_caching_options(False)
+
+            # An open model is served only when it passed: upload, deploy, then traffic.
+            open_path = (
+                contextlib.nullcontext() if len(backends) == 1
+                else dsl.If(parameters["tuning_backend"] == OPEN_WEIGHTS_BACKEND, name="open-weights-deployment")
+            )
+            if OPEN_WEIGHTS_BACKEND in backends:
+                with open_path:
+                    with dsl.If(gate.outputs["passed"] == True, name="gate-passed-open"):  # noqa: E712
+                        deploy = deploy_op(
+                            tuned_model=tuned_model,
+                            decision=gate.outputs["decision"],
+                            evaluation=evaluate.outputs["evaluation"],
+                            project=parameters["project"],
+                            location=parameters["location"],
+                            api_endpoint=parameters["api_endpoint"],
+                            registry_uri=parameters["registry_uri"],
+                            pipeline_run=run_name,
+                            dataset_hash=clean.outputs["dataset_hash"],
+                            **stage_arguments([DeploymentSettings], parameters),
+                        ).set_display_name("Deploy open model to an endpoint")
+                        deploy.set_caching_options(False)
+                    with dsl.Else(name="gate-failed-open"):
+                        reject_open = reject_open_op(
+                            tuned_model=tuned_model,
+                            decision=gate.outputs["decision"],
+                            registry_uri=parameters["registry_uri"],
+                            pipeline_run=run_name,
+                            dataset_hash=clean.outputs["dataset_hash"],
+                        ).set_display_name("Record rejection of the open model")
+                        reject_open.set_caching_options(False)
 
     return gemini_sft_pipeline
 

@@ -14,13 +14,16 @@ import pytest
 import yaml
 
 from gemini_sft.components.clean import clean_data
+from gemini_sft.components.deploy import deploy_open_weights
 from gemini_sft.components.evaluate import evaluate_models
 from gemini_sft.components.gate import gate_model
 from gemini_sft.components.resolve_data import resolve_raw_data
+from gemini_sft.components.train_open_weights import train_open_weights
 from gemini_sft.components.tune import tune_model
 from gemini_sft.components.validate import validate_data
 from gemini_sft.contracts import (
     add_cli_options,
+    find_task,
     pipeline_wiring_problems,
     record_from_cli,
     setting,
@@ -29,8 +32,10 @@ from gemini_sft.contracts import (
     stage_arguments,
 )
 from gemini_sft.dataset.settings import CleanConfig
+from gemini_sft.deployment import DeploymentSettings
 from gemini_sft.evaluation.settings import EvaluationSettings
 from gemini_sft.gate import GatePolicy
+from gemini_sft.open_weights.settings import OpenWeightsSettings
 from gemini_sft.tune import TuningSettings
 from gemini_sft.validate import ValidationSettings
 from gemini_sft.vertex_client import VertexTarget
@@ -43,7 +48,13 @@ TUNE_WIRED = ("dataset_hash", "estimated_cost_usd", "champion_model", "pipeline_
 TUNE_DEFAULTS = ("continuous_from_model", "retry_failed_job", "cancel_on_timeout", "cancel_on_stop",
                  "start_checkpoint_id")
 VALIDATE_ARTIFACTS = ("train", "validation", "report", "validation_result", "metrics")
-EVALUATE_ARTIFACTS = ("holdout", "metrics", "classification_metrics", "predictions", "report", "html_report", "evaluation")
+EVALUATE_ARTIFACTS = ("holdout", "metrics", "classification_metrics", "predictions", "report", "html_report", "evaluation",
+                      "tuned_model")
+DEPLOY_OTHERS = ("tuned_model", "decision", "evaluation", "deployment_record", "project", "location", "api_endpoint",
+                 "registry_uri", "pipeline_run", "dataset_hash")
+TRAIN_OPEN_ARTIFACTS = ("train", "validation", "holdout", "tuned_model", "loss_curves", "figures", "predictions")
+# The training machine is fixed when the pipeline is compiled (the custom job's machine), not a run parameter.
+TRAIN_OPEN_COMPILED = ("machine_type", "accelerator_type", "accelerator_count")
 # The tuned and champion endpoints come from the tune and find-champion tasks.
 EVALUATE_WIRED = ("tuned_endpoint", "champion_endpoint")
 GATE_ARTIFACTS = ("evaluation", "decision", "report")
@@ -56,6 +67,8 @@ STAGES: list[tuple[Any, list[type], tuple[str, ...], str, tuple[str, ...]]] = [
     (validate_data, [ValidationSettings], VALIDATE_ARTIFACTS, "validate-data", ()),
     (evaluate_models, [VertexTarget, EvaluationSettings], EVALUATE_ARTIFACTS, "evaluate-models", EVALUATE_WIRED),
     (gate_model, [GatePolicy], GATE_ARTIFACTS, "gate-model", ()),
+    (train_open_weights, [OpenWeightsSettings], TRAIN_OPEN_ARTIFACTS, "train-open-weights", TRAIN_OPEN_COMPILED),
+    (deploy_open_weights, [DeploymentSettings], DEPLOY_OTHERS, "deploy-open-weights", ()),
 ]
 
 
@@ -76,7 +89,7 @@ def test_pipeline_passes_every_record_field(spec, component, records, others, ta
 
 @pytest.mark.parametrize("component, records, others, task, wired", STAGES, ids=[s[3] for s in STAGES])
 def test_every_component_parameter_is_described_in_the_spec(spec, component, records, others, task, wired) -> None:
-    component_spec = spec["components"][spec["root"]["dag"]["tasks"][task]["componentRef"]["name"]]
+    component_spec = spec["components"][find_task(spec, task)["componentRef"]["name"]]
     undescribed = [
         name
         for kind in ("inputDefinitions", "outputDefinitions")

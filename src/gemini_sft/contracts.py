@@ -192,6 +192,15 @@ def signature_problems(func: Callable, record_types: Iterable[type], others: Ite
     return problems
 
 
+CHANNEL = "pipelinechannel--"
+
+
+def find_task(spec: Mapping[str, Any], task: str) -> Mapping[str, Any] | None:
+    """A task of a compiled spec by name, in the root DAG or a condition's DAG; None when there is none."""
+    dags = [spec["root"]["dag"], *(c["dag"] for c in spec.get("components", {}).values() if "dag" in c)]
+    return next((dag["tasks"][task] for dag in dags if task in dag.get("tasks", {})), None)
+
+
 def pipeline_wiring_problems(
     spec: Mapping[str, Any], task: str, record_types: Iterable[type], constants: Iterable[str] = ()
 ) -> list[str]:
@@ -203,10 +212,10 @@ def pipeline_wiring_problems(
         record_types: the stage records whose every field the pipeline must pass.
         constants: fields the pipeline sets to a constant or a task output on purpose.
     """
-    tasks = spec["root"]["dag"]["tasks"]
-    if task not in tasks:
+    found = find_task(spec, task)
+    if found is None:
         return [f"the pipeline has no task {task!r}"]
-    given = tasks[task].get("inputs", {}).get("parameters", {})
+    given = found.get("inputs", {}).get("parameters", {})
     skip = set(constants)
     problems = []
     for record in record_types:
@@ -216,7 +225,8 @@ def pipeline_wiring_problems(
             wiring = given.get(item.name)
             if wiring is None:
                 problems.append(f"{task}: the pipeline does not pass {item.name!r}")
-            elif wiring.get("componentInputParameter") != item.pipeline_name:
+            # inside a condition a pipeline parameter reaches the task as pipelinechannel--NAME
+            elif wiring.get("componentInputParameter") not in (item.pipeline_name, CHANNEL + item.pipeline_name):
                 problems.append(
                     f"{task}: {item.name!r} should come from pipeline parameter {item.pipeline_name!r}, "
                     f"got {wiring}"

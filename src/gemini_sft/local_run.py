@@ -274,7 +274,8 @@ def run_local(
     """
     from kfp import local
 
-    from gemini_sft.pipelines.gemini_sft_pipeline import gemini_sft_pipeline as pipeline
+    from gemini_sft.open_weights.local_defaults import local_pipeline, open_weights_local_defaults
+    from gemini_sft.open_weights.local_defaults import write_open_weights_summary
     from gemini_sft.standin import REQUEST_LOG_NAME, VertexStandIn, write_request_log
 
     console = console or sys.stdout
@@ -287,8 +288,10 @@ def run_local(
         "registry_uri": str(requested_dir.resolve() / "registry"),
         **LOCAL_DEFAULTS,
         **(SAMPLE_DEFAULTS if data == shipped_sample_path() else {}),
+        **open_weights_local_defaults(parameters or {}),
         **dict(parameters or {}),
     }
+    pipeline = local_pipeline(arguments)
     # Before the run folder, the stand-in or any step: a bad setting is refused in a second, not in a step.
     check_local_arguments(pipeline, arguments)
     output_dir = _make_run_folder(requested_dir)
@@ -335,6 +338,7 @@ def run_local(
     result = _collect_outputs(output_dir, run_dir, log_file, seconds)
     result.artifacts["stand-in requests"] = request_log
     _write_summary(result, data)
+    write_open_weights_summary(result, arguments)
     write_run_status(output_dir, "succeeded", gate_passed=result.gate_passed, seconds=round(seconds, 1))
     return result
 

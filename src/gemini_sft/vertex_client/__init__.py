@@ -14,11 +14,13 @@ One module per Google service the project calls:
 * :mod:`.generation`: answers for the evaluation and the serving client;
 * :mod:`.tokens`: token counts for the validate stage;
 * :mod:`.registry`: Model Registry aliases and labels (promotion, rollback);
+* :mod:`.deployments`: model uploads and endpoint deployments (open-weights serving, its rollback);
 * :mod:`.storage`: promotion records in Cloud Storage;
 * :mod:`.preflight`: read-only project facts for ``gemini-sft preflight``.
 """
 
 from gemini_sft.vertex_client.curves import AiplatformCurveReader
+from gemini_sft.vertex_client.deployments import VertexDeployments
 from gemini_sft.vertex_client.generation import GenAIGenerator, GenAIReplyGenerator
 from gemini_sft.vertex_client.preflight import GoogleCloudFacts
 from gemini_sft.vertex_client.registry import VertexModelRegistry
@@ -47,6 +49,7 @@ __all__ = [
     "GenAIReplyGenerator",
     "GenAITuningService",
     "GoogleCloudFacts",
+    "VertexDeployments",
     "VertexModelRegistry",
     "VertexSettings",
     "VertexTarget",
