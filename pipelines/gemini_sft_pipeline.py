@@ -296,6 +296,7 @@ def build_pipeline(
             evaluate = evaluate_op(
                 holdout=clean.outputs["holdout"],
                 tuned_model=tuned_model,
+                train=clean.outputs["train"],
                 **stage_arguments(
                     [VertexTarget, EvaluationSettings],
                     parameters,
