@@ -112,9 +112,12 @@ def test_the_strict_stand_in_accepts_what_the_evaluation_sends(tmp_path, start_s
 
 def test_a_choice_the_model_refuses_fails_before_any_call(tmp_path, start_standin):
     standin = start_standin(polls_per_state=0)
-    settings = EvaluationSettings(base_model="gemini-2.5-pro", tuned_endpoint="gemini-2.5-pro", thinking="0")
-    vertex = VertexSettings.create("p", "us-central1", standin.base_url)
     with pytest.raises(ConfigError, match="cannot turn thinking off"):
+        EvaluationSettings(base_model="gemini-2.5-pro", tuned_endpoint=ENDPOINT, thinking="0")
+    # the base model allows budget 0, the compared publisher model does not: refused before any call
+    settings = EvaluationSettings(base_model="gemini-2.5-flash", tuned_endpoint="gemini-2.5-pro", thinking="0")
+    vertex = VertexSettings.create("p", "us-central1", standin.base_url)
+    with pytest.raises(ConfigError, match="gemini-2.5-pro cannot turn thinking off"):
         evaluate_holdout(_write(tmp_path / "holdout.jsonl", _examples(2)), settings, vertex)
     assert standin.requests_to(":generateContent") == []
 
@@ -170,3 +173,14 @@ def test_thinking_tokens_and_their_cost_are_reported_per_model():
     assert "## Thinking and cost" in markdown and "budget 128" in markdown
     assert "| Tuned | budget 128 | 400 | 100.0 | 20 |" in markdown
     assert "Thinking and cost" in render_html(result)
+
+
+def test_every_entry_point_refuses_a_thinking_choice_the_base_model_refuses():
+    from gemini_sft.settings_check import pipeline_stage_records, setting_problems
+
+    records = pipeline_stage_records()
+    assert setting_problems({"base_model": "gemini-2.5-flash", "eval_thinking": "0"}, records) == []
+    [problem] = setting_problems({"base_model": "gemini-2.5-pro", "eval_thinking": "0"}, records)
+    assert problem.startswith("eval_thinking=0: gemini-2.5-pro cannot turn thinking off")
+    [problem] = setting_problems({"base_model": "gemini-2.5-flash", "eval_thinking": "HIGH"}, records)
+    assert "takes a thinking budget" in problem

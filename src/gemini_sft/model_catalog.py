@@ -347,7 +347,9 @@ THINKING_OFF_OR_LOWEST = "off-or-lowest"
 THINKING_MODEL_DEFAULT = "model-default"
 
 
-def thinking_config_for(model: str, choice: str, *, rules_of: str = "") -> dict[str, int | str] | None:
+def thinking_config_for(
+    model: str, choice: str, *, rules_of: str = "", setting: str = "thinking"
+) -> dict[str, int | str] | None:
     """The ``thinking_config`` to send to ``model`` for a thinking choice, or None to send none.
 
     Choices: ``off-or-lowest`` (budget 0 where the model can turn thinking off, else the
@@ -359,6 +361,7 @@ def thinking_config_for(model: str, choice: str, *, rules_of: str = "") -> dict[
         choice: the thinking choice, as above (case-insensitive for level names).
         rules_of: the catalogued model whose rules apply when ``model`` has no entry of its own
             (a tuned endpoint: the model it was tuned from).
+        setting: the name of the setting, for the error messages.
 
     Returns:
         ``{"thinking_budget": N}`` or ``{"thinking_level": "NAME"}`` (google-genai
@@ -371,7 +374,7 @@ def thinking_config_for(model: str, choice: str, *, rules_of: str = "") -> dict[
     """
     text = str(choice).strip()
     if not text:
-        raise ConfigError(f"thinking is empty; use {THINKING_OFF_OR_LOWEST}, {THINKING_MODEL_DEFAULT}, "
+        raise ConfigError(f"{setting} is empty; use {THINKING_OFF_OR_LOWEST}, {THINKING_MODEL_DEFAULT}, "
                           "a level name or a budget number.")
     if text.lower() == THINKING_MODEL_DEFAULT:
         return None
@@ -396,28 +399,28 @@ def thinking_config_for(model: str, choice: str, *, rules_of: str = "") -> dict[
         if rules is None:
             return {"thinking_level": level}
         if rules.control != THINKING_LEVEL:
-            raise ConfigError(f"thinking={text!r}: {name} takes a thinking budget (a number), not a level; "
+            raise ConfigError(f"{setting}={text!r}: {name} takes a thinking budget (a number), not a level; "
                               f"use {THINKING_OFF_OR_LOWEST} or a budget.")
         if level not in rules.levels:
-            raise ConfigError(f"thinking={text!r} is not a thinking level of {name}; use one of "
+            raise ConfigError(f"{setting}={text!r} is not a thinking level of {name}; use one of "
                               f"{', '.join(rules.levels)}.")
         return {"thinking_level": level}
     if rules is None:
         return {"thinking_budget": budget}
     if rules.budget_refused:
-        raise ConfigError(f"thinking={text!r}: {name} refuses a thinking budget; use a level "
+        raise ConfigError(f"{setting}={text!r}: {name} refuses a thinking budget; use a level "
                           f"({', '.join(rules.levels)}) or {THINKING_OFF_OR_LOWEST}.")
     if budget == rules.dynamic_budget:
         return {"thinking_budget": budget}
     if budget == 0:
         if not rules.can_disable:
-            raise ConfigError(f"thinking=0: {name} cannot turn thinking off; its lowest budget is "
+            raise ConfigError(f"{setting}=0: {name} cannot turn thinking off; its lowest budget is "
                               f"{rules.lowest} (or use {THINKING_OFF_OR_LOWEST}).")
         return {"thinking_budget": 0}
     low, high = rules.budget_min or 1, rules.budget_max
     if budget < low or (high is not None and budget > high):
         allowed = f"{low} to {high}" if high is not None else f"at least {low}"
-        raise ConfigError(f"thinking={text!r} is out of range for {name}: a budget must be {allowed}"
+        raise ConfigError(f"{setting}={text!r} is out of range for {name}: a budget must be {allowed}"
                           + (", or 0 (off)" if rules.can_disable else "") + ".")
     return {"thinking_budget": budget}
 

@@ -51,6 +51,12 @@ class EvaluationSettings:
     bootstrap_samples: int = setting(1000, "Paired bootstrap replicates for the confidence intervals (0 = none).")
     seed: int = setting(42, "Seed of the bootstrap and of the retry backoff jitter.")
 
+    def __post_init__(self) -> None:
+        # the base model's rules (which a tuned endpoint follows) refuse a bad choice before anything runs
+        from gemini_sft.model_catalog import thinking_config_for
+
+        thinking_config_for(self.base_model, self.thinking, setting="eval_thinking")
+
     def models(self) -> dict[str, str]:
         """Model name or endpoint per role: base, tuned and (when given) champion."""
         models = {BASE: self.base_model, TUNED: self.tuned_endpoint}
