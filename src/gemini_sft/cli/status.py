@@ -71,14 +71,13 @@ def status_command(args: argparse.Namespace) -> int:
             "history": [record.model_dump(mode="json") for record in shown],
         }, indent=2))
     else:
-        _print_status(uri, champion, shown, len(history))
-        _print_staged(staged, canary)
+        _print_status(uri, champion, shown, len(history), staged, canary)
     if args.check_registry and champion is not None:
         return _check_registry(config, champion)
     return 0
 
 
-def _print_status(uri: str, champion: Any, shown: list[Any], total: int) -> None:
+def _print_status(uri: str, champion: Any, shown: list[Any], total: int, staged: list[Any], canary: Any) -> None:
     if champion is None:
         print(f"Nothing is in production yet (registry {uri}).")
     else:
@@ -89,6 +88,7 @@ def _print_status(uri: str, champion: Any, shown: list[Any], total: int) -> None
         metrics = ", ".join(f"{name}={champion.metrics[name]:.4g}" for name in _headline_metrics(champion.metrics))
         print(f"  metrics:       {metrics or '-'}")
         print(f"  replaced:      {champion.previous_champion.versioned_name if champion.previous_champion else '-'}")
+    _print_staged(staged, canary)
     if not shown:
         return
     print(f"History ({len(shown)} of {total}, newest first):")
