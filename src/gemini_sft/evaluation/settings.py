@@ -53,9 +53,10 @@ class EvaluationSettings:
 
     def __post_init__(self) -> None:
         # the base model's rules (which a tuned endpoint follows) refuse a bad choice before anything runs
-        from gemini_sft.model_catalog import thinking_config_for
+        from gemini_sft.model_catalog import catalog_entry, thinking_config_for
 
-        thinking_config_for(self.base_model, self.thinking, setting="eval_thinking")
+        if catalog_entry(self.base_model) is not None:  # an uncatalogued model has no rules to check here
+            thinking_config_for(self.base_model, self.thinking, setting="eval_thinking")
 
     def models(self) -> dict[str, str]:
         """Model name or endpoint per role: base, tuned and (when given) champion."""
