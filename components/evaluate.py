@@ -19,9 +19,11 @@ from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markd
         "holdout": "The holdout split, Gemini JSONL.",
         "tuned_model": "The tuned model; when the open-weights step made it, its recorded base and tuned holdout "
                        "answers are scored instead of calling endpoints.",
+        "train": "The training split, Gemini JSONL: the output contract the 'tuned with fallback' score checks.",
     },
     outputs={
-        "metrics": "Flat metrics: base_rougeL, tuned_rougeL, delta_rougeL with its CI, error rates, ...",
+        "metrics": "Flat metrics: base_rougeL, tuned_rougeL, delta_rougeL with its CI, error rates, thinking "
+                   "tokens, cost, fallback_* (tuned with fallback to base), ...",
         "classification_metrics": "The tuned model's confusion matrix (when label_pattern is set).",
         "predictions": "One JSON row per example: reference, each model's answer, scores and errors.",
         "report": "The evaluation report (Markdown).",
@@ -31,6 +33,7 @@ from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markd
 )
 def evaluate_models(
     holdout: Input[Dataset],
+    train: Input[Dataset],
     metrics: Output[Metrics],
     classification_metrics: Output[ClassificationMetrics],
     predictions: Output[Dataset],
@@ -44,6 +47,7 @@ def evaluate_models(
     tuned_endpoint: str = "",
     champion_endpoint: str = "",
     max_output_tokens: int = 1024,
+    thinking: str = "off-or-lowest",
     max_concurrency: int = 8,
     requests_per_minute: int = 300,
     label_pattern: str = "",
@@ -70,7 +74,7 @@ def evaluate_models(
         result = evaluate_recorded_answers(holdout.path, tuned_model.path, tuned_model.metadata, settings,
                                            progress=LogProgress())
     else:
-        result = evaluate_holdout(holdout.path, settings, vertex, progress=LogProgress())
+        result = evaluate_holdout(holdout.path, settings, vertex, progress=LogProgress(), train_path=train.path)
     files = write_outputs(result, predictions=predictions.path, evaluation=evaluation.path,
                           markdown=report.path, html=html_report.path)
     for name, value in files.metrics.items():

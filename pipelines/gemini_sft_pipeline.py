@@ -109,6 +109,10 @@ class PipelineSettings:
     location: str = setting("us-central1", "Vertex AI region; it must offer Gemini tuning.")
     api_endpoint: str = setting("", "Vertex API endpoint; empty means Vertex itself.")
     production_alias: str = setting("production", "Model Registry version alias that marks the production model.")
+    require_human_review: bool = setting(
+        False, "A candidate that passes the gate is staged for people to approve (gemini-sft approve) instead of "
+        "promoted."
+    )
     notification_emails: list = setting(
         [], "Recipients of the end-of-run email (used only when compiled with recipients)."
     )
@@ -296,6 +300,7 @@ def build_pipeline(
             evaluate = evaluate_op(
                 holdout=clean.outputs["holdout"],
                 tuned_model=tuned_model,
+                train=clean.outputs["train"],
                 **stage_arguments(
                     [VertexTarget, EvaluationSettings],
                     parameters,
@@ -324,6 +329,7 @@ def build_pipeline(
                             tuned_model=tuned_model,
                             decision=gate.outputs["decision"],
                             evaluation=evaluate.outputs["evaluation"],
+                            train=clean.outputs["train"],
                             project=parameters["project"],
                             location=parameters["location"],
                             api_endpoint=parameters["api_endpoint"],
@@ -331,6 +337,8 @@ def build_pipeline(
                             pipeline_run=run_name,
                             dataset_hash=clean.outputs["dataset_hash"],
                             production_alias=parameters["production_alias"],
+                            require_human_review=parameters["require_human_review"],
+                            label_pattern=parameters["label_pattern"],
                         ).set_display_name("Promote tuned model to production")
                         promote.set_caching_options(False)
                     with dsl.Else(name="gate-failed"):

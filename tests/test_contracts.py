@@ -48,7 +48,7 @@ TUNE_WIRED = ("dataset_hash", "estimated_cost_usd", "champion_model", "pipeline_
 TUNE_DEFAULTS = ("continuous_from_model", "retry_failed_job", "cancel_on_timeout", "cancel_on_stop",
                  "start_checkpoint_id")
 VALIDATE_ARTIFACTS = ("train", "validation", "report", "validation_result", "metrics")
-EVALUATE_ARTIFACTS = ("holdout", "metrics", "classification_metrics", "predictions", "report", "html_report", "evaluation",
+EVALUATE_ARTIFACTS = ("holdout", "train", "metrics", "classification_metrics", "predictions", "report", "html_report", "evaluation",
                       "tuned_model")
 DEPLOY_OTHERS = ("tuned_model", "decision", "evaluation", "deployment_record", "project", "location", "api_endpoint",
                  "registry_uri", "pipeline_run", "dataset_hash")

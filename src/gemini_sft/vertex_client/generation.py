@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Mapping
 
 from gemini_sft.retry import TRANSIENT_HTTP_CODES
 from gemini_sft.errors import ConfigError
@@ -23,8 +23,11 @@ class GenAIGenerator:
     tuned model's endpoint (``projects/P/locations/L/endpoints/ID``). Failures are
     raised as :class:`gemini_sft.errors.GenerationCallError`, retryable for HTTP
     408/429/500/502/503/504, timeouts and connection errors; retries themselves are
-    the caller's job (the SDK's own retries stay off). ``thinking_budget`` (None = the
-    model's default) lets base and tuned be compared with the same thinking setting.
+    the caller's job (the SDK's own retries stay off). ``thinking`` holds the
+    ``ThinkingConfig`` keywords to send (``{"thinking_budget": 0}``,
+    ``{"thinking_level": "MINIMAL"}``; None = the model's default, see
+    :func:`gemini_sft.model_catalog.thinking_config_for`). Each result carries the
+    answer's token counts, thinking tokens (``thoughts_token_count``) apart.
     """
 
     def __init__(
@@ -33,7 +36,7 @@ class GenAIGenerator:
         model: str,
         max_output_tokens: int = 1024,
         *,
-        thinking_budget: int | None = None,
+        thinking: Mapping[str, Any] | None = None,
         client: Any = None,
     ) -> None:
         if not model:
@@ -43,7 +46,7 @@ class GenAIGenerator:
         self.settings = settings
         self.model = model
         self.max_output_tokens = max_output_tokens
-        self.thinking_budget = thinking_budget
+        self.thinking = dict(thinking) if thinking else None
         self._client = client if client is not None else genai_client(settings, timeout_ms=120_000)
 
     def __call__(self, case: Any) -> Any:
@@ -59,11 +62,7 @@ class GenAIGenerator:
             temperature=0.0,
             max_output_tokens=self.max_output_tokens,
             system_instruction=case.system_instruction or None,
-            thinking_config=(
-                types.ThinkingConfig(thinking_budget=self.thinking_budget)
-                if self.thinking_budget is not None
-                else None
-            ),
+            thinking_config=types.ThinkingConfig(**self.thinking) if self.thinking else None,
             automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
         )
         try:
@@ -79,10 +78,14 @@ class GenAIGenerator:
             raise GenerationCallError(f"{self.model}: {type(exc).__name__}", retryable=True) from exc
         candidates = response.candidates or []
         finish = candidates[0].finish_reason if candidates else None
+        usage = response.usage_metadata
         return GenerationResult(
             text=_response_text(response),
             model_version=response.model_version or "",
             finish_reason=str(getattr(finish, "value", finish) or ""),
+            input_tokens=int(getattr(usage, "prompt_token_count", None) or 0),
+            output_tokens=int(getattr(usage, "candidates_token_count", None) or 0),
+            thinking_tokens=int(getattr(usage, "thoughts_token_count", None) or 0),
         )
 
 
