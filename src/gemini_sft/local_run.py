@@ -68,6 +68,12 @@ class LocalRunResult:
     gate_reasons: list[str]
     metrics: dict[str, float] = field(default_factory=dict)
     artifacts: dict[str, Path] = field(default_factory=dict)
+    outcome: str = ""
+
+    @property
+    def outcome_text(self) -> str:
+        """What happened to the candidate, in words (from the registry's newest record)."""
+        return self.outcome or ("PASSED, tuned model promoted" if self.gate_passed else "FAILED, tuned model not promoted")
 
 
 def default_output_dir() -> Path:
@@ -380,6 +386,7 @@ def _collect_outputs(output_dir: Path, run_dir: Path, log_file: Path, seconds: f
     evaluation_path = run_dir / "evaluate-models" / "evaluation"
     metrics = _read_json(evaluation_path).get("metrics", {}) if evaluation_path.is_file() else {}
     return LocalRunResult(
+        outcome=_outcome(output_dir / "registry", output_dir),
         output_dir=output_dir,
         run_dir=run_dir,
         log_file=log_file,
@@ -391,6 +398,27 @@ def _collect_outputs(output_dir: Path, run_dir: Path, log_file: Path, seconds: f
     )
 
 
+def _outcome(registry: Path, output_dir: Path) -> str:
+    """The candidate's fate as the registry's newest record tells it ('' when there is no record)."""
+    from gemini_sft.promotion import PromotionStore
+
+    if not registry.is_dir():
+        return ""
+    history = PromotionStore(str(registry)).history()
+    if not history:
+        return ""
+    record = history[-1]
+    if record.kind == "staged":
+        return (f"PASSED, staged for human review: gemini-sft review {output_dir}, then "
+                f"gemini-sft approve --registry-uri {registry} --no-registry {output_dir}")
+    if record.kind == "promotion":
+        deployed = getattr(record, "deployed_model_id", "")
+        return "PASSED, deployed to an endpoint and promoted" if deployed else "PASSED, tuned model promoted"
+    if record.kind == "rejection":
+        return "FAILED, tuned model not promoted"
+    return ""
+
+
 def _write_summary(result: LocalRunResult, data: Path) -> None:
     """Write SUMMARY.md at the top of the run folder."""
     lines = [
@@ -400,7 +428,7 @@ def _write_summary(result: LocalRunResult, data: Path) -> None:
         "",
         f"- Data: `{data}`",
         f"- Duration: {result.seconds:.1f} s",
-        f"- Gate: **{'PASSED: promoted' if result.gate_passed else 'FAILED: not promoted'}**",
+        f"- Gate: **{result.outcome_text}**",
         "",
         "## Gate reasons",
         "",
@@ -428,7 +456,7 @@ def format_result(result: LocalRunResult) -> str:
         "",
         *[f"  {key:16} {result.metrics[key]:.4f}" for key in keys],
         "",
-        f"Gate: {'PASSED, tuned model promoted' if result.gate_passed else 'FAILED, tuned model not promoted'}",
+        f"Gate: {result.outcome_text}",
         *[f"  - {reason}" for reason in result.gate_reasons],
         "",
     ]
