@@ -317,6 +317,16 @@ def build_pipeline(
             gate.set_display_name("Gate: does the tuned model beat the baseline?")
             gate.set_caching_options(False)
 
+            # What every promotion, deployment and rejection record keeps of the candidate.
+            outcome = {
+                "tuned_model": tuned_model,
+                "decision": gate.outputs["decision"],
+                "registry_uri": parameters["registry_uri"],
+                "pipeline_run": run_name,
+                "dataset_hash": clean.outputs["dataset_hash"],
+            }
+            target = {name: parameters[name] for name in ("project", "location", "api_endpoint")}
+
             # Promotion and rejection records are for Model Registry versions: the Gemini path.
             gemini_path = (
                 contextlib.nullcontext() if len(backends) == 1
@@ -326,29 +336,17 @@ def build_pipeline(
                 with gemini_path:
                     with dsl.If(gate.outputs["passed"] == True, name="gate-passed"):  # noqa: E712 (KFP needs ==)
                         promote = promote_op(
-                            tuned_model=tuned_model,
-                            decision=gate.outputs["decision"],
+                            **outcome,
+                            **target,
                             evaluation=evaluate.outputs["evaluation"],
                             train=clean.outputs["train"],
-                            project=parameters["project"],
-                            location=parameters["location"],
-                            api_endpoint=parameters["api_endpoint"],
-                            registry_uri=parameters["registry_uri"],
-                            pipeline_run=run_name,
-                            dataset_hash=clean.outputs["dataset_hash"],
                             production_alias=parameters["production_alias"],
                             require_human_review=parameters["require_human_review"],
                             label_pattern=parameters["label_pattern"],
                         ).set_display_name("Promote tuned model to production")
                         promote.set_caching_options(False)
                     with dsl.Else(name="gate-failed"):
-                        reject = reject_op(
-                            tuned_model=tuned_model,
-                            decision=gate.outputs["decision"],
-                            registry_uri=parameters["registry_uri"],
-                            pipeline_run=run_name,
-                            dataset_hash=clean.outputs["dataset_hash"],
-                        ).set_display_name("Record rejection and reasons")
+                        reject = reject_op(**outcome).set_display_name("Record rejection and reasons")
                         reject.set_caching_options(False)
 
             # An open model is served only when it passed: upload, deploy, then traffic.
@@ -360,26 +358,15 @@ def build_pipeline(
                 with open_path:
                     with dsl.If(gate.outputs["passed"] == True, name="gate-passed-open"):  # noqa: E712
                         deploy = deploy_op(
-                            tuned_model=tuned_model,
-                            decision=gate.outputs["decision"],
+                            **outcome,
+                            **target,
                             evaluation=evaluate.outputs["evaluation"],
-                            project=parameters["project"],
-                            location=parameters["location"],
-                            api_endpoint=parameters["api_endpoint"],
-                            registry_uri=parameters["registry_uri"],
-                            pipeline_run=run_name,
-                            dataset_hash=clean.outputs["dataset_hash"],
                             **stage_arguments([DeploymentSettings], parameters),
                         ).set_display_name("Deploy open model to an endpoint")
                         deploy.set_caching_options(False)
                     with dsl.Else(name="gate-failed-open"):
-                        reject_open = reject_open_op(
-                            tuned_model=tuned_model,
-                            decision=gate.outputs["decision"],
-                            registry_uri=parameters["registry_uri"],
-                            pipeline_run=run_name,
-                            dataset_hash=clean.outputs["dataset_hash"],
-                        ).set_display_name("Record rejection of the open model")
+                        reject_open = reject_open_op(**outcome)
+                        reject_open.set_display_name("Record rejection of the open model")
                         reject_open.set_caching_options(False)
 
     return gemini_sft_pipeline

@@ -6,12 +6,11 @@ import contextlib
 import logging
 from typing import Any, Iterator
 
-from gemini_sft.retry import TRANSIENT_HTTP_CODES
 from gemini_sft.errors import TransientApiError, VertexRequestError
-
-log = logging.getLogger(__name__)
+from gemini_sft.retry import TRANSIENT_HTTP_CODES
 from gemini_sft.vertex_client.settings import (
-    VertexSettings, init_aiplatform,
+    VertexSettings,
+    init_aiplatform,
 )
 
 log = logging.getLogger(__name__)

@@ -86,7 +86,11 @@ class VertexDeployments:
 
     def deploy_model(self, endpoint: str, model: str, display_name: str, settings: DeploymentSettings,
                      traffic_split: dict[str, int]) -> str:
-        from google.cloud.aiplatform_v1.types import DedicatedResources, DeployedModel, MachineSpec
+        from google.cloud.aiplatform_v1.types import (
+            DedicatedResources,
+            DeployedModel,
+            MachineSpec,
+        )
 
         machine = MachineSpec(machine_type=settings.serving_machine_type)
         if settings.serving_accelerator_type:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any, Mapping
 
+from gemini_sft.errors import ConfigError, GenerationCallError
 from gemini_sft.retry import TRANSIENT_HTTP_CODES
-from gemini_sft.errors import ConfigError
-
-log = logging.getLogger(__name__)
 from gemini_sft.vertex_client.settings import (
-    VertexSettings, genai_client,
+    VertexSettings,
+    genai_client,
 )
 
 log = logging.getLogger(__name__)
@@ -51,11 +50,8 @@ class GenAIGenerator:
 
     def __call__(self, case: Any) -> Any:
         """Generate an answer for an EvaluationCase; returns a GenerationResult."""
-        import httpx
-        from google.genai import errors as genai_errors
         from google.genai import types
 
-        from gemini_sft.errors import GenerationCallError
         from gemini_sft.evaluation.generation import GenerationResult
 
         config = types.GenerateContentConfig(
@@ -65,17 +61,7 @@ class GenAIGenerator:
             thinking_config=types.ThinkingConfig(**self.thinking) if self.thinking else None,
             automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
         )
-        try:
-            response = self._client.models.generate_content(model=self.model, contents=case.contents, config=config)
-        except genai_errors.APIError as exc:
-            code = int(exc.code) if exc.code else None
-            raise GenerationCallError(
-                f"{self.model}: {exc.status or 'error'} {exc.message or ''}".strip(),
-                status_code=code,
-                retryable=code in TRANSIENT_HTTP_CODES,
-            ) from exc
-        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-            raise GenerationCallError(f"{self.model}: {type(exc).__name__}", retryable=True) from exc
+        response = generate_content(self._client, self.model, case.contents, config)
         candidates = response.candidates or []
         finish = candidates[0].finish_reason if candidates else None
         usage = response.usage_metadata
@@ -124,11 +110,8 @@ class GenAIReplyGenerator:
 
     def __call__(self, request: Any) -> Any:
         """Answer a ``gemini_sft.serving.reply.ReplyRequest``; returns a ``ModelReply``."""
-        import httpx
-        from google.genai import errors as genai_errors
         from google.genai import types
 
-        from gemini_sft.errors import GenerationCallError
         from gemini_sft.serving.reply import ModelReply
 
         config = types.GenerateContentConfig(
@@ -139,17 +122,7 @@ class GenAIReplyGenerator:
             automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
         )
         contents = [types.Content(role="user", parts=[types.Part(text=request.prompt)])]
-        try:
-            response = self._client.models.generate_content(model=self.model, contents=contents, config=config)
-        except genai_errors.APIError as exc:
-            code = int(exc.code) if exc.code else None
-            raise GenerationCallError(
-                f"{self.model}: {exc.status or 'error'} {exc.message or ''}".strip(),
-                status_code=code,
-                retryable=code in TRANSIENT_HTTP_CODES,
-            ) from exc
-        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-            raise GenerationCallError(f"{self.model}: {type(exc).__name__}", retryable=True) from exc
+        response = generate_content(self._client, self.model, contents, config)
         candidates = response.candidates or []
         feedback = response.prompt_feedback
         if not candidates and feedback is not None and feedback.block_reason:
@@ -162,3 +135,28 @@ class GenAIReplyGenerator:
             avg_logprob=float(avg_logprob) if avg_logprob is not None else None,
             model_version=response.model_version or "",
         )
+
+
+def generate_content(client: Any, model: str, contents: Any, config: Any) -> Any:
+    """One ``generate_content`` call; its failures as GenerationCallError (retryable for 408/429/5xx and timeouts).
+
+    Args:
+        client: a google-genai client.
+        model: the model id or endpoint resource name.
+        contents: the conversation to answer.
+        config: the GenerateContentConfig.
+    """
+    import httpx
+    from google.genai import errors as genai_errors
+
+    try:
+        return client.models.generate_content(model=model, contents=contents, config=config)
+    except genai_errors.APIError as exc:
+        code = int(exc.code) if exc.code else None
+        raise GenerationCallError(
+            f"{model}: {exc.status or 'error'} {exc.message or ''}".strip(),
+            status_code=code,
+            retryable=code in TRANSIENT_HTTP_CODES,
+        ) from exc
+    except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+        raise GenerationCallError(f"{model}: {type(exc).__name__}", retryable=True) from exc

@@ -6,10 +6,9 @@ import logging
 from typing import Any, Callable, Mapping
 
 from gemini_sft.errors import ConfigError
-
-log = logging.getLogger(__name__)
 from gemini_sft.vertex_client.settings import (
-    is_loopback_endpoint, resolve_api_endpoint,
+    is_loopback_endpoint,
+    resolve_api_endpoint,
 )
 
 log = logging.getLogger(__name__)

@@ -6,10 +6,9 @@ import contextlib
 import logging
 from typing import Any, Iterator
 
-
-log = logging.getLogger(__name__)
 from gemini_sft.vertex_client.settings import (
-    VertexSettings, init_aiplatform,
+    VertexSettings,
+    init_aiplatform,
 )
 
 log = logging.getLogger(__name__)

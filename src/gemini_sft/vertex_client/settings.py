@@ -11,10 +11,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from gemini_sft.contracts import setting
-from gemini_sft.retry import TRANSIENT_HTTP_CODES
 from gemini_sft.errors import ConfigError
-
-log = logging.getLogger(__name__)
+from gemini_sft.retry import TRANSIENT_HTTP_CODES
 
 log = logging.getLogger(__name__)
 

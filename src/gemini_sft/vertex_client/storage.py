@@ -10,8 +10,6 @@ from gemini_sft.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-log = logging.getLogger(__name__)
-
 
 class CloudStorageFiles:
     """Text files under ``gs://BUCKET/PREFIX`` through the Cloud Storage API.

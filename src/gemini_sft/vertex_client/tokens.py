@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any, Mapping
 
-from gemini_sft.retry import RetryPolicy, call_with_retries
 from gemini_sft.errors import ConfigError, VertexApiError
-
-log = logging.getLogger(__name__)
+from gemini_sft.retry import RetryPolicy, call_with_retries
 from gemini_sft.vertex_client.settings import (
-    VertexSettings, _transient_genai_error, genai_client,
+    VertexSettings,
+    _transient_genai_error,
+    genai_client,
 )
 
 log = logging.getLogger(__name__)

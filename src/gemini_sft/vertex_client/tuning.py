@@ -6,14 +6,13 @@ import logging
 import warnings
 from typing import Any, Callable, Mapping
 
-from gemini_sft.retry import TRANSIENT_HTTP_CODES
 from gemini_sft.errors import TransientApiError, VertexRequestError
+from gemini_sft.retry import TRANSIENT_HTTP_CODES
 from gemini_sft.tune.data_stats import TokenDistribution, TuningDataStats
 from gemini_sft.tune.service import Checkpoint, JobSnapshot, TuningRequest
-
-log = logging.getLogger(__name__)
 from gemini_sft.vertex_client.settings import (
-    VertexSettings, genai_client,
+    VertexSettings,
+    genai_client,
 )
 
 log = logging.getLogger(__name__)
