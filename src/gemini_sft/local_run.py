@@ -282,7 +282,7 @@ def run_local(
 
     from gemini_sft.open_weights.local_defaults import local_pipeline, open_weights_local_defaults
     from gemini_sft.open_weights.local_defaults import write_open_weights_summary
-    from gemini_sft.standin import REQUEST_LOG_NAME, VertexStandIn, write_request_log
+    from gemini_sft.standin import LOCAL_RUN_FIRST_RESOURCE_ID, REQUEST_LOG_NAME, VertexStandIn, write_request_log
 
     console = console or sys.stdout
     data = raw_data_file(data)
@@ -307,7 +307,7 @@ def run_local(
     write_run_status(output_dir, "running", data=str(data))
     with contextlib.ExitStack() as stack:
         if standin is None:
-            standin = stack.enter_context(VertexStandIn())
+            standin = stack.enter_context(VertexStandIn(first_resource_id=LOCAL_RUN_FIRST_RESOURCE_ID))
         # Every request this run sends is kept, even when a step fails: what Vertex would have received.
         first_request = len(standin.requests)
         request_log = output_dir / REQUEST_LOG_NAME

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from gemini_sft.cli.common import add_command
 from gemini_sft.errors import ConfigError
-from gemini_sft.standin import VertexStandIn, write_request_log
+from gemini_sft.standin import LOCAL_RUN_FIRST_RESOURCE_ID, VertexStandIn, replay_request_log, write_request_log
 from gemini_sft.vertex_client import API_ENDPOINT_ENV
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--request-log", type=Path, default=None, metavar="FILE",
                         help="when stopping, write every request received to FILE, one JSON object a line "
                              "(method, path with query, body, status)")
+    parser.add_argument("--replay", type=Path, default=None, metavar="FILE",
+                        help="first send again the requests of a local run's standin_requests.jsonl, so its tuned "
+                             "models answer again (e.g. for gemini-sft ask --registry-uri RUN/registry)")
 
 
 def serve(args: argparse.Namespace, stop: threading.Event, out: TextIO = sys.stdout) -> int:
@@ -57,8 +60,19 @@ def serve(args: argparse.Namespace, stop: threading.Event, out: TextIO = sys.std
         latency_seconds=args.latency,
         polls_per_state=args.polls_per_state,
         fail_jobs_with=args.fail_jobs_with,
+        # A replay numbers resources as the local run's stand-in did.
+        first_resource_id=LOCAL_RUN_FIRST_RESOURCE_ID if getattr(args, "replay", None) is not None else None,
     )
+    replay: Path | None = getattr(args, "replay", None)
+    if replay is not None and not replay.is_file():
+        raise ConfigError(f"--replay {replay}: no such file (a local run folder's standin_requests.jsonl).")
     with standin:
+        if replay is not None:
+            try:
+                count = replay_request_log(standin.base_url, replay)
+            except ValueError as exc:
+                raise ConfigError(f"--replay: {exc}") from exc
+            print(f"Replayed {count} requests of {replay}", file=out)
         print(f"Offline Vertex stand-in (not Vertex AI, not Gemini) listening on {standin.base_url}", file=out)
         print(f"Point gemini-sft at it with: export {API_ENDPOINT_ENV}={standin.base_url}", file=out)
         print("Press Ctrl-C to stop.", file=out, flush=True)

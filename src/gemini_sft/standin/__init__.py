@@ -67,7 +67,13 @@ offering routes exposes ``routes() -> list[Route]``. The platform routes
 are served by every stand-in.
 """
 
-from gemini_sft.standin.request_log import REQUEST_LOG_NAME, read_request_log, write_request_log
+from gemini_sft.standin.request_log import (
+    LOCAL_RUN_FIRST_RESOURCE_ID,
+    REQUEST_LOG_NAME,
+    read_request_log,
+    replay_request_log,
+    write_request_log,
+)
 from gemini_sft.standin.routing import AIPLATFORM_V1, Route, StandInError, StandInRequest, api_path
 from gemini_sft.standin.server import STANDIN_HEADER, RequestRecord, VertexStandIn
 
@@ -82,5 +88,7 @@ __all__ = [
     "VertexStandIn",
     "api_path",
     "read_request_log",
+    "LOCAL_RUN_FIRST_RESOURCE_ID",
+    "replay_request_log",
     "write_request_log",
 ]

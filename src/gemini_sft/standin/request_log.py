@@ -14,6 +14,9 @@ from typing import Iterable
 from gemini_sft.standin.server import RequestRecord
 
 REQUEST_LOG_NAME = "standin_requests.jsonl"
+# The first resource id of a local run's stand-in: fixed, so a replay of its requests on a fresh stand-in
+# started with the same id rebuilds the same resource names.
+LOCAL_RUN_FIRST_RESOURCE_ID = 1000
 
 
 def write_request_log(records: Iterable[RequestRecord], path: Path) -> int:
@@ -43,3 +46,49 @@ def read_request_log(path: Path) -> list[dict[str, object]]:
                 raise ValueError(f"line {number} of {path} is not a JSON object")
             entries.append(entry)
     return entries
+
+
+# Calls that change nothing in the stand-in's state: a replay skips them.
+_STATELESS_CALLS = (":generateContent", ":countTokens", ":rawPredict", ":streamGenerateContent")
+
+
+def replay_request_log(base_url: str, path: Path) -> int:
+    """Send a run's requests again, in order, to a fresh stand-in at ``base_url``; returns how many were sent.
+
+    A fresh stand-in started with ``first_resource_id=LOCAL_RUN_FIRST_RESOURCE_ID`` numbers its resources
+    as the local run's did, so the replay rebuilds the run's tuning jobs,
+    tuned endpoints (answering from the run's training split, which must still be on disk) and Model
+    Registry versions under the same names: ``gemini-sft ask`` can then ask the model a local run promoted.
+    Requests the stand-in refused then, and calls that change no state (generation, token counts),
+    are not sent.
+
+    Args:
+        base_url: the fresh stand-in's address.
+        path: the run's ``standin_requests.jsonl``.
+
+    Raises:
+        ValueError: a line of the log is not a JSON object, or a replayed request is refused (the stand-in
+            is not fresh, or the run's files are gone).
+    """
+    import urllib.error
+    import urllib.request
+
+    sent = 0
+    for entry in read_request_log(path):
+        target = str(entry["path"])
+        if not 200 <= int(entry.get("status", 0)) < 300 or target.split("?")[0].endswith(_STATELESS_CALLS):
+            continue
+        body = entry.get("body")
+        request = urllib.request.Request(
+            base_url.rstrip("/") + target,
+            data=None if body is None else json.dumps(body).encode("utf-8"),
+            method=str(entry["method"]),
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                answer.read()
+        except urllib.error.HTTPError as exc:
+            raise ValueError(f"replaying {entry['method']} {target} from {path} was refused: HTTP {exc.code}") from exc
+        sent += 1
+    return sent
