@@ -10,6 +10,7 @@ Steps, in order:
 4. **Validate and estimate cost**: every Vertex dataset rule, token statistics, a cost estimate;
    the run stops here when the data is invalid or the estimate exceeds ``max_budget_usd``.
 5. **Tune**: a Vertex supervised tuning job through google-genai, watched to the end.
+   **Choose checkpoint**: every checkpoint answers a validation sample; the best (by the rule) goes on.
 6. **Evaluate**: base model, tuned model (and champion) answer the holdout prompts; ROUGE and more.
 7. **Gate**: the tuned model passes only when it beats the baseline by the configured margins.
 8. **Promote** when the gate passes; otherwise **record the rejection** with the gate's reasons.
@@ -27,6 +28,8 @@ from typing import Callable, Sequence
 from kfp import dsl
 
 from gemini_sft.components.base import DEFAULT_IMAGE, build_component
+from gemini_sft.checkpoint_scoring import CheckpointSelectionSettings
+from gemini_sft.components.choose_checkpoint import choose_checkpoint
 from gemini_sft.components.clean import clean_data
 from gemini_sft.components.evaluate import evaluate_models
 from gemini_sft.components.gate import gate_model
@@ -51,7 +54,8 @@ PIPELINE_DESCRIPTION = (
 # Their field descriptions become the parameter descriptions the Vertex console shows (the first record naming
 # a parameter describes it), and every entry point checks the values it would send against them
 # (gemini_sft.settings_check).
-STAGE_RECORDS: tuple[type, ...] = (CleanConfig, TuningSettings, ValidationSettings, EvaluationSettings, GatePolicy)
+STAGE_RECORDS: tuple[type, ...] = (CleanConfig, TuningSettings, ValidationSettings, EvaluationSettings, GatePolicy,
+                                   CheckpointSelectionSettings)
 # Tune settings no pipeline parameter feeds: the component's defaults hold (see TuningSettings).
 TUNE_KEEPS_DEFAULTS = ("continuous_from_model", "retry_failed_job", "cancel_on_timeout", "cancel_on_stop",
                        "start_checkpoint_id")
@@ -144,6 +148,7 @@ def build_pipeline(
     clean_op = build_component(clean_data, image)
     validate_op = build_component(validate_data, image)
     tune_op = build_component(tune_model, image)
+    choose_op = build_component(choose_checkpoint, image)
     evaluate_op = build_component(evaluate_models, image)
     gate_op = build_component(gate_model, image)
     find_champion_op = build_component(find_champion, image)
@@ -194,6 +199,8 @@ def build_pipeline(
         label_pattern: str = "",
         bootstrap_samples: int = 1000,
         primary_metric: str = "rougeL",
+        checkpoint_selection_rule: str = "best_validation_metric",
+        checkpoint_validation_examples: int = 50,
         min_score: float = 0.0,
         min_improvement: float = 0.0,
         improvement_mode: str = "absolute",
@@ -257,13 +264,23 @@ def build_pipeline(
             tune.set_retry(num_retries=2, backoff_duration="60s", backoff_factor=2.0)
             tune.set_caching_options(False)
 
+            # The checkpoint is chosen on the validation split, so the holdout judges only the chosen one.
+            choose = choose_op(
+                tuned_model=tune.outputs["tuned_model"],
+                loss_curves=tune.outputs["loss_curves"],
+                validation=clean.outputs["validation"],
+                **stage_arguments([VertexTarget, CheckpointSelectionSettings], parameters),
+            ).set_display_name("Choose checkpoint on validation")
+            choose.set_retry(num_retries=1, backoff_duration="30s")
+            choose.set_caching_options(False)
+
             evaluate = evaluate_op(
                 holdout=clean.outputs["holdout"],
                 **stage_arguments(
                     [VertexTarget, EvaluationSettings],
                     parameters,
                     wired={
-                        "tuned_endpoint": tune.outputs["endpoint"],
+                        "tuned_endpoint": choose.outputs["endpoint"],
                         "champion_endpoint": champion.outputs["champion_endpoint"],
                     },
                 ),

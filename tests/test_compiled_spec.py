@@ -20,6 +20,7 @@ EXPECTED_STEPS = {
     "clean-data": "Clean and split data",
     "validate-data": "Validate dataset and estimate cost",
     "tune-model": "Tune Gemini (supervised)",
+    "choose-checkpoint": "Choose checkpoint on validation",
     "evaluate-models": "Evaluate base vs tuned on holdout",
     "gate-model": "Gate: does the tuned model beat the baseline?",
     "promote-model": "Promote tuned model to production",
@@ -54,7 +55,7 @@ def test_compiling_twice_gives_the_same_bytes(tmp_path: Path) -> None:
 def test_every_step_runs_in_the_project_image_and_installs_nothing(spec: dict[str, Any]) -> None:
     executors = spec["deploymentSpec"]["executors"]
     containers = [e["container"] for e in executors.values() if "container" in e]
-    assert len(containers) == 9
+    assert len(containers) == len(EXPECTED_STEPS)
     for container in containers:
         assert container["image"] == DEFAULT_IMAGE
         command_line = " ".join(container.get("command", []) + container.get("args", []))

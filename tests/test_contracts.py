@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
+from gemini_sft.checkpoint_scoring import CheckpointSelectionSettings
+from gemini_sft.components.choose_checkpoint import choose_checkpoint
 from gemini_sft.components.clean import clean_data
 from gemini_sft.components.evaluate import evaluate_models
 from gemini_sft.components.gate import gate_model
@@ -47,6 +49,7 @@ EVALUATE_ARTIFACTS = ("holdout", "metrics", "classification_metrics", "predictio
 # The tuned and champion endpoints come from the tune and find-champion tasks.
 EVALUATE_WIRED = ("tuned_endpoint", "champion_endpoint")
 GATE_ARTIFACTS = ("evaluation", "decision", "report")
+CHOOSE_ARTIFACTS = ("tuned_model", "loss_curves", "validation", "checkpoint_choice")
 
 # (component function, records, other parameters, task name, record fields the pipeline wires otherwise)
 STAGES: list[tuple[Any, list[type], tuple[str, ...], str, tuple[str, ...]]] = [
@@ -56,6 +59,7 @@ STAGES: list[tuple[Any, list[type], tuple[str, ...], str, tuple[str, ...]]] = [
     (validate_data, [ValidationSettings], VALIDATE_ARTIFACTS, "validate-data", ()),
     (evaluate_models, [VertexTarget, EvaluationSettings], EVALUATE_ARTIFACTS, "evaluate-models", EVALUATE_WIRED),
     (gate_model, [GatePolicy], GATE_ARTIFACTS, "gate-model", ()),
+    (choose_checkpoint, [VertexTarget, CheckpointSelectionSettings], CHOOSE_ARTIFACTS, "choose-checkpoint", ()),
 ]
 
 
