@@ -14,6 +14,7 @@ Steps, in order:
 6. **Evaluate**: base model, tuned model (and champion) answer the holdout prompts; ROUGE and more.
 7. **Gate**: the tuned model passes only when it beats the baseline by the configured margins.
 8. **Promote** when the gate passes; otherwise **record the rejection** with the gate's reasons.
+9. **Write the run summary**: ``run_summary.json`` with the decision, metrics, costs and tuning.
 
 ``build_pipeline`` makes the pipeline for one component image; when notification
 recipients are given, the steps run inside an ExitHandler that emails them the
@@ -35,6 +36,7 @@ from gemini_sft.components.evaluate import evaluate_models
 from gemini_sft.components.gate import gate_model
 from gemini_sft.components.promote import find_champion, promote_model, record_rejection
 from gemini_sft.components.resolve_data import resolve_raw_data
+from gemini_sft.components.summarize_run import summarize_run
 from gemini_sft.components.tune import tune_model
 from gemini_sft.components.validate import validate_data
 from gemini_sft.contracts import stage_arguments
@@ -154,6 +156,7 @@ def build_pipeline(
     find_champion_op = build_component(find_champion, image)
     promote_op = build_component(promote_model, image)
     reject_op = build_component(record_rejection, image)
+    summarize_op = build_component(summarize_run, image)
     recipients = list(notification_emails)
 
     @dsl.pipeline(name=PIPELINE_NAME, description=PIPELINE_DESCRIPTION)
@@ -291,6 +294,14 @@ def build_pipeline(
             gate = gate_op(evaluation=evaluate.outputs["evaluation"], **stage_arguments([GatePolicy], parameters))
             gate.set_display_name("Gate: does the tuned model beat the baseline?")
             gate.set_caching_options(False)
+
+            summary = summarize_op(
+                decision=gate.outputs["decision"],
+                evaluation=evaluate.outputs["evaluation"],
+                tuned_model=tune.outputs["tuned_model"],
+                checkpoint_choice=choose.outputs["checkpoint_choice"],
+            ).set_display_name("Write run summary")
+            summary.set_caching_options(False)
 
             with dsl.If(gate.outputs["passed"] == True, name="gate-passed"):  # noqa: E712 (KFP needs ==)
                 promote = promote_op(

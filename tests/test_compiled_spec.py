@@ -25,6 +25,7 @@ EXPECTED_STEPS = {
     "gate-model": "Gate: does the tuned model beat the baseline?",
     "promote-model": "Promote tuned model to production",
     "record-rejection": "Record rejection and reasons",
+    "summarize-run": "Write run summary",
 }
 
 

@@ -19,6 +19,7 @@ from gemini_sft.components.clean import clean_data
 from gemini_sft.components.evaluate import evaluate_models
 from gemini_sft.components.gate import gate_model
 from gemini_sft.components.resolve_data import resolve_raw_data
+from gemini_sft.components.summarize_run import summarize_run
 from gemini_sft.components.tune import tune_model
 from gemini_sft.components.validate import validate_data
 from gemini_sft.contracts import (
@@ -60,6 +61,8 @@ STAGES: list[tuple[Any, list[type], tuple[str, ...], str, tuple[str, ...]]] = [
     (evaluate_models, [VertexTarget, EvaluationSettings], EVALUATE_ARTIFACTS, "evaluate-models", EVALUATE_WIRED),
     (gate_model, [GatePolicy], GATE_ARTIFACTS, "gate-model", ()),
     (choose_checkpoint, [VertexTarget, CheckpointSelectionSettings], CHOOSE_ARTIFACTS, "choose-checkpoint", ()),
+    (summarize_run, [], ("decision", "evaluation", "tuned_model", "checkpoint_choice", "run_summary"),
+     "summarize-run", ()),
 ]
 
 

@@ -358,6 +358,8 @@ def _collect_outputs(output_dir: Path, run_dir: Path, log_file: Path, seconds: f
         ("gate decision", "gate-model/decision", "gate_decision.json"),
         ("promotion record", "promote-model/promotion_record", "promotion_record.json"),
         ("rejection record", "record-rejection/rejection_record", "rejection_record.json"),
+        ("checkpoint choice", "choose-checkpoint/checkpoint_choice", "checkpoint_choice.json"),
+        ("run summary", "summarize-run/run_summary", "run_summary.json"),
     ):
         source = run_dir / relative
         if not source.is_file():
