@@ -69,6 +69,9 @@ def find_champion(
         "dataset_hash": DATASET_HASH,
         "production_alias": "Model Registry version alias that marks the production model.",
         "update_model_registry": "Move the alias and labels in Model Registry; false writes only the record.",
+        "checkpoint_id": "The checkpoint chosen on validation; empty keeps the tuned model's default one.",
+        "checkpoint_endpoint": "The chosen checkpoint's endpoint, recorded as the model's endpoint; empty: the "
+        "tuned model's.",
     },
     outputs={"promotion_record": "The promotion record JSON, as appended to the registry."},
 )
@@ -85,6 +88,8 @@ def promote_model(
     dataset_hash: str = "",
     production_alias: str = "production",
     update_model_registry: bool = True,
+    checkpoint_id: str = "",
+    checkpoint_endpoint: str = "",
 ):
     import logging
     from pathlib import Path
@@ -107,13 +112,16 @@ def promote_model(
     registry = None
     if update_model_registry:
         registry = VertexModelRegistry(VertexSettings.create(project, location, api_endpoint or None))
+    # The chosen checkpoint's endpoint serves the champion (the job's default one is the last checkpoint).
+    served = {**tuned_model.metadata, **({"endpoint": checkpoint_endpoint} if checkpoint_endpoint else {})}
     record = promote(
         PromotionStore(registry_uri),
-        ModelVersion.from_metadata(tuned_model.metadata),
+        ModelVersion.from_metadata(served),
         registry=registry,
         alias=production_alias,
         provenance=Provenance.of_tuned_model(
-            tuned_model.metadata, metrics=metrics, dataset_hash=dataset_hash, pipeline_run=pipeline_run
+            tuned_model.metadata, metrics=metrics, dataset_hash=dataset_hash, pipeline_run=pipeline_run,
+            checkpoint_id=checkpoint_id,
         ),
     )
     promotion_record.metadata.update(write_record_artifact(promotion_record.path, record, registry_uri))

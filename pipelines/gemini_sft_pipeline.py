@@ -315,6 +315,8 @@ def build_pipeline(
                     pipeline_run=run_name,
                     dataset_hash=clean.outputs["dataset_hash"],
                     production_alias=production_alias,
+                    checkpoint_id=choose.outputs["checkpoint_id"],
+                    checkpoint_endpoint=choose.outputs["endpoint"],
                 ).set_display_name("Promote tuned model to production")
                 promote.set_caching_options(False)
             with dsl.Else(name="gate-failed"):
