@@ -15,7 +15,11 @@ from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markd
 
     Raises ConfigError when the tuned endpoint is missing, EvaluationError when nothing could be scored.""",
     records=[VertexTarget, EvaluationSettings],
-    inputs={"holdout": "The holdout split, Gemini JSONL."},
+    inputs={
+        "holdout": "The holdout split, Gemini JSONL.",
+        "checkpoint_choice": "Optional: the checkpoint choice; the HTML report then shows the loss curves, every "
+        "checkpoint's validation score and why the evaluated one was chosen.",
+    },
     outputs={
         "metrics": "Flat metrics: base_rougeL, tuned_rougeL, delta_rougeL with its CI, error rates, ...",
         "classification_metrics": "The tuned model's confusion matrix (when label_pattern is set).",
@@ -45,6 +49,7 @@ def evaluate_models(
     label_pattern: str = "",
     bootstrap_samples: int = 1000,
     seed: int = 42,
+    checkpoint_choice: Input[Artifact] = None,
 ):
     import logging
 
@@ -62,6 +67,13 @@ def evaluate_models(
     result = evaluate_holdout(holdout.path, settings, vertex, progress=LogProgress())
     files = write_outputs(result, predictions=predictions.path, evaluation=evaluation.path,
                           markdown=report.path, html=html_report.path)
+    if checkpoint_choice is not None:
+        import json
+        from pathlib import Path
+
+        from gemini_sft.evaluation.checkpoint_section import add_checkpoint_section
+
+        add_checkpoint_section(html_report.path, json.loads(Path(checkpoint_choice.path).read_text()))
     for name, value in files.metrics.items():
         metrics.log_metric(name, value)
     if files.confusion is not None:

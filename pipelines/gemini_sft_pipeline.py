@@ -279,6 +279,7 @@ def build_pipeline(
 
             evaluate = evaluate_op(
                 holdout=clean.outputs["holdout"],
+                checkpoint_choice=choose.outputs["checkpoint_choice"],
                 **stage_arguments(
                     [VertexTarget, EvaluationSettings],
                     parameters,

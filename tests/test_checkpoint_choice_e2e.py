@@ -76,3 +76,9 @@ def test_rule_last_turns_the_choice_off(tmp_path: Path, module_standin: VertexSt
     last = max(tuning["checkpoints"], key=lambda c: c["epoch"])
     assert tuning["chosen_checkpoint"]["checkpoint_id"] == last["checkpoint_id"]
     assert _read_json(result.output_dir / "run_summary.json")["costs"]["checkpoint_selection"]["calls"] == 0
+
+
+def test_the_html_report_shows_why_that_checkpoint_was_chosen(run: LocalRunResult, summary: dict[str, Any]) -> None:
+    page = (run.output_dir / "evaluation_report.html").read_text(encoding="utf-8")
+    assert "Which checkpoint" in page and summary["tuning"]["chosen_checkpoint"]["reason"] in page
+    assert page.count("<polyline") >= 2  # train and eval loss
