@@ -66,7 +66,8 @@ def test_the_summary_holds_the_gate_decision_metrics_and_costs(run: LocalRunResu
     costs = summary["costs"]
     assert costs["estimated_tuning_usd"] is not None and costs["actual_tuning_usd"] is not None
     selection = costs["checkpoint_selection"]
-    assert selection["calls"] == selection["validation_examples"] * len(summary["tuning"]["checkpoints"])
+    assert selection["calls"] == selection["planned_calls"] == selection["validation_examples"] * len(
+        summary["tuning"]["checkpoints"])
 
 
 def test_rule_last_turns_the_choice_off(tmp_path: Path, module_standin: VertexStandIn) -> None:

@@ -61,7 +61,7 @@ def test_every_checkpoint_answers_validation_and_the_best_one_not_the_last_is_ch
     scores = {c.checkpoint_id: c.validation_score for c in selection.candidates}
     assert scores["2"] > scores["3"] > scores["1"]
     document = selection.document(_model(), {"train": [[10, 2.0]], "eval": [[10, 1.0]]})
-    assert document["chosen"]["checkpoint_id"] == "2" and document["calls"] == 12
+    assert document["chosen"]["checkpoint_id"] == "2" and document["calls"] == document["planned_calls"] == 12
     assert document["tuning"]["chosen_checkpoint"]["endpoint"] == "endpoints/2"
     assert [c["eval_loss"] for c in document["checkpoints"]] == [1.0, 0.8, 0.9]
 
@@ -116,3 +116,11 @@ def test_bad_settings_are_refused_before_any_call(changes) -> None:
     with pytest.raises(ConfigError):
         choose_on_validation(_model(), _cases(), endpoints.__getitem__, _settings(**changes))
     assert sum(e.calls for e in endpoints.values()) == 0
+
+
+def test_every_entry_point_refuses_an_unknown_rule_naming_the_choices() -> None:
+    from gemini_sft.settings_check import pipeline_stage_records, setting_problems
+
+    problems = setting_problems({"checkpoint_selection_rule": "best"}, pipeline_stage_records())
+    assert any("best_validation_metric" in p and "lowest_eval_loss" in p for p in problems)
+    assert setting_problems({"checkpoint_selection_rule": "last"}, pipeline_stage_records()) == []

@@ -66,6 +66,9 @@ class CheckpointSelectionSettings:
                                        pipeline_name="eval_requests_per_minute")
     seed: int = setting(42, "Seed of the validation sample and of the retry backoff jitter.")
 
+    def __post_init__(self) -> None:
+        self.check()
+
     def check(self) -> None:
         """Raise ConfigError naming the setting when a value cannot work (before any call)."""
         check_rule(self.selection_rule)
@@ -90,6 +93,7 @@ class CheckpointSelection:
     validation_examples: int = 0
     stats: GenerationStats | None = None
     errors: dict[str, int] = field(default_factory=dict)
+    planned_calls: int = 0
 
     def document(self, tuned_model: Mapping[str, Any], loss_curves: Mapping[str, Any]) -> dict[str, Any]:
         """The ``checkpoint_choice`` artifact: every checkpoint, the chosen one, rule, reason, calls and tuning."""
@@ -104,6 +108,7 @@ class CheckpointSelection:
             "chosen": self.choice.as_dict() if self.choice else None,
             "checkpoints": [c.as_dict() for c in self.candidates],
             "failed_calls": dict(self.errors),
+            "planned_calls": self.planned_calls,
             "calls": stats.calls if stats else 0,
             "attempts": stats.attempts if stats else 0,
             "elapsed_seconds": round(stats.elapsed_seconds, 3) if stats else 0.0,
@@ -179,12 +184,16 @@ def choose_on_validation(
         return CheckpointSelection(candidates, choice, default_endpoint, reason, settings)
 
     stats = None
+    planned = 0
     errors: dict[str, int] = {}
     sample: list[HoldoutCase] = []
     if settings.selection_rule == RULE_BEST_VALIDATION_METRIC and cases:
         sample = validation_sample(cases, settings.validation_sample_size, settings.seed)
         scorer = ResponseScorer(settings.label_pattern)
         generators = {c.checkpoint_id: generator_for(str(c.endpoint)) for c in with_endpoint}
+        planned = len(generators) * len(sample)
+        log.info("checkpoint choice: %d checkpoints x %d validation examples = %d calls planned",
+                 len(generators), len(sample), planned)
         answers, stats = generate_answers(
             sample, generators, max_concurrency=settings.max_concurrency,
             limiter=RequestRateLimiter(settings.requests_per_minute), retry=retry, seed=settings.seed, sleep=sleep,
@@ -204,7 +213,7 @@ def choose_on_validation(
         reason = f"The validation split is empty, so no checkpoint could be scored. {reason}"
     log.info("checkpoint choice: %s (rule %s)", choice.checkpoint.checkpoint_id, choice.rule)
     return CheckpointSelection(candidates, choice, str(choice.checkpoint.endpoint), reason, settings,
-                               validation_examples=len(sample), stats=stats, errors=errors)
+                               validation_examples=len(sample), stats=stats, errors=errors, planned_calls=planned)
 
 
 def load_validation(path: str) -> list[HoldoutCase]:

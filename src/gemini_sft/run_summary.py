@@ -27,7 +27,7 @@ def build_run_summary(
     """The run summary document.
 
     ``{"version", "gate": {"passed", "summary", "reasons"}, "metrics": {...}, "costs": {"estimated_tuning_usd",
-    "actual_tuning_usd", "billable_training_tokens", "checkpoint_selection": {"calls", "attempts",
+    "actual_tuning_usd", "billable_training_tokens", "checkpoint_selection": {"planned_calls", "calls", "attempts",
     "validation_examples", "elapsed_seconds"}, "evaluation_calls"}, "tuning": {"backend", "job", "checkpoints",
     "chosen_checkpoint", "loss_curves"}}``.
 
@@ -53,7 +53,7 @@ def build_run_summary(
             "billable_training_tokens": tuned_model.get("billable_tokens"),
             "checkpoint_selection": {
                 key: checkpoint_choice.get(key, 0)
-                for key in ("calls", "attempts", "validation_examples", "elapsed_seconds")
+                for key in ("planned_calls", "calls", "attempts", "validation_examples", "elapsed_seconds")
             },
             "evaluation_calls": generation.get("calls") if isinstance(generation, Mapping) else None,
         },
