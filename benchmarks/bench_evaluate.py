@@ -198,7 +198,7 @@ def checkpoint_selection_ratio(settings: VertexSettings, client, train: Path, ca
           f"validation examples = {calls} calls in {seconds:.1f} s; one holdout evaluation: {holdout.calls} calls "
           f"in {holdout.elapsed_seconds:.1f} s; selection / evaluation = {calls / holdout.calls:.2f}x calls, "
           f"{ratio:.2f}x time ({'meets' if ratio <= SELECTION_GOAL_RATIO else 'MISSES'} the "
-          f"{SELECTION_GOAL_RATIO}x goal); chosen: checkpoint {selection.choice.checkpoint.checkpoint_id if selection.choice else '-'}")
+          f"{SELECTION_GOAL_RATIO}x goal); chosen: {selection.reason}")
     return ratio
 
 

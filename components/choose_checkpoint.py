@@ -62,8 +62,9 @@ def choose_checkpoint(
     quiet_http_logs()
     settings = record_from_values(CheckpointSelectionSettings, locals())
     vertex = record_from_values(VertexTarget, locals()).settings()
-    model = json.loads(Path(tuned_model.path).read_text()) if Path(tuned_model.path).is_file() else dict(tuned_model.metadata)
-    curves = json.loads(Path(loss_curves.path).read_text()) if Path(loss_curves.path).is_file() else {}
+    model_file, curves_file = Path(tuned_model.path), Path(loss_curves.path)
+    model = json.loads(model_file.read_text()) if model_file.is_file() else dict(tuned_model.metadata)
+    curves = json.loads(curves_file.read_text()) if curves_file.is_file() else {}
     client = genai_client(vertex, timeout_ms=GENERATION_TIMEOUT_MS)
     selection = choose_on_validation(
         model, load_validation(validation.path),

@@ -17,7 +17,8 @@ def _cases(n: int = 4) -> list[HoldoutCase]:
     cases = []
     for i in range(n):
         reference = REFERENCES[i % len(REFERENCES)]
-        case = EvaluationCase(contents=[{"role": "user", "parts": [{"text": f"q{i}"}]}], reference=reference, system_instruction=None)
+        contents = [{"role": "user", "parts": [{"text": f"q{i}"}]}]
+        case = EvaluationCase(contents=contents, reference=reference, system_instruction=None)
         cases.append(HoldoutCase(example_id=f"ex{i}", case=case))
     return cases
 

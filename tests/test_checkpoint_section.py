@@ -17,7 +17,8 @@ CHOICE = {
         {"checkpoint_id": str(e), "epoch": e, "step": 34 * e, "validation_score": s, "train_loss": t, "eval_loss": v}
         for e, s, t, v in ((1, 0.62, 0.77, 0.79), (2, 0.93, 0.35, 0.55), (3, 0.84, 0.22, 0.75))
     ],
-    "tuning": {"loss_curves": {"train": [[10, 1.5], [60, 0.5], [102, 0.2]], "eval": [[34, 0.8], [68, 0.55], [102, 0.75]]}},
+    "tuning": {"loss_curves": {"train": [[10, 1.5], [60, 0.5], [102, 0.2]],
+                               "eval": [[34, 0.8], [68, 0.55], [102, 0.75]]}},
 }
 
 

@@ -46,8 +46,8 @@ TUNE_WIRED = ("dataset_hash", "estimated_cost_usd", "champion_model", "pipeline_
 TUNE_DEFAULTS = ("continuous_from_model", "retry_failed_job", "cancel_on_timeout", "cancel_on_stop",
                  "start_checkpoint_id")
 VALIDATE_ARTIFACTS = ("train", "validation", "report", "validation_result", "metrics")
-EVALUATE_ARTIFACTS = ("holdout", "metrics", "classification_metrics", "predictions", "report", "html_report", "evaluation",
-                      "checkpoint_choice")
+EVALUATE_ARTIFACTS = ("holdout", "metrics", "classification_metrics", "predictions", "report", "html_report",
+                      "evaluation", "checkpoint_choice")
 # The tuned and champion endpoints come from the tune and find-champion tasks.
 EVALUATE_WIRED = ("tuned_endpoint", "champion_endpoint")
 GATE_ARTIFACTS = ("evaluation", "decision", "report")

@@ -49,7 +49,8 @@ def render_checkpoint_section(choice: Mapping[str, Any]) -> str:
     for c in checkpoints:
         row = "".join(f"<td>{_cell(c.get(k))}</td>" for k in
                       ("checkpoint_id", "epoch", "step", "validation_score", "train_loss", "eval_loss"))
-        out.append(f"<tr style=\"font-weight:bold\">{row}</tr>" if c.get("checkpoint_id") == chosen else f"<tr>{row}</tr>")
+        style = ' style="font-weight:bold"' if c.get("checkpoint_id") == chosen else ""
+        out.append(f"<tr{style}>{row}</tr>")
     out.append("</table></section>")
     return "\n".join(out)
 
