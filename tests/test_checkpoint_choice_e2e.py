@@ -83,3 +83,11 @@ def test_the_html_report_shows_why_that_checkpoint_was_chosen(run: LocalRunResul
     page = (run.output_dir / "evaluation_report.html").read_text(encoding="utf-8")
     assert "Which checkpoint" in page and summary["tuning"]["chosen_checkpoint"]["reason"] in page
     assert page.count("<polyline") >= 2  # train and eval loss
+
+
+def test_the_run_folder_summary_names_the_chosen_checkpoint(run: LocalRunResult, summary: dict[str, Any]) -> None:
+    from gemini_sft.local_run import format_result
+
+    reason = summary["tuning"]["chosen_checkpoint"]["reason"]
+    assert reason in (run.output_dir / "SUMMARY.md").read_text(encoding="utf-8")
+    assert reason in format_result(run)

@@ -389,8 +389,16 @@ def _collect_outputs(output_dir: Path, run_dir: Path, log_file: Path, seconds: f
     )
 
 
+def chosen_checkpoint_line(result: LocalRunResult) -> str:
+    """One line on the checkpoint the holdout judged and why, from run_summary.json ("" when there is none)."""
+    path = result.artifacts.get("run summary")
+    chosen = (_read_json(path).get("tuning") or {}).get("chosen_checkpoint") if path else None
+    return f"Checkpoint: {chosen.get('reason', '')} (rule {chosen.get('rule', '')})" if chosen else ""
+
+
 def _write_summary(result: LocalRunResult, data: Path) -> None:
     """Write SUMMARY.md at the top of the run folder."""
+    checkpoint = chosen_checkpoint_line(result)
     lines = [
         "# gemini-sft local run",
         "",
@@ -399,6 +407,7 @@ def _write_summary(result: LocalRunResult, data: Path) -> None:
         f"- Data: `{data}`",
         f"- Duration: {result.seconds:.1f} s",
         f"- Gate: **{'PASSED: promoted' if result.gate_passed else 'FAILED: not promoted'}**",
+        *([f"- {checkpoint}"] if checkpoint else []),
         "",
         "## Gate reasons",
         "",
@@ -426,6 +435,7 @@ def format_result(result: LocalRunResult) -> str:
         "",
         *[f"  {key:16} {result.metrics[key]:.4f}" for key in keys],
         "",
+        *([chosen_checkpoint_line(result), ""] if chosen_checkpoint_line(result) else []),
         f"Gate: {'PASSED, tuned model promoted' if result.gate_passed else 'FAILED, tuned model not promoted'}",
         *[f"  - {reason}" for reason in result.gate_reasons],
         "",
