@@ -7,7 +7,7 @@ from gemini_sft.components.base import build_component
 from gemini_sft.contracts import describe_component
 from gemini_sft.evaluation.settings import EvaluationSettings
 from gemini_sft.vertex_client import VertexTarget
-from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Output
+from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
 
 
 @describe_component(
@@ -17,11 +17,15 @@ from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markd
     records=[VertexTarget, EvaluationSettings],
     inputs={
         "holdout": "The holdout split, Gemini JSONL.",
+        "tuned_model": "The tuned model; when the open-weights step made it, its recorded base and tuned holdout "
+                       "answers are scored instead of calling endpoints.",
+        "train": "The training split, Gemini JSONL: the output contract the 'tuned with fallback' score checks.",
         "checkpoint_choice": "Optional: the checkpoint choice; the HTML report then shows the loss curves, every "
         "checkpoint's validation score and why the evaluated one was chosen.",
     },
     outputs={
-        "metrics": "Flat metrics: base_rougeL, tuned_rougeL, delta_rougeL with its CI, error rates, ...",
+        "metrics": "Flat metrics: base_rougeL, tuned_rougeL, delta_rougeL with its CI, error rates, thinking "
+                   "tokens, cost, fallback_* (tuned with fallback to base), ...",
         "classification_metrics": "The tuned model's confusion matrix (when label_pattern is set).",
         "predictions": "One JSON row per example: reference, each model's answer, scores and errors.",
         "report": "The evaluation report (Markdown).",
@@ -31,6 +35,7 @@ from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markd
 )
 def evaluate_models(
     holdout: Input[Dataset],
+    train: Input[Dataset],
     metrics: Output[Metrics],
     classification_metrics: Output[ClassificationMetrics],
     predictions: Output[Dataset],
@@ -44,11 +49,13 @@ def evaluate_models(
     tuned_endpoint: str = "",
     champion_endpoint: str = "",
     max_output_tokens: int = 1024,
+    thinking: str = "off-or-lowest",
     max_concurrency: int = 8,
     requests_per_minute: int = 300,
     label_pattern: str = "",
     bootstrap_samples: int = 1000,
     seed: int = 42,
+    tuned_model: Input[Model] = None,
     checkpoint_choice: Input[Artifact] = None,
 ):
     import logging
@@ -64,7 +71,13 @@ def evaluate_models(
     quiet_http_logs()
     settings = record_from_values(EvaluationSettings, locals())
     vertex = record_from_values(VertexTarget, locals()).settings()
-    result = evaluate_holdout(holdout.path, settings, vertex, progress=LogProgress())
+    if tuned_model is not None and tuned_model.metadata.get("tuning_backend") == "open-weights":
+        from gemini_sft.open_weights.evaluation import evaluate_recorded_answers
+
+        result = evaluate_recorded_answers(holdout.path, tuned_model.path, tuned_model.metadata, settings,
+                                           progress=LogProgress())
+    else:
+        result = evaluate_holdout(holdout.path, settings, vertex, progress=LogProgress(), train_path=train.path)
     files = write_outputs(result, predictions=predictions.path, evaluation=evaluation.path,
                           markdown=report.path, html=html_report.path)
     if checkpoint_choice is not None:
@@ -81,6 +94,8 @@ def evaluate_models(
         classification_metrics.metadata["model_role"] = "tuned"
     predictions.metadata["examples"] = len(result.records)
     evaluation.metadata.update({"offline_standin": result.offline_standin, "n_examples": len(result.records)})
+    evaluation.metadata["tuning_backend"] = (tuned_model.metadata.get("tuning_backend") if tuned_model is not None
+                                             else None) or "vertex-gemini"
 
 
 evaluate_models_op = build_component(evaluate_models)

@@ -7,7 +7,7 @@ the production alias in Model Registry.
 
 from typing import NamedTuple
 
-from kfp.dsl import Artifact, Input, Model, Output
+from kfp.dsl import Artifact, Dataset, Input, Model, Output
 
 from gemini_sft.contracts import describe_component
 
@@ -55,12 +55,15 @@ def find_champion(
     """Make the tuned model the production model: Model Registry alias and labels, then a promotion record.
 
     The record is also appended to ``registry_uri``. With ``update_model_registry`` false only the
-    record is written. Fails (PromotionError) when the gate did not pass, the model has no registry
-    name, ``registry_uri`` is empty or a registry call fails.""",
+    record is written. With ``require_human_review`` the candidate is only recorded as staged (production
+    unchanged) until ``gemini-sft approve`` promotes it. Either way the output contract learned from the
+    training split is stored beside the records, for ``gemini-sft ask``. Fails (PromotionError) when the
+    gate did not pass, the model has no registry name, ``registry_uri`` is empty or a registry call fails.""",
     inputs={
         "tuned_model": TUNED_MODEL,
         "decision": DECISION + " It must have passed.",
         "evaluation": "The evaluation JSON whose metrics go into the record.",
+        "train": "The training split, Gemini JSONL: the output contract stored for the model is learned from it.",
         "project": "Google Cloud project of the Model Registry.",
         "location": "Vertex AI region of the Model Registry.",
         "api_endpoint": "Vertex API endpoint; empty means Vertex itself.",
@@ -69,6 +72,8 @@ def find_champion(
         "dataset_hash": DATASET_HASH,
         "production_alias": "Model Registry version alias that marks the production model.",
         "update_model_registry": "Move the alias and labels in Model Registry; false writes only the record.",
+        "require_human_review": "Record a passing candidate as staged for people to approve instead of promoting it.",
+        "label_pattern": "The label regex of the evaluation; the output contract requires a label when it fits.",
         "checkpoint_id": "The checkpoint chosen on validation; empty keeps the tuned model's default one.",
         "checkpoint_endpoint": "The chosen checkpoint's endpoint, recorded as the model's endpoint; empty: the "
         "tuned model's.",
@@ -79,6 +84,7 @@ def promote_model(
     tuned_model: Input[Model],
     decision: Input[Artifact],
     evaluation: Input[Artifact],
+    train: Input[Dataset],
     promotion_record: Output[Artifact],
     project: str,
     location: str = "us-central1",
@@ -88,6 +94,8 @@ def promote_model(
     dataset_hash: str = "",
     production_alias: str = "production",
     update_model_registry: bool = True,
+    require_human_review: bool = False,
+    label_pattern: str = "",
     checkpoint_id: str = "",
     checkpoint_endpoint: str = "",
 ):
@@ -96,8 +104,10 @@ def promote_model(
 
     from gemini_sft.errors import PromotionError
     from gemini_sft.promotion import (
-        ModelVersion, PromotionStore, Provenance, promote, read_decision, read_metrics, write_record_artifact,
+        ModelVersion, PromotionStore, Provenance, read_decision, read_metrics, write_record_artifact,
     )
+    from gemini_sft.review.staging import promote_or_stage
+    from gemini_sft.serving import learn_output_contract, save_contract
     from gemini_sft.vertex_client import VertexModelRegistry, VertexSettings
 
     logging.basicConfig(level=logging.INFO)
@@ -109,14 +119,17 @@ def promote_model(
             "Wire promote_model under dsl.If(gate.outputs['passed'] == True)."
         )
     metrics = read_metrics(Path(evaluation.path).read_text(encoding="utf-8"))
+    contract = learn_output_contract(train.path, label_pattern)  # a bad split fails before anything is recorded
     registry = None
-    if update_model_registry:
+    if update_model_registry and not require_human_review:
         registry = VertexModelRegistry(VertexSettings.create(project, location, api_endpoint or None))
+    store = PromotionStore(registry_uri)
     # The chosen checkpoint's endpoint serves the champion (the job's default one is the last checkpoint).
     served = {**tuned_model.metadata, **({"endpoint": checkpoint_endpoint} if checkpoint_endpoint else {})}
-    record = promote(
-        PromotionStore(registry_uri),
+    record = promote_or_stage(
+        store,
         ModelVersion.from_metadata(served),
+        require_human_review=require_human_review,
         registry=registry,
         alias=production_alias,
         provenance=Provenance.of_tuned_model(
@@ -124,8 +137,12 @@ def promote_model(
             checkpoint_id=checkpoint_id,
         ),
     )
+    contract_uri = save_contract(store, record.model.versioned_name, contract)
     promotion_record.metadata.update(write_record_artifact(promotion_record.path, record, registry_uri))
-    log.info("Promotion %s recorded with %d metric(s)", record.record_id, len(metrics))
+    promotion_record.metadata["output_contract"] = contract_uri
+    log.info("%s %s recorded with %d metric(s); output contract at %s",
+             "Staged candidate" if record.kind == "staged" else "Promotion", record.record_id, len(metrics),
+             contract_uri)
 
 
 @describe_component(

@@ -125,3 +125,15 @@ def test_every_entry_point_refuses_an_unknown_rule_naming_the_choices() -> None:
     problems = setting_problems({"checkpoint_selection_rule": "best"}, pipeline_stage_records())
     assert any("best_validation_metric" in p and "lowest_eval_loss" in p for p in problems)
     assert setting_problems({"checkpoint_selection_rule": "last"}, pipeline_stage_records()) == []
+
+
+def test_an_open_weights_model_is_passed_through_without_a_call() -> None:
+    def no_endpoint(endpoint: str):
+        raise AssertionError(f"an open model has no endpoint to call, asked for {endpoint!r}")
+
+    open_model = {"tuning_backend": "open-weights", "endpoint": "", "base_model": "google/gemma-3-1b-it"}
+    selection = choose_on_validation(open_model, _cases(), no_endpoint, CheckpointSelectionSettings())
+    assert selection.endpoint == ""
+    assert selection.choice is None
+    assert "open-weights" in selection.reason
+    assert selection.document(open_model, {})["calls"] == 0

@@ -16,14 +16,17 @@ import yaml
 from gemini_sft.checkpoint_scoring import CheckpointSelectionSettings
 from gemini_sft.components.choose_checkpoint import choose_checkpoint
 from gemini_sft.components.clean import clean_data
+from gemini_sft.components.deploy import deploy_open_weights
 from gemini_sft.components.evaluate import evaluate_models
 from gemini_sft.components.gate import gate_model
 from gemini_sft.components.resolve_data import resolve_raw_data
 from gemini_sft.components.summarize_run import summarize_run
+from gemini_sft.components.train_open_weights import train_open_weights
 from gemini_sft.components.tune import tune_model
 from gemini_sft.components.validate import validate_data
 from gemini_sft.contracts import (
     add_cli_options,
+    find_task,
     pipeline_wiring_problems,
     record_from_cli,
     setting,
@@ -32,8 +35,10 @@ from gemini_sft.contracts import (
     stage_arguments,
 )
 from gemini_sft.dataset.settings import CleanConfig
+from gemini_sft.deployment import DeploymentSettings
 from gemini_sft.evaluation.settings import EvaluationSettings
 from gemini_sft.gate import GatePolicy
+from gemini_sft.open_weights.settings import OpenWeightsSettings
 from gemini_sft.tune import TuningSettings
 from gemini_sft.validate import ValidationSettings
 from gemini_sft.vertex_client import VertexTarget
@@ -46,8 +51,13 @@ TUNE_WIRED = ("dataset_hash", "estimated_cost_usd", "champion_model", "pipeline_
 TUNE_DEFAULTS = ("continuous_from_model", "retry_failed_job", "cancel_on_timeout", "cancel_on_stop",
                  "start_checkpoint_id")
 VALIDATE_ARTIFACTS = ("train", "validation", "report", "validation_result", "metrics")
-EVALUATE_ARTIFACTS = ("holdout", "metrics", "classification_metrics", "predictions", "report", "html_report",
-                      "evaluation", "checkpoint_choice")
+EVALUATE_ARTIFACTS = ("holdout", "train", "metrics", "classification_metrics", "predictions", "report", "html_report",
+                      "evaluation", "tuned_model", "checkpoint_choice")
+DEPLOY_OTHERS = ("tuned_model", "decision", "evaluation", "deployment_record", "project", "location", "api_endpoint",
+                 "registry_uri", "pipeline_run", "dataset_hash")
+TRAIN_OPEN_ARTIFACTS = ("train", "validation", "holdout", "tuned_model", "loss_curves", "figures", "predictions")
+# The training machine is fixed when the pipeline is compiled (the custom job's machine), not a run parameter.
+TRAIN_OPEN_COMPILED = ("machine_type", "accelerator_type", "accelerator_count")
 # The tuned and champion endpoints come from the tune and find-champion tasks.
 EVALUATE_WIRED = ("tuned_endpoint", "champion_endpoint")
 GATE_ARTIFACTS = ("evaluation", "decision", "report")
@@ -61,6 +71,8 @@ STAGES: list[tuple[Any, list[type], tuple[str, ...], str, tuple[str, ...]]] = [
     (validate_data, [ValidationSettings], VALIDATE_ARTIFACTS, "validate-data", ()),
     (evaluate_models, [VertexTarget, EvaluationSettings], EVALUATE_ARTIFACTS, "evaluate-models", EVALUATE_WIRED),
     (gate_model, [GatePolicy], GATE_ARTIFACTS, "gate-model", ()),
+    (train_open_weights, [OpenWeightsSettings], TRAIN_OPEN_ARTIFACTS, "train-open-weights", TRAIN_OPEN_COMPILED),
+    (deploy_open_weights, [DeploymentSettings], DEPLOY_OTHERS, "deploy-open-weights", ()),
     (choose_checkpoint, [VertexTarget, CheckpointSelectionSettings], CHOOSE_ARTIFACTS, "choose-checkpoint", ()),
     (summarize_run, [], ("decision", "evaluation", "tuned_model", "checkpoint_choice", "run_summary"),
      "summarize-run", ()),
@@ -84,7 +96,7 @@ def test_pipeline_passes_every_record_field(spec, component, records, others, ta
 
 @pytest.mark.parametrize("component, records, others, task, wired", STAGES, ids=[s[3] for s in STAGES])
 def test_every_component_parameter_is_described_in_the_spec(spec, component, records, others, task, wired) -> None:
-    component_spec = spec["components"][spec["root"]["dag"]["tasks"][task]["componentRef"]["name"]]
+    component_spec = spec["components"][find_task(spec, task)["componentRef"]["name"]]
     undescribed = [
         name
         for kind in ("inputDefinitions", "outputDefinitions")
@@ -164,3 +176,24 @@ def test_stage_arguments_pass_every_field_and_refuse_one_the_pipeline_lacks() ->
     with pytest.raises(KeyError, match="new_knob: the pipeline has no parameter 'new_knob'"):
         stage_arguments([Grown], parameters)
     assert "new_knob" not in stage_arguments([Grown], parameters, keep_defaults=["new_knob"])
+
+
+def test_the_pipeline_signature_comes_from_the_records_and_refuses_disagreeing_stages() -> None:
+    from gemini_sft.contracts import pipeline_signature
+    from gemini_sft.pipelines.gemini_sft_pipeline import parameter_signature
+
+    signature = parameter_signature()
+    assert list(signature.parameters)[:3] == ["project", "raw_data_uri", "registry_uri"]  # required first
+    assert signature.parameters["seed"].default == 42 and signature.parameters["seed"].annotation is int
+    assert "tuned_endpoint" not in signature.parameters  # wired from the tune step, not a parameter
+
+    @dataclasses.dataclass(frozen=True)
+    class Own:
+        project: str = setting("p", "Project.")
+
+    @dataclasses.dataclass(frozen=True)
+    class SeedSeven:
+        seed: int = setting(7, "Another stage's seed.")
+
+    with pytest.raises(TypeError, match="pipeline parameter 'seed': SeedSeven.seed is"):
+        pipeline_signature(Own, [CleanConfig, SeedSeven])

@@ -369,7 +369,7 @@ def test_run_evaluation_scores_each_example_once_and_flags_the_stand_in():
     assert result.metrics["tuned_error_rate"] == pytest.approx(errors / 100)
     assert result.offline_standin is True
     rows = result.prediction_rows()
-    assert len(rows) == 100 and set(rows[0]) == {"example_id", "prompt", "reference", "base", "tuned"}
+    assert len(rows) == 100 and set(rows[0]) == {"example_id", "prompt", "reference", "base", "tuned", "fallback"}
 
 
 def test_run_evaluation_fails_when_every_call_of_a_model_fails():

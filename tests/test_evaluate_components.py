@@ -35,7 +35,7 @@ class FakeGenerator:
 
     calls: list[tuple[str, int]] = []
 
-    def __init__(self, settings, model, max_output_tokens=1024, *, thinking_budget=None, client=None):
+    def __init__(self, settings, model, max_output_tokens=1024, *, thinking=None, client=None):
         self.model = model
         self.max_output_tokens = max_output_tokens
 
@@ -57,7 +57,10 @@ def fake_vertex(monkeypatch):
 
 
 def artifacts(tmp_path: Path) -> dict[str, Artifact]:
-    return output_artifacts(evaluate_models_op, tmp_path)
+    """The output artifacts, and the train split input (whose answers teach the output contract)."""
+    train = tmp_path / "train.jsonl"
+    write_holdout(train, 9)
+    return {"train": Dataset(uri=str(train)), **output_artifacts(evaluate_models_op, tmp_path)}
 
 
 def evaluate_to_endpoint(tmp_path: Path, examples: int, bootstrap_samples: int) -> dict[str, Artifact]:

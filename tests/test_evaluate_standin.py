@@ -69,7 +69,7 @@ def test_shell_against_stand_in_with_injected_faults(tmp_path, standin):
     standin.inject_faults((429, 503), rate=0.15, seed=5)
     outs = output_artifacts(evaluate_models_op, tmp_path)
     evaluate_models_op.python_func(
-        holdout=Dataset(uri=str(holdout)), project="p", api_endpoint=standin.base_url,
+        holdout=Dataset(uri=str(holdout)), train=Dataset(uri=str(train)), project="p", api_endpoint=standin.base_url,
         tuned_endpoint=endpoint, label_pattern=r"Category: (\w+)", max_concurrency=8,
         requests_per_minute=60000, bootstrap_samples=200, max_output_tokens=256, **outs,
     )
@@ -94,6 +94,9 @@ def test_shell_against_stand_in_with_injected_faults(tmp_path, standin):
     assert request["generationConfig"]["temperature"] == 0
     assert request["generationConfig"]["maxOutputTokens"] == 256
     assert request["systemInstruction"]["parts"][0]["text"] == "Triage the ticket."
+    # thinking off by default: the tuned endpoint follows its base model, gemini-2.5-flash, which can turn it off
+    assert list(request["generationConfig"]["thinkingConfig"].values()) == [0]
+    assert document["thinking"]["sent"]["tuned"] == {"thinking_budget": 0}
     assert "answers were made by the offline stand-in" in Path(outs["html_report"].path).read_text()
 
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from gemini_sft.components.promote import find_champion, promote_model
-from test_promotion_components import json_artifact, output_artifact, tuned_model_artifact
+from test_promotion_components import json_artifact, output_artifact, train_artifact, tuned_model_artifact
 
 CHOSEN_ENDPOINT = "projects/p/locations/us-central1/endpoints/chosen-2"
 
@@ -18,6 +18,7 @@ def _promote(tmp_path: Path, **checkpoint: str) -> tuple[dict, dict]:
         tuned_model=tuned_model_artifact(tmp_path, "11"),
         decision=json_artifact(tmp_path, "decision.json", {"passed": True, "reasons": []}),
         evaluation=json_artifact(tmp_path, "evaluation.json", {"metrics": {"tuned_rougeL": 0.7}}),
+        train=train_artifact(tmp_path),
         promotion_record=record_out, project="p", registry_uri=registry_uri, update_model_registry=False,
         **checkpoint,
     )

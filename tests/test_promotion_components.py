@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from kfp.dsl import Artifact, Model
+from kfp.dsl import Artifact, Dataset, Model
 
 from gemini_sft.components.promote import find_champion, promote_model, record_rejection
 from gemini_sft.errors import PromotionError
@@ -34,6 +34,16 @@ def json_artifact(tmp_path: Path, name: str, payload: dict) -> Artifact:
     return Artifact(name=name, uri=str(path))
 
 
+def train_artifact(tmp_path: Path) -> Dataset:
+    """A training split whose answers all carry a Category line with billing or outage."""
+    from gemini_sft.examples import make_example
+
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(make_example(f"ticket {i}", f"Category: {('billing', 'outage')[i % 2]}"))
+                            + "\n" for i in range(6)))
+    return Dataset(name="train", uri=str(path))
+
+
 def output_artifact(tmp_path: Path, name: str) -> Artifact:
     return Artifact(name=name, uri=str(tmp_path / "out" / name))
 
@@ -52,6 +62,7 @@ def test_promote_then_find_champion_then_reject(tmp_path: Path) -> None:
 
     promote_model(
         tuned_model=tuned_model_artifact(tmp_path, "11"), decision=passed, evaluation=evaluation,
+        train=train_artifact(tmp_path),
         promotion_record=record_out, project="p", registry_uri=registry_uri, pipeline_run="run-1",
         dataset_hash="f" * 64, update_model_registry=False,
     )
@@ -88,7 +99,7 @@ def test_promote_refuses_a_failed_decision(tmp_path: Path) -> None:
     with pytest.raises(PromotionError, match="did not pass"):
         promote_model(
             tuned_model=tuned_model_artifact(tmp_path, "11"), decision=failed, evaluation=evaluation,
-            promotion_record=output_artifact(tmp_path, "r"), project="p", registry_uri=str(tmp_path / "reg"),
+            train=train_artifact(tmp_path), promotion_record=output_artifact(tmp_path, "r"), project="p", registry_uri=str(tmp_path / "reg"),
             update_model_registry=False,
         )
     assert not (tmp_path / "reg").exists()
@@ -100,5 +111,35 @@ def test_promote_requires_a_registry_uri(tmp_path: Path) -> None:
     with pytest.raises(PromotionError, match="registry_uri"):
         promote_model(
             tuned_model=tuned_model_artifact(tmp_path, "11"), decision=passed, evaluation=evaluation,
-            promotion_record=output_artifact(tmp_path, "r"), project="p", update_model_registry=False,
+            train=train_artifact(tmp_path), promotion_record=output_artifact(tmp_path, "r"), project="p",
+            update_model_registry=False,
         )
+
+
+def test_human_review_stages_the_candidate_and_both_paths_store_the_contract(tmp_path: Path) -> None:
+    from gemini_sft.promotion import PromotionStore
+    from gemini_sft.review.staging import staged_candidates
+    from gemini_sft.serving import read_contract
+
+    registry_uri = str(tmp_path / "registry")
+    passed = json_artifact(tmp_path, "decision.json", {"passed": True, "reasons": []})
+    evaluation = json_artifact(tmp_path, "evaluation.json", {"metrics": {"tuned_rougeL": 0.7}})
+    for model_id, review in (("11", False), ("12", True)):
+        promote_model(
+            tuned_model=tuned_model_artifact(tmp_path, model_id), decision=passed, evaluation=evaluation,
+            train=train_artifact(tmp_path), promotion_record=output_artifact(tmp_path, f"record-{model_id}"),
+            project="p", registry_uri=registry_uri, pipeline_run=f"run-{model_id}",
+            require_human_review=review, label_pattern=r"Category: (\w+)",
+            # the staged candidate keeps the default: it must not touch Model Registry (no credentials here)
+            update_model_registry=review,
+        )
+    store = PromotionStore(registry_uri)
+    # the reviewed candidate waits; production is still the first model (no registry call was made for it)
+    assert store.champion().model.versioned_name == f"{PARENT}/11@1"
+    assert [r.model.versioned_name for r in staged_candidates(store)] == [f"{PARENT}/12@1"]
+    staged_record = json.loads(Path(output_artifact(tmp_path, "record-12").path).read_text())
+    assert staged_record["kind"] == "staged"
+    for model_id in ("11", "12"):
+        contract = read_contract(store, f"{PARENT}/{model_id}@1")
+        assert contract is not None and contract.required_lines == ("Category",)
+        assert contract.labels == ("billing", "outage")

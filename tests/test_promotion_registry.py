@@ -8,7 +8,7 @@ from typing import Iterator
 
 import pytest
 import yaml
-from kfp.dsl import Artifact, Model
+from kfp.dsl import Artifact, Dataset, Model
 
 import gemini_sft.cli as cli
 from gemini_sft.components.promote import find_champion, promote_model
@@ -49,10 +49,13 @@ def promote_through_component(tmp_path: Path, standin: VertexStandIn, registry_u
                            "endpoint": f"{PARENT}/endpoints/{model_id}", "base_model": "gemini-2.5-flash"})
     (work / "decision.json").write_text(json.dumps({"passed": True, "reasons": []}))
     (work / "evaluation.json").write_text(json.dumps({"metrics": {"tuned_rougeL": 0.5 + int(model_id) / 1000}}))
+    (work / "train.jsonl").write_text(json.dumps(
+        {"contents": [{"role": "user", "parts": [{"text": "q"}]}, {"role": "model", "parts": [{"text": "a"}]}]}) + "\n")
     record = Artifact(name="promotion_record", uri=str(work / "record.json"))
     promote_model(
         tuned_model=tuned, decision=Artifact(name="d", uri=str(work / "decision.json")),
-        evaluation=Artifact(name="e", uri=str(work / "evaluation.json")), promotion_record=record,
+        evaluation=Artifact(name="e", uri=str(work / "evaluation.json")),
+        train=Dataset(name="train", uri=str(work / "train.jsonl")), promotion_record=record,
         project=PROJECT, location="us-central1", api_endpoint=standin.base_url, registry_uri=registry_uri,
         pipeline_run=run, dataset_hash="ABCDEF" + model_id,
     )

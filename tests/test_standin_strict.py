@@ -314,6 +314,14 @@ SAMPLE_PATHS = {
     "tensorboardRuns.get": ("GET", f"/v1/{PARENT}/tensorboards/1/experiments/e/runs/r", "GetTensorboardRun"),
     "tensorboardTimeSeries.list": (
         "GET", f"/v1/{PARENT}/tensorboards/1/experiments/e/runs/r/timeSeries", "ListTensorboardTimeSeries"),
+    "models.upload": ("POST", f"/v1/{PARENT}/models:upload", "UploadModel"),
+    "endpoints.create": ("POST", f"/v1/{PARENT}/endpoints", "CreateEndpoint"),
+    "endpoints.get": ("GET", f"/v1/{PARENT}/endpoints/1", "GetEndpoint"),
+    "endpoints.patch": ("PATCH", f"/v1/{PARENT}/endpoints/1", "UpdateEndpoint"),
+    "endpoints.deployModel": ("POST", f"/v1/{PARENT}/endpoints/1:deployModel", "DeployModel"),
+    "endpoints.undeployModel": ("POST", f"/v1/{PARENT}/endpoints/1:undeployModel", "UndeployModel"),
+    "endpoints.mutateDeployedModel": ("POST", f"/v1/{PARENT}/endpoints/1:mutateDeployedModel", "MutateDeployedModel"),
+    "endpoints.rawPredict": ("POST", f"/v1/{PARENT}/endpoints/1:rawPredict", "RawPredict"),
 }
 
 

@@ -19,7 +19,7 @@ from typing import Callable
 
 import pytest
 
-from gemini_sft import tune, vertex_client
+from gemini_sft import errors, tune, vertex_client
 from gemini_sft.errors import TransientApiError, TuningJobFailedError, TuningSettingsError, TuningTimeoutError
 from gemini_sft.standin import VertexStandIn
 from gemini_sft.tune import TuningData, TuningSettings, WatchSettings
@@ -308,7 +308,7 @@ def test_a_create_answered_with_503_is_retried_once_without_a_duplicate(standin:
 def test_the_service_sorts_errors_into_transient_and_final(standin: VertexStandIn) -> None:
     service = vertex_client.GenAITuningService(vertex_client.VertexSettings.create(PROJECT, LOCATION, standin.base_url))
     missing = f"projects/{PROJECT}/locations/{LOCATION}/tuningJobs/404"
-    with pytest.raises(vertex_client.VertexRequestError) as final:
+    with pytest.raises(errors.VertexRequestError) as final:
         service.get(missing)
     assert final.value.status_code == 404 and not isinstance(final.value, TransientApiError)
     standin.fail_next(1, 429)

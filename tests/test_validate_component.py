@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from kfp.dsl import Artifact, Dataset, Markdown, Metrics
 
-from gemini_sft import vertex_client
+from gemini_sft import errors, vertex_client
 from gemini_sft.components.validate import validate_data_op
 from gemini_sft.errors import BudgetExceededError, DatasetInvalidError
 from gemini_sft.examples import make_example
@@ -161,9 +161,9 @@ def test_api_counter_retries_transient_errors_and_gives_up_on_others() -> None:
     models = FakeModels([unavailable])
     assert counter_with(models).count_example_tokens([make_example("q", "a")])[0] > 0
     assert len(models.requests) == 2
-    with pytest.raises(vertex_client.VertexApiError, match="403"):
+    with pytest.raises(errors.VertexApiError, match="403"):
         counter_with(FakeModels([forbidden])).count_example_tokens([make_example("q", "a")])
-    with pytest.raises(vertex_client.VertexApiError, match="after 2 attempts"):
+    with pytest.raises(errors.VertexApiError, match="after 2 attempts"):
         counter_with(FakeModels([unavailable, unavailable]), attempts=2).count_example_tokens([make_example("q", "a")])
 
 

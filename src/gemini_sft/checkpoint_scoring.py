@@ -39,6 +39,7 @@ from gemini_sft.errors import ConfigError
 from gemini_sft.evaluation.generation import Generator, GenerationStats, RequestRateLimiter, generate_answers
 from gemini_sft.evaluation.holdout import HoldoutCase
 from gemini_sft.evaluation.metrics import ALL_SCORE_METRICS, BASE, LABEL_METRICS, TUNED, ResponseScorer, summarize
+from gemini_sft.open_weights.pipeline_step import OPEN_WEIGHTS_BACKEND
 from gemini_sft.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -165,12 +166,18 @@ def choose_on_validation(
         sleep: how to wait between retries.
 
     Returns:
-        The selection; its ``endpoint`` is the chosen checkpoint's (the job's default one when there is no choice).
+        The selection; its ``endpoint`` is the chosen checkpoint's (the job's default one when there is no choice,
+        empty for an open-weights model, which is passed through).
 
     Raises:
         ConfigError: for a bad setting, or no endpoint at all in ``tuned_model``.
     """
     settings.check()
+    if tuned_model.get("tuning_backend") == OPEN_WEIGHTS_BACKEND:
+        # An open model has no endpoint before its deploy step; its training keeps the best epoch itself.
+        log.info("checkpoint choice: open-weights model, passed through")
+        return CheckpointSelection([], None, "", "An open-weights model: its training kept the epoch with the "
+                                   "lowest eval loss, so there is no checkpoint to choose.", settings)
     default_endpoint = str(tuned_model.get("endpoint") or "")
     candidates = candidates_from_metadata(tuned_model)
     with_endpoint = [c for c in candidates if c.endpoint]

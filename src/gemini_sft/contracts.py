@@ -192,6 +192,15 @@ def signature_problems(func: Callable, record_types: Iterable[type], others: Ite
     return problems
 
 
+CHANNEL = "pipelinechannel--"
+
+
+def find_task(spec: Mapping[str, Any], task: str) -> Mapping[str, Any] | None:
+    """A task of a compiled spec by name, in the root DAG or a condition's DAG; None when there is none."""
+    dags = [spec["root"]["dag"], *(c["dag"] for c in spec.get("components", {}).values() if "dag" in c)]
+    return next((dag["tasks"][task] for dag in dags if task in dag.get("tasks", {})), None)
+
+
 def pipeline_wiring_problems(
     spec: Mapping[str, Any], task: str, record_types: Iterable[type], constants: Iterable[str] = ()
 ) -> list[str]:
@@ -203,10 +212,10 @@ def pipeline_wiring_problems(
         record_types: the stage records whose every field the pipeline must pass.
         constants: fields the pipeline sets to a constant or a task output on purpose.
     """
-    tasks = spec["root"]["dag"]["tasks"]
-    if task not in tasks:
+    found = find_task(spec, task)
+    if found is None:
         return [f"the pipeline has no task {task!r}"]
-    given = tasks[task].get("inputs", {}).get("parameters", {})
+    given = found.get("inputs", {}).get("parameters", {})
     skip = set(constants)
     problems = []
     for record in record_types:
@@ -216,7 +225,8 @@ def pipeline_wiring_problems(
             wiring = given.get(item.name)
             if wiring is None:
                 problems.append(f"{task}: the pipeline does not pass {item.name!r}")
-            elif wiring.get("componentInputParameter") != item.pipeline_name:
+            # inside a condition a pipeline parameter reaches the task as pipelinechannel--NAME
+            elif wiring.get("componentInputParameter") not in (item.pipeline_name, CHANNEL + item.pipeline_name):
                 problems.append(
                     f"{task}: {item.name!r} should come from pipeline parameter {item.pipeline_name!r}, "
                     f"got {wiring}"
@@ -297,3 +307,58 @@ def stage_arguments(
                     )
                 arguments[item.name] = parameters[item.pipeline_name]
     return arguments
+
+
+def pipeline_signature(
+    own_record: type,
+    stage_records: Iterable[type],
+    exclude: Iterable[str] = (),
+    defaults: Mapping[str, Any] | None = None,
+) -> inspect.Signature:
+    """The pipeline function's signature: one parameter per record field, under its pipeline name.
+
+    Args:
+        own_record: the pipeline's own parameters; where a stage shares one (e.g. project), this one rules.
+        stage_records: every stage record.
+        exclude: stage record fields that are not pipeline parameters (wired from task outputs, or left at their default).
+        defaults: pipeline parameter name -> a default that replaces the record's (e.g. compile-time recipients).
+
+    Raises:
+        TypeError naming the parameter, when two stage records declare one pipeline parameter with different
+        types or defaults (the stages would disagree on what the pipeline passes them).
+    """
+    skipped = set(exclude)
+    overrides = dict(defaults or {})
+    chosen: dict[str, SettingField] = {item.pipeline_name: item for item in settings_of(own_record)}
+    own = set(chosen)
+    for record in stage_records:
+        for item in settings_of(record):
+            if item.name in skipped or item.pipeline_name in own:
+                continue
+            earlier = chosen.get(item.pipeline_name)
+            if earlier is None:
+                chosen[item.pipeline_name] = item
+                continue
+            if _plain_type(earlier.type) != _plain_type(item.type) or earlier.default != item.default:
+                raise TypeError(
+                    f"pipeline parameter {item.pipeline_name!r}: {record.__name__}.{item.name} is "
+                    f"{item.type!r} = {item.default!r}, an earlier record says {earlier.type!r} = {earlier.default!r}"
+                )
+    parameters = []
+    for name, item in chosen.items():
+        default = overrides.get(name, item.default)
+        parameters.append(inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default,
+                                            annotation=_plain_type(item.type)))
+    parameters.sort(key=lambda p: p.default is not inspect.Parameter.empty)  # required ones first, order kept
+    return inspect.Signature(parameters, return_annotation=None)
+
+
+def with_signature(signature: inspect.Signature) -> Callable[[Callable], Callable]:
+    """Decorator: give a ``(*args, **kwargs)`` function ``signature`` (KFP reads it to build the pipeline's inputs)."""
+
+    def decorate(func: Callable) -> Callable:
+        func.__signature__ = signature  # type: ignore[attr-defined]
+        func.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()} | {"return": None}
+        return func
+
+    return decorate

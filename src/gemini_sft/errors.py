@@ -54,6 +54,10 @@ class PromotionError(GeminiSftError):
     """Promoting or rolling back a model failed."""
 
 
+class DeploymentError(PromotionError):
+    """Deploying a model to an endpoint (upload, deploy, traffic, undeploy) failed or was refused."""
+
+
 class TransientApiError(VertexApiError):
     """A Vertex call failed in a way worth retrying (429, 5xx, timeout, dropped connection)."""
 

@@ -68,6 +68,12 @@ class LocalRunResult:
     gate_reasons: list[str]
     metrics: dict[str, float] = field(default_factory=dict)
     artifacts: dict[str, Path] = field(default_factory=dict)
+    outcome: str = ""
+
+    @property
+    def outcome_text(self) -> str:
+        """What happened to the candidate, in words (from the registry's newest record)."""
+        return self.outcome or ("PASSED, tuned model promoted" if self.gate_passed else "FAILED, tuned model not promoted")
 
 
 def default_output_dir() -> Path:
@@ -274,7 +280,8 @@ def run_local(
     """
     from kfp import local
 
-    from gemini_sft.pipelines.gemini_sft_pipeline import gemini_sft_pipeline as pipeline
+    from gemini_sft.open_weights.local_defaults import local_pipeline, open_weights_local_defaults
+    from gemini_sft.open_weights.local_defaults import write_open_weights_summary
     from gemini_sft.standin import REQUEST_LOG_NAME, VertexStandIn, write_request_log
 
     console = console or sys.stdout
@@ -287,8 +294,10 @@ def run_local(
         "registry_uri": str(requested_dir.resolve() / "registry"),
         **LOCAL_DEFAULTS,
         **(SAMPLE_DEFAULTS if data == shipped_sample_path() else {}),
+        **open_weights_local_defaults(parameters or {}),
         **dict(parameters or {}),
     }
+    pipeline = local_pipeline(arguments)
     # Before the run folder, the stand-in or any step: a bad setting is refused in a second, not in a step.
     check_local_arguments(pipeline, arguments)
     output_dir = _make_run_folder(requested_dir)
@@ -335,6 +344,7 @@ def run_local(
     result = _collect_outputs(output_dir, run_dir, log_file, seconds)
     result.artifacts["stand-in requests"] = request_log
     _write_summary(result, data)
+    write_open_weights_summary(result, arguments)
     write_run_status(output_dir, "succeeded", gate_passed=result.gate_passed, seconds=round(seconds, 1))
     return result
 
@@ -378,6 +388,7 @@ def _collect_outputs(output_dir: Path, run_dir: Path, log_file: Path, seconds: f
     evaluation_path = run_dir / "evaluate-models" / "evaluation"
     metrics = _read_json(evaluation_path).get("metrics", {}) if evaluation_path.is_file() else {}
     return LocalRunResult(
+        outcome=_outcome(output_dir / "registry", output_dir),
         output_dir=output_dir,
         run_dir=run_dir,
         log_file=log_file,
@@ -396,6 +407,27 @@ def chosen_checkpoint_line(result: LocalRunResult) -> str:
     return f"Checkpoint: {chosen.get('reason', '')} (rule {chosen.get('rule', '')})" if chosen else ""
 
 
+def _outcome(registry: Path, output_dir: Path) -> str:
+    """The candidate's fate as the registry's newest record tells it ('' when there is no record)."""
+    from gemini_sft.promotion import PromotionStore
+
+    if not registry.is_dir():
+        return ""
+    history = PromotionStore(str(registry)).history()
+    if not history:
+        return ""
+    record = history[-1]
+    if record.kind == "staged":
+        return (f"PASSED, staged for human review: gemini-sft review {output_dir}, then "
+                f"gemini-sft approve --registry-uri {registry} --no-registry {output_dir}")
+    if record.kind == "promotion":
+        deployed = getattr(record, "deployed_model_id", "")
+        return "PASSED, deployed to an endpoint and promoted" if deployed else "PASSED, tuned model promoted"
+    if record.kind == "rejection":
+        return "FAILED, tuned model not promoted"
+    return ""
+
+
 def _write_summary(result: LocalRunResult, data: Path) -> None:
     """Write SUMMARY.md at the top of the run folder."""
     checkpoint = chosen_checkpoint_line(result)
@@ -406,7 +438,7 @@ def _write_summary(result: LocalRunResult, data: Path) -> None:
         "",
         f"- Data: `{data}`",
         f"- Duration: {result.seconds:.1f} s",
-        f"- Gate: **{'PASSED: promoted' if result.gate_passed else 'FAILED: not promoted'}**",
+        f"- Gate: **{result.outcome_text}**",
         *([f"- {checkpoint}"] if checkpoint else []),
         "",
         "## Gate reasons",
@@ -436,7 +468,7 @@ def format_result(result: LocalRunResult) -> str:
         *[f"  {key:16} {result.metrics[key]:.4f}" for key in keys],
         "",
         *([chosen_checkpoint_line(result), ""] if chosen_checkpoint_line(result) else []),
-        f"Gate: {'PASSED, tuned model promoted' if result.gate_passed else 'FAILED, tuned model not promoted'}",
+        f"Gate: {result.outcome_text}",
         *[f"  - {reason}" for reason in result.gate_reasons],
         "",
     ]

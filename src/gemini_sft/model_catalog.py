@@ -340,3 +340,102 @@ def __getattr__(name: str) -> Any:
         default = known.models[known.default_base_model]
         return {n: _limits(known.models[n], n, default) for n in known.tunable_names()}
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# Thinking choices of an evaluation (besides a level name or a budget number).
+THINKING_OFF_OR_LOWEST = "off-or-lowest"
+THINKING_MODEL_DEFAULT = "model-default"
+
+
+def thinking_config_for(
+    model: str, choice: str, *, rules_of: str = "", setting: str = "thinking"
+) -> dict[str, int | str] | None:
+    """The ``thinking_config`` to send to ``model`` for a thinking choice, or None to send none.
+
+    Choices: ``off-or-lowest`` (budget 0 where the model can turn thinking off, else the
+    lowest budget or level it allows), ``model-default`` (send nothing), a level name
+    (``MINIMAL``, ``LOW``, ...) or a budget number (``0`` = off, ``-1`` = dynamic).
+
+    Args:
+        model: the model asked (a publisher model id or an endpoint/tuned model name).
+        choice: the thinking choice, as above (case-insensitive for level names).
+        rules_of: the catalogued model whose rules apply when ``model`` has no entry of its own
+            (a tuned endpoint: the model it was tuned from).
+        setting: the name of the setting, for the error messages.
+
+    Returns:
+        ``{"thinking_budget": N}`` or ``{"thinking_level": "NAME"}`` (google-genai
+        ``ThinkingConfig`` keywords), or None.
+
+    Raises:
+        ConfigError: for a choice the model's rules refuse (a level where the model takes a
+            budget, a budget a 3.5 model refuses, budget 0 where thinking cannot be turned off,
+            a budget out of range, an unknown level), naming the allowed values.
+    """
+    text = str(choice).strip()
+    if not text:
+        raise ConfigError(f"{setting} is empty; use {THINKING_OFF_OR_LOWEST}, {THINKING_MODEL_DEFAULT}, "
+                          "a level name or a budget number.")
+    if text.lower() == THINKING_MODEL_DEFAULT:
+        return None
+    entry = catalog_entry(model) or (catalog_entry(rules_of) if rules_of else None)
+    rules = entry.thinking if entry is not None else None
+    if text.lower() == THINKING_OFF_OR_LOWEST:
+        if rules is None or rules.control not in (THINKING_BUDGET, THINKING_LEVEL) or rules.lowest is None:
+            if entry is None:
+                log.warning("thinking: %s has no thinking rules in %s; sending no thinking setting",
+                            base_model_id(rules_of or model), CATALOG_FILE)
+            return None
+        if rules.control == THINKING_BUDGET:
+            return {"thinking_budget": 0 if rules.can_disable else int(rules.lowest)}
+        return {"thinking_level": str(rules.lowest)}
+    try:
+        budget: int | None = int(text)
+    except ValueError:
+        budget = None
+    name = entry.name if entry is not None else base_model_id(model)
+    if budget is None:
+        level = text.upper()
+        if rules is None:
+            return {"thinking_level": level}
+        if rules.control != THINKING_LEVEL:
+            raise ConfigError(f"{setting}={text!r}: {name} takes a thinking budget (a number), not a level; "
+                              f"use {THINKING_OFF_OR_LOWEST} or a budget.")
+        if level not in rules.levels:
+            raise ConfigError(f"{setting}={text!r} is not a thinking level of {name}; use one of "
+                              f"{', '.join(rules.levels)}.")
+        return {"thinking_level": level}
+    if rules is None:
+        return {"thinking_budget": budget}
+    if rules.budget_refused:
+        raise ConfigError(f"{setting}={text!r}: {name} refuses a thinking budget; use a level "
+                          f"({', '.join(rules.levels)}) or {THINKING_OFF_OR_LOWEST}.")
+    if budget == rules.dynamic_budget:
+        return {"thinking_budget": budget}
+    if budget == 0:
+        if not rules.can_disable:
+            raise ConfigError(f"{setting}=0: {name} cannot turn thinking off; its lowest budget is "
+                              f"{rules.lowest} (or use {THINKING_OFF_OR_LOWEST}).")
+        return {"thinking_budget": 0}
+    low, high = rules.budget_min or 1, rules.budget_max
+    if budget < low or (high is not None and budget > high):
+        allowed = f"{low} to {high}" if high is not None else f"at least {low}"
+        raise ConfigError(f"{setting}={text!r} is out of range for {name}: a budget must be {allowed}"
+                          + (", or 0 (off)" if rules.can_disable else "") + ".")
+    return {"thinking_budget": budget}
+
+
+def output_price_per_million(model: str, *, rules_of: str = "") -> float | None:
+    """Output list price (USD per million tokens; thinking tokens are billed as output), None when unknown."""
+    entry = catalog_entry(model) or (catalog_entry(rules_of) if rules_of else None)
+    if entry is None or entry.prices is None or entry.prices.generation_output is None:
+        return None
+    return float(entry.prices.generation_output)
+
+
+def input_price_per_million(model: str, *, rules_of: str = "") -> float | None:
+    """Input list price (USD per million tokens), None when unknown."""
+    entry = catalog_entry(model) or (catalog_entry(rules_of) if rules_of else None)
+    if entry is None or entry.prices is None or entry.prices.generation_input is None:
+        return None
+    return float(entry.prices.generation_input)

@@ -176,6 +176,9 @@ class PromotionRecord(BaseModel):
     # Canary records: the share of requests the staged candidate answers, and whether it answers in shadow.
     canary_share: float = 0.0
     shadow: bool = False
+    # Which tuning path made the model; an open-weights deployment also names its deployed model on the endpoint.
+    tuning_backend: str = "vertex-gemini"
+    deployed_model_id: str = ""
 
     def to_json(self) -> str:
         """The record as indented JSON (the file format of a store)."""

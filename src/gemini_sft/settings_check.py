@@ -21,6 +21,7 @@ from typing import Any
 from gemini_sft import model_catalog
 from gemini_sft.contracts import settings_of
 from gemini_sft.errors import ConfigError, GeminiSftError
+from gemini_sft.open_weights.pipeline_step import TUNING_BACKENDS
 
 MAX_NOTIFICATION_RECIPIENTS = 3
 EMAIL_ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -114,6 +115,9 @@ def setting_problems(values: Mapping[str, Any], records: Iterable[type]) -> list
         )
     if "notification_emails" in values:
         problems.extend(recipient_problems(values["notification_emails"]))
+    backend = values.get("tuning_backend")
+    if backend is not None and backend not in TUNING_BACKENDS:
+        problems.append(f"tuning_backend must be one of {', '.join(TUNING_BACKENDS)}, got {backend!r}")
     return problems
 
 

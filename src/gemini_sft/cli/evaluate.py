@@ -45,12 +45,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--rpm", dest="requests_per_minute", type=int, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     parser.add_argument("--concurrency", dest="max_concurrency", type=int, default=argparse.SUPPRESS,
                         help=argparse.SUPPRESS)
-    parser.add_argument(
-        "--thinking-budget",
-        type=int,
-        default=None,
-        help="thinking token budget for every model (0 = off; default: each model's own default)",
-    )
+    # the budget-only option of earlier releases; --thinking takes a budget, a level or a named choice
+    parser.add_argument("--thinking-budget", dest="thinking", type=str, default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--train", type=Path, default=None,
+                        help="training split: its output contract is checked when scoring 'tuned with fallback'")
     parser.add_argument("--no-progress", action="store_true", help="do not show the progress line on stderr")
 
 
@@ -74,7 +73,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / ("evaluate-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S"))
     result = evaluate_holdout(
         args.holdout, settings, vertex,
-        progress=None if args.no_progress else StderrProgress(), thinking_budget=args.thinking_budget,
+        progress=None if args.no_progress else StderrProgress(), train_path=args.train,
     )
     write_outputs(result, predictions=out / "predictions.jsonl", evaluation=out / "evaluation.json",
                   markdown=out / "report.md", html=out / "report.html")

@@ -1,7 +1,8 @@
 """``gemini-sft rollback``: return production to the previous champion (Model Registry alias and record).
 
 Move the production alias back to the previous champion (or --to MODEL@VERSION, an earlier
-champion) in Model Registry and record the rollback. Repeat to go further back.
+champion) in Model Registry and record the rollback. Repeat to go further back. An open-weights
+deployment also gives its endpoint's traffic back to the previous deployment and undeploys itself.
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ def rollback_command(args: argparse.Namespace) -> int:
         if config is None:
             raise ConfigError("Rolling back Model Registry aliases needs --config (or pass --no-registry).")
         registry = VertexModelRegistry(VertexSettings.create(config.project, config.region, config.api_endpoint or None))
+    if registry is not None and current.tuning_backend == "open-weights":
+        from gemini_sft.deployment import rollback_deployment
+        from gemini_sft.vertex_client import VertexDeployments
+
+        settings = VertexSettings.create(config.project, config.region, config.api_endpoint or None)
+        print(rollback_deployment(VertexDeployments(settings), current, target))
     record = rollback(store, registry=registry, to_model=args.to, reason=args.reason)
     print(f"Rolled back {record.alias!r}: {record.previous_champion.versioned_name} -> {record.model.versioned_name}")
     print(f"  endpoint: {record.model.endpoint or '-'}")

@@ -1,7 +1,7 @@
 """``gemini-sft status``: the model in production and the promotion history.
 
-Show the model in production (from the promotion records) and every promotion, rollback and
-rejected candidate, newest first.
+Show the model in production (from the promotion records), the candidates staged for human review
+(with the canary or shadow in force), and every promotion, rollback and rejected candidate, newest first.
 """
 
 from __future__ import annotations
@@ -53,26 +53,31 @@ def _short(model: Any) -> str:
 def status_command(args: argparse.Namespace) -> int:
     """Print the champion and the history; 1 when --check-registry finds the alias elsewhere."""
     from gemini_sft.promotion import PromotionStore
+    from gemini_sft.review.staging import active_canary, staged_candidates
 
     uri, config = registry_uri_of(args)
     store = PromotionStore(uri)
     history = store.history()
     champion = store.champion()
+    staged = staged_candidates(store)
+    canary = active_canary(store)
     shown = list(reversed(history))[: args.limit or None]
     if args.json:
         print(json.dumps({
             "registry_uri": uri,
             "champion": champion.model_dump(mode="json") if champion else None,
+            "staged": [record.model_dump(mode="json") for record in staged],
+            "canary": canary.model_dump(mode="json") if canary else None,
             "history": [record.model_dump(mode="json") for record in shown],
         }, indent=2))
     else:
-        _print_status(uri, champion, shown, len(history))
+        _print_status(uri, champion, shown, len(history), staged, canary)
     if args.check_registry and champion is not None:
         return _check_registry(config, champion)
     return 0
 
 
-def _print_status(uri: str, champion: Any, shown: list[Any], total: int) -> None:
+def _print_status(uri: str, champion: Any, shown: list[Any], total: int, staged: list[Any], canary: Any) -> None:
     if champion is None:
         print(f"Nothing is in production yet (registry {uri}).")
     else:
@@ -83,6 +88,7 @@ def _print_status(uri: str, champion: Any, shown: list[Any], total: int) -> None
         metrics = ", ".join(f"{name}={champion.metrics[name]:.4g}" for name in _headline_metrics(champion.metrics))
         print(f"  metrics:       {metrics or '-'}")
         print(f"  replaced:      {champion.previous_champion.versioned_name if champion.previous_champion else '-'}")
+    _print_staged(staged, canary)
     if not shown:
         return
     print(f"History ({len(shown)} of {total}, newest first):")
@@ -90,6 +96,18 @@ def _print_status(uri: str, champion: Any, shown: list[Any], total: int) -> None
         reasons = "; ".join(record.reasons)
         print(f"  {record.created_at}  {record.kind:<9}  {_short(record.model):<16}  "
               f"run={record.pipeline_run or '-':<28}  {reasons}".rstrip())
+
+
+def _print_staged(staged: list[Any], canary: Any) -> None:
+    """The candidates waiting for human review, and the canary or shadow in force."""
+    if not staged:
+        return
+    print(f"Staged for human review ({len(staged)}, oldest first; gemini-sft approve / reject RUN):")
+    for record in staged:
+        serving = ""
+        if canary is not None and canary.model == record.model:
+            serving = "  shadow" if canary.shadow else f"  canary {100 * canary.canary_share:.0f}% of requests"
+        print(f"  {record.created_at}  {_short(record.model):<16}  run={record.pipeline_run or '-'}{serving}")
 
 
 HEADLINE_METRICS = (

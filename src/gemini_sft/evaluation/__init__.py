@@ -10,6 +10,8 @@ Modules, in the order a run uses them:
 - :mod:`~gemini_sft.evaluation.result`: the result record, the evaluation document and the predictions;
 - :mod:`~gemini_sft.evaluation.output`: writing every file of an evaluation (component and CLI alike);
 - :mod:`~gemini_sft.evaluation.metrics`: scores per example and comparisons with bootstrap intervals;
+- :mod:`~gemini_sft.evaluation.fallback`: "tuned with fallback" (the serving safety net) scored on the holdout;
+- :mod:`~gemini_sft.evaluation.usage`: tokens per model, thinking tokens apart, and their list-price cost;
 - :mod:`~gemini_sft.evaluation.report_text`, :mod:`~gemini_sft.evaluation.markdown_report`,
   :mod:`~gemini_sft.evaluation.html_report`: the reports.
 """

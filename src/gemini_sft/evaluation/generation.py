@@ -39,11 +39,17 @@ class GenerationResult:
     """A model's answer to one case: its text, the model version that produced it, why it stopped.
 
     ``finish_reason`` is the API's value (``STOP``, ``MAX_TOKENS``, ``SAFETY``, ...), "" when unknown.
+    Token counts are the API's usage figures (0 when not reported): ``output_tokens`` counts the
+    answer, ``thinking_tokens`` the thoughts before it (billed as output, and within
+    ``max_output_tokens``).
     """
 
     text: str
     model_version: str = ""
     finish_reason: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    thinking_tokens: int = 0
 
 
 class Generator(Protocol):
@@ -64,6 +70,9 @@ class Answer:
     model_version: str = ""
     latency_seconds: float = 0.0
     finish_reason: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    thinking_tokens: int = 0
 
     @property
     def ok(self) -> bool:
@@ -206,6 +215,9 @@ def _ask(
         model_version=result.model_version or "",
         latency_seconds=time.monotonic() - started,
         finish_reason=result.finish_reason or "",
+        input_tokens=int(getattr(result, "input_tokens", 0) or 0),
+        output_tokens=int(getattr(result, "output_tokens", 0) or 0),
+        thinking_tokens=int(getattr(result, "thinking_tokens", 0) or 0),
     )
 
 

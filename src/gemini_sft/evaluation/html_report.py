@@ -21,17 +21,22 @@ from gemini_sft.evaluation.report_text import (
     ROLE_COLOURS,
     ROLE_LABELS,
     SAMPLE_KINDS,
+    THINKING_HEADER,
+    THINKING_NOTE,
     WORST_REGRESSIONS,
     aligned_confusion,
     ci,
     confidence_pct,
     error_kinds,
+    fallback_row,
+    fallback_sentences,
     headline,
     metric_names,
     num,
     pct,
     sample_answers,
     significance,
+    thinking_rows,
     worst_regressions,
 )
 from gemini_sft.evaluation.result import EvaluationResult, ExampleRecord
@@ -328,6 +333,11 @@ def render_html(result: EvaluationResult) -> str:
                        f"<td class=\"{champion_cls}\">{num(m.get(f'delta_vs_champion_{name}'), signed=True)}</td>"
                        f"<td>{ci(result, f'delta_vs_champion_{name}')}</td>")
         out.append("</tr>")
+    label, base_value, fallback_value, fallback_delta, fallback_ci, fallback_verdict = fallback_row(result)
+    fallback_cls = {"better": "better", "worse": "worse"}.get(fallback_verdict, "")
+    out.append(f"<tr class=\"fallback\"><td>{_e(label)}</td><td>{base_value}</td><td>{fallback_value}</td>"
+               f"<td class=\"{fallback_cls}\">{fallback_delta}</td><td>{_e(fallback_ci)}</td>"
+               + "<td></td>" * (3 * has_champion) + "</tr>")
     out.append("</table>")
     out.append(f'<div class="chart" style="margin-top:14px"><h3>Tuned − base with {confidence_pct(result)} '
                f"confidence intervals</h3>{_svg_deltas(result)}</div></section>")
@@ -356,6 +366,13 @@ def render_html(result: EvaluationResult) -> str:
                    f"<td>{num(m[f'{role}_response_chars_p95'], 0)}</td></tr>")
     out.append(f"<tr><td>Reference</td><td colspan=\"5\"></td><td>{num(m.get('reference_chars_mean'), 0)}</td>"
                "<td></td><td></td></tr></table></section>")
+
+    out.append("<section><h2>Thinking and cost</h2><table><tr>"
+               + "".join(f"<th>{_e(h)}</th>" for h in THINKING_HEADER) + "</tr>")
+    out += ["<tr>" + "".join(f"<td>{_e(cell)}</td>" for cell in row) + "</tr>" for row in thinking_rows(result)]
+    out.append(f"</table><p class=\"sub\">{_e(THINKING_NOTE.format(setting=result.settings.thinking))}</p></section>")
+    out.append("<section><h2>Tuned with fallback</h2><ul class=\"notes\">"
+               + "".join(f"<li>{_e(sentence)}</li>" for sentence in fallback_sentences(result)) + "</ul></section>")
 
     if result.settings.label_pattern and result.confusion:
         matrices = aligned_confusion(result)

@@ -12,16 +12,21 @@ from gemini_sft.evaluation.report_text import (
     PRIMARY_METRIC,
     ROLE_LABELS,
     SAMPLE_KINDS,
+    THINKING_HEADER,
+    THINKING_NOTE,
     aligned_confusion,
     ci,
     confidence_pct,
     error_kinds,
+    fallback_row,
+    fallback_sentences,
     headline,
     metric_names,
     num,
     pct,
     sample_answers,
     significance,
+    thinking_rows,
     worst_regressions,
 )
 from gemini_sft.evaluation.result import EvaluationResult
@@ -96,6 +101,8 @@ def render_markdown(result: EvaluationResult) -> str:
                 f"| {ci(result, f'delta_vs_champion_{name}')} |"
             )
         lines.append(row)
+    # our own labels and numbers only: no escaping needed
+    lines.append("| " + " | ".join(fallback_row(result)) + " |" + " | | |" * has_champion)
     lines += ["", "## Wins, ties and losses (tuned vs base, per example)", ""]
     lines += ["| metric | wins | ties | losses |", "|---|---|---|---|"]
     for name in ("rouge1", "rouge2", "rougeL"):
@@ -113,6 +120,12 @@ def render_markdown(result: EvaluationResult) -> str:
             f"| {num(m[f'{role}_response_chars_median'], 0)} | {num(m[f'{role}_response_chars_p95'], 0)} |"
         )
     lines.append(f"\nReferences: mean {num(m.get('reference_chars_mean'), 0)} chars.")
+    lines += ["", "## Thinking and cost", "", "| " + " | ".join(THINKING_HEADER) + " |",
+              "|---" * len(THINKING_HEADER) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in thinking_rows(result)]
+    lines += ["", THINKING_NOTE.format(setting=_md_code(result.settings.thinking))]
+    lines += ["", "## Tuned with fallback", ""]
+    lines += [f"- {sentence}" for sentence in fallback_sentences(result)]
     for role in roles:
         kinds = error_kinds(result, role)
         if kinds:

@@ -180,3 +180,79 @@ def sample_answers(result: EvaluationResult, per_kind: int = SAMPLES_PER_KIND) -
     chosen.sort(key=lambda item: item[1].example_id)
     return ([Sample("best", d, r) for d, r in best] + [Sample("worst", d, r) for d, r in worst]
             + [Sample("random", d, r) for d, r in chosen])
+
+
+FALLBACK_ROW_LABEL = "tuned with fallback"
+
+
+def fallback_row(result: EvaluationResult, metric: str = PRIMARY_METRIC) -> tuple[str, str, str, str, str, str]:
+    """The summary table's "tuned with fallback" row: label, base, fallback, fallback − base, CI, verdict."""
+    m = result.metrics
+    key = f"fallback_delta_{metric}"
+    return (
+        f"{METRIC_LABELS[metric]}, {FALLBACK_ROW_LABEL}", num(m.get(f"base_{metric}")),
+        num(m.get(f"fallback_{metric}")), num(m.get(key), signed=True), ci(result, key), significance(result, key),
+    )
+
+
+def fallback_sentences(result: EvaluationResult, metric: str = PRIMARY_METRIC) -> list[str]:
+    """What the serving fallback would buy on this holdout, in plain sentences (report section)."""
+    m = result.metrics
+    n = len(result.records)
+    count = int(m.get("fallback_count", 0))
+    reasons = Counter(r.fallback_reason for r in result.records if r.fallback_reason)
+    listed = ", ".join(f"{reason} × {times}" for reason, times in reasons.most_common()) or "none"
+    gain = None
+    if math.isfinite(m.get(f"fallback_{metric}", math.nan)) and math.isfinite(m.get(f"tuned_{metric}", math.nan)):
+        gain = m[f"fallback_{metric}"] - m[f"tuned_{metric}"]
+    contract = (
+        "the output contract learned from the training split was checked"
+        if result.contract_checked else "no output contract was checked (no training split given)"
+    )
+    return [
+        f"Tuned with fallback returns the tuned answer unless the serving fallback rules find it unfit, then the "
+        f"base model's answer; {contract}. Log-probabilities are not asked for in the evaluation, so that rule is off.",
+        f"It fell back on {count} of {n} examples ({pct(m.get('fallback_rate'))}); reasons: {listed}.",
+        f"{METRIC_LABELS[metric]}: {num(m.get(f'fallback_{metric}'))} with fallback against "
+        f"{num(m.get(f'tuned_{metric}'))} tuned alone ({num(gain, signed=True)}) and "
+        f"{num(m.get(f'base_{metric}'))} base ({num(m.get(f'fallback_delta_{metric}'), signed=True)}, "
+        f"{confidence_pct(result)} CI {ci(result, f'fallback_delta_{metric}')}).",
+        "The gate decides on the tuned model alone; these numbers show what turning the fallback on would change.",
+    ]
+
+
+def thinking_sent(result: EvaluationResult, role: str) -> str:
+    """The thinking config a role's model was sent, readable ("budget 0", "level MINIMAL", "model default")."""
+    if role not in result.thinking:
+        return "n/a"
+    sent = result.thinking[role]
+    if not sent:
+        return "model default"
+    return ", ".join(f"{key.removeprefix('thinking_')} {value}" for key, value in sent.items())
+
+
+def usd(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return f"${value:.4f}"
+
+
+def thinking_rows(result: EvaluationResult) -> list[tuple[str, ...]]:
+    """Per role: label, thinking sent, thinking tokens, per answer, answer tokens, cost, of which thinking."""
+    m = result.metrics
+    return [
+        (
+            ROLE_LABELS[role], thinking_sent(result, role), num(m.get(f"{role}_thinking_tokens"), 0),
+            num(m.get(f"{role}_thinking_tokens_mean"), 1), num(m.get(f"{role}_output_tokens"), 0),
+            usd(m.get(f"{role}_cost_usd")), usd(m.get(f"{role}_thinking_cost_usd")),
+        )
+        for role in result.roles
+    ]
+
+
+THINKING_HEADER = ("role", "thinking sent", "thinking tokens", "per answer", "answer tokens", "cost (list price)",
+                   "of which thinking")
+THINKING_NOTE = (
+    f"Setting thinking: {{setting}}. Thinking tokens count against max_output_tokens and are billed as output; "
+    "costs use the catalogue's list prices (an endpoint is priced as its base model), n/a where unknown."
+)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gemini_sft.evaluation.generation import Answer, GenerationStats
-from gemini_sft.evaluation.metrics import MODEL_ROLES, ConfusionMatrix, ExampleScores
+from gemini_sft.evaluation.metrics import BASE, MODEL_ROLES, TUNED, ConfusionMatrix, ExampleScores
 from gemini_sft.evaluation.settings import CONFIDENCE, EvaluationSettings
 
 OFFLINE_STANDIN_PREFIX = "offline-stand-in"
@@ -36,6 +36,8 @@ class ExampleRecord:
     reference_label: str | None
     answers: dict[str, Answer]
     scores: dict[str, ExampleScores | None]
+    # why "tuned with fallback" would answer with the base model here (None: the tuned answer stands)
+    fallback_reason: str | None = None
 
 
 @dataclass
@@ -52,6 +54,9 @@ class EvaluationResult:
     stats: GenerationStats
     skipped_examples: int = 0
     confidence: float = CONFIDENCE
+    # role -> the thinking config its model was sent (None: none sent); empty when not known
+    thinking: dict[str, dict[str, int | str] | None] = field(default_factory=dict)
+    contract_checked: bool = False
 
     @property
     def offline_standin(self) -> bool:
@@ -88,6 +93,16 @@ class EvaluationResult:
             },
             "error_policy": ERROR_POLICY,
             "generation": asdict(self.stats),
+            "thinking": {"setting": self.settings.thinking, "sent": self.thinking},
+            "fallback": {
+                "rate": self.metrics.get("fallback_rate"),
+                "contract_checked": self.contract_checked,
+                "reasons": {
+                    name[len("fallback_reason_"):]: int(value)
+                    for name, value in self.metrics.items()
+                    if name.startswith("fallback_reason_") and value
+                },
+            },
         }
 
     def prediction_rows(self) -> list[dict[str, Any]]:
@@ -110,8 +125,14 @@ class EvaluationResult:
                     "attempts": answer.attempts,
                     "model_version": answer.model_version,
                     "finish_reason": answer.finish_reason,
+                    "output_tokens": answer.output_tokens,
+                    "thinking_tokens": answer.thinking_tokens,
                     "scores": scores.as_dict() if scores is not None else None,
                 }
+            row["fallback"] = {
+                "answered_by": BASE if record.fallback_reason else TUNED,
+                "reason": record.fallback_reason,
+            }
             rows.append(row)
         return rows
 

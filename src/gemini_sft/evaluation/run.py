@@ -9,15 +9,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from gemini_sft.errors import ConfigError, EvaluationError
+from gemini_sft.evaluation.fallback import apply_fallback, fallback_metrics
 from gemini_sft.evaluation.generation import Generator, RequestRateLimiter, generate_answers
 from gemini_sft.evaluation.holdout import HoldoutCase, load_holdout
 from gemini_sft.evaluation.metrics import BASE, MODEL_ROLES, TUNED, ResponseScorer, summarize
 from gemini_sft.evaluation.progress import ProgressReporter
 from gemini_sft.evaluation.result import EvaluationResult, ExampleRecord
 from gemini_sft.evaluation.settings import CONFIDENCE, EvaluationSettings, build_generators
+from gemini_sft.evaluation.usage import usage_metrics
 from gemini_sft.retry import RetryPolicy
+from gemini_sft.serving.contract import learn_output_contract
 
 if TYPE_CHECKING:
+    from gemini_sft.serving.contract import OutputContract
     from gemini_sft.vertex_client import VertexSettings
 
 log = logging.getLogger(__name__)
@@ -36,6 +40,8 @@ def run_evaluation(
     limiter: RequestRateLimiter | None = None,
     skipped_examples: int = 0,
     sleep: Callable[[float], None] = time.sleep,
+    contract: OutputContract | None = None,
+    thinking: Mapping[str, Mapping[str, int | str] | None] | None = None,
 ) -> EvaluationResult:
     """Generate answers from every model, score them and compare tuned against base (and champion).
 
@@ -49,6 +55,9 @@ def run_evaluation(
         limiter: the pacing of requests (default: ``settings.requests_per_minute``).
         skipped_examples: holdout lines without a reference, reported in the result.
         sleep: how to wait between retries (tests pass a recorder).
+        contract: the tuned model's output contract, checked when scoring "tuned with fallback"
+            (None: only the contract-free fallback rules apply).
+        thinking: the thinking config each role's model was sent, for the report (None: not known).
 
     Raises:
         ConfigError: for unknown roles or a bad label pattern (before any call is made).
@@ -108,6 +117,24 @@ def run_evaluation(
         seed=settings.seed,
         confidence=confidence,
     )
+    base_scores = [r.scores[BASE] for r in records]
+    outcome = apply_fallback(
+        answers[TUNED], answers[BASE], [r.scores[TUNED] for r in records], base_scores, contract
+    )
+    for record, reason in zip(records, outcome.reasons):
+        record.fallback_reason = reason
+    summary.metrics.update(
+        fallback_metrics(
+            outcome,
+            [r.reference for r in records],
+            base_scores,
+            reference_labels=[r.reference_label for r in records] if settings.label_pattern else None,
+            bootstrap_samples=settings.bootstrap_samples,
+            seed=settings.seed,
+            confidence=confidence,
+        )
+    )
+    summary.metrics.update(usage_metrics(answers, models, settings.base_model))
     for role in roles:
         # answers cut off by max_output_tokens: a sign the cap is too low for a fair comparison
         answered = [a for a in answers[role] if a.ok]
@@ -129,6 +156,8 @@ def run_evaluation(
         stats=stats,
         skipped_examples=skipped_examples,
         confidence=confidence,
+        thinking=dict(thinking) if thinking is not None else {},
+        contract_checked=contract is not None,
     )
 
 
@@ -138,7 +167,7 @@ def evaluate_holdout(
     vertex: VertexSettings,
     *,
     progress: ProgressReporter | None = None,
-    thinking_budget: int | None = None,
+    train_path: str | Path | None = None,
 ) -> EvaluationResult:
     """Read the holdout file, build a generator per model from ``settings`` and run the evaluation.
 
@@ -149,15 +178,20 @@ def evaluate_holdout(
         settings: the stage settings (models, pacing, scoring).
         vertex: where to call Vertex.
         progress: told of every finished call.
-        thinking_budget: thinking token budget for every model (None: each model's own default).
+        train_path: the training split; when given, the output contract learned from it
+            (:func:`gemini_sft.serving.learn_output_contract`) is applied to score "tuned with fallback".
 
     Raises:
         ConfigError: for a missing tuned model or an invalid setting, before any call is made.
         InputFormatError, EvaluationError: see :func:`load_holdout` and :func:`run_evaluation`.
     """
     cases, skipped = load_holdout(holdout_path)
-    generators = build_generators(settings, vertex, thinking_budget=thinking_budget)
-    result = run_evaluation(cases, generators, settings, progress=progress, skipped_examples=skipped)
+    contract = learn_output_contract(train_path, settings.label_pattern) if train_path is not None else None
+    generators = build_generators(settings, vertex)
+    result = run_evaluation(
+        cases, generators, settings, progress=progress, skipped_examples=skipped, contract=contract,
+        thinking=settings.thinking_configs(),
+    )
     log.info(
         "evaluation: %d examples, base error rate %.3f, tuned error rate %.3f",
         len(result.records), result.metrics["base_error_rate"], result.metrics["tuned_error_rate"],

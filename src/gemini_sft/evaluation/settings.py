@@ -34,7 +34,13 @@ class EvaluationSettings:
     champion_endpoint: str = setting(
         "", "Endpoint of the model now in production, evaluated as 'champion'; empty when there is none."
     )
-    max_output_tokens: int = setting(1024, "Cap on the length of each answer, in tokens.")
+    max_output_tokens: int = setting(1024, "Cap on the length of each answer, in tokens (thinking tokens count too).")
+    thinking: str = setting(
+        "off-or-lowest",
+        "Thinking of every model: off-or-lowest (off where the model allows, else its lowest budget or "
+        "level), model-default, a level (MINIMAL, LOW, ...) or a budget number.",
+        pipeline_name="eval_thinking",
+    )
     max_concurrency: int = setting(8, "Generation calls in flight at once, all models together.",
                                    pipeline_name="eval_max_concurrency")
     requests_per_minute: int = setting(300, "Generation requests started per minute, all models and retries together.",
@@ -45,6 +51,13 @@ class EvaluationSettings:
     bootstrap_samples: int = setting(1000, "Paired bootstrap replicates for the confidence intervals (0 = none).")
     seed: int = setting(42, "Seed of the bootstrap and of the retry backoff jitter.")
 
+    def __post_init__(self) -> None:
+        # the base model's rules (which a tuned endpoint follows) refuse a bad choice before anything runs
+        from gemini_sft.model_catalog import catalog_entry, thinking_config_for
+
+        if catalog_entry(self.base_model) is not None:  # an uncatalogued model has no rules to check here
+            thinking_config_for(self.base_model, self.thinking, setting="eval_thinking")
+
     def models(self) -> dict[str, str]:
         """Model name or endpoint per role: base, tuned and (when given) champion."""
         models = {BASE: self.base_model, TUNED: self.tuned_endpoint}
@@ -52,19 +65,30 @@ class EvaluationSettings:
             models[CHAMPION] = self.champion_endpoint
         return models
 
+    def thinking_configs(self) -> dict[str, dict[str, int | str] | None]:
+        """The thinking config sent to each role's model (None: none sent), by the catalogue's rules.
 
-def build_generators(
-    settings: EvaluationSettings, vertex: VertexSettings, *, thinking_budget: int | None = None
-) -> dict[str, Generator]:
+        An endpoint or tuned model follows the rules of ``base_model``, the model it was tuned from.
+        Raises ConfigError when a model's rules refuse ``thinking``.
+        """
+        from gemini_sft.model_catalog import thinking_config_for
+
+        return {
+            role: thinking_config_for(model, self.thinking, rules_of=self.base_model)
+            for role, model in self.models().items()
+        }
+
+
+def build_generators(settings: EvaluationSettings, vertex: VertexSettings) -> dict[str, Generator]:
     """A google-genai generator per model role, sharing one client.
 
     Args:
-        settings: the evaluation settings (models and answer length cap).
+        settings: the evaluation settings (models, answer length cap, thinking).
         vertex: where to call Vertex (project, region, API endpoint).
-        thinking_budget: thinking token budget for every model (None: each model's own default).
 
     Raises:
-        ConfigError: when the tuned model or the base model is not named.
+        ConfigError: when the tuned model or the base model is not named, or a model's thinking
+            rules refuse ``settings.thinking``.
     """
     from gemini_sft.vertex_client import GenAIGenerator, genai_client
 
@@ -72,10 +96,11 @@ def build_generators(
         raise ConfigError("tuned_endpoint is required: the endpoint (or model) of the tuned model to evaluate")
     if not settings.base_model:
         raise ConfigError("base_model is required: the model the tuned model is compared against")
+    thinking = settings.thinking_configs()  # refuses a bad choice before any call is made
     client = genai_client(vertex, timeout_ms=GENERATION_TIMEOUT_MS)
     return {
         role: GenAIGenerator(
-            vertex, model, max_output_tokens=settings.max_output_tokens, thinking_budget=thinking_budget, client=client
+            vertex, model, max_output_tokens=settings.max_output_tokens, thinking=thinking[role], client=client
         )
         for role, model in settings.models().items()
     }

@@ -40,6 +40,7 @@ from typing import Any, Iterable, Sequence
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from gemini_sft.errors import ConfigError
+from gemini_sft.standin.deployments import routes as deployment_routes
 from gemini_sft.standin.experiments import routes as experiment_routes
 from gemini_sft.standin.platform import routes as platform_routes
 from gemini_sft.standin.responder import generation_routes
@@ -146,6 +147,7 @@ class VertexStandIn:
             + generation_routes(self.tuning_jobs.responder_for_endpoint)
             + platform_routes()
             + experiment_routes()
+            + deployment_routes()
         )
         self._extra_routes: tuple[Route, ...] = tuple(extra_routes)
         self._records: list[RequestRecord] = []
