@@ -9,7 +9,10 @@ Prints, in one run:
    extrapolated to the whole evaluation (said so in the output);
 3. the same evaluation with a share of calls failing with 429/503: every
    example must be scored exactly once per model, and every request the
-   stand-in saw must be accounted for by exactly one recorded answer.
+   stand-in saw must be accounted for by exactly one recorded answer;
+4. the time and calls of choosing the checkpoint on validation (every
+   checkpoint of a 3-epoch job answers the default validation sample)
+   relative to one holdout evaluation (goal: at most 1.5x).
 
 Usage: python benchmarks/bench_evaluate.py [--examples 1000] [--rpm 3000] [--latency 0.1]
 """
@@ -27,6 +30,7 @@ from pathlib import Path
 
 from google.genai import types
 
+from gemini_sft.checkpoint_scoring import CheckpointSelectionSettings, choose_on_validation
 from gemini_sft.evaluation.generation import RequestRateLimiter, generate_answers
 from gemini_sft.evaluation.holdout import HoldoutCase
 from gemini_sft.evaluation.run import run_evaluation
@@ -38,6 +42,7 @@ from gemini_sft.vertex_client import GenAIGenerator, VertexSettings, genai_clien
 
 CATEGORIES = ["billing", "outage", "account", "refund", "shipping"]
 TARGET_SHARE_OF_CAP = 0.90
+SELECTION_GOAL_RATIO = 1.5
 
 
 def synthetic_examples(n: int, offset: int = 0) -> list[dict]:
@@ -152,7 +157,49 @@ def main(argv: list[str] | None = None) -> int:
               f"[{result.metrics['delta_rougeL_ci_low']:+.3f}, {result.metrics['delta_rougeL_ci_high']:+.3f}] "
               f"(offline stand-in answers, not Gemini)")
         ok = share >= TARGET_SHARE_OF_CAP and ids_ok and scored_once and accounted
+
+        # 4. checkpoint selection on validation vs one holdout evaluation (no faults)
+        standin.reset()
+        standin.latency_seconds = args.latency
+        ratio = checkpoint_selection_ratio(settings, client, train, cases, args)
+        ok = ok and ratio <= SELECTION_GOAL_RATIO
     return 0 if ok else 1
+
+
+def checkpoint_selection_ratio(settings: VertexSettings, client, train: Path, cases: list[HoldoutCase],
+                               args: argparse.Namespace) -> float:
+    """Print and return the time ratio of choosing a checkpoint (default settings) to one holdout evaluation."""
+    job = client.tunings.tune(
+        base_model="gemini-2.5-flash", training_dataset=types.TuningDataset(gcs_uri=str(train)),
+        config=types.CreateTuningJobConfig(epoch_count=3, export_last_checkpoint_only=False),
+    )
+    while not job.has_ended:
+        job = client.tunings.get(name=job.name)
+    tuned = job.tuned_model
+    metadata = {"endpoint": tuned.endpoint, "checkpoints": [
+        {"checkpoint_id": c.checkpoint_id, "epoch": c.epoch, "step": c.step, "endpoint": c.endpoint}
+        for c in tuned.checkpoints or []]}
+    validation = [HoldoutCase(f"val-{i}", evaluation_case(e))
+                  for i, e in enumerate(synthetic_examples(max(200, len(cases)), offset=len(cases)))]
+    selection_settings = CheckpointSelectionSettings(
+        max_concurrency=args.concurrency, requests_per_minute=args.rpm, max_output_tokens=256)
+    selection = choose_on_validation(
+        metadata, validation, lambda endpoint: GenAIGenerator(settings, endpoint, 256, client=client),
+        selection_settings)
+    holdout_generators = {"base": GenAIGenerator(settings, "gemini-2.5-flash", 256, client=client),
+                          "tuned": GenAIGenerator(settings, selection.endpoint, 256, client=client)}
+    _, holdout = generate_answers(cases, holdout_generators, max_concurrency=args.concurrency,
+                                  limiter=RequestRateLimiter(args.rpm), retry=RetryPolicy())
+    chosen = selection.stats
+    seconds = chosen.elapsed_seconds if chosen else 0.0
+    calls = chosen.calls if chosen else 0
+    ratio = seconds / holdout.elapsed_seconds if holdout.elapsed_seconds else float("inf")
+    print(f"4. checkpoint selection: {len(metadata['checkpoints'])} checkpoints x {selection.validation_examples} "
+          f"validation examples = {calls} calls in {seconds:.1f} s; one holdout evaluation: {holdout.calls} calls "
+          f"in {holdout.elapsed_seconds:.1f} s; selection / evaluation = {calls / holdout.calls:.2f}x calls, "
+          f"{ratio:.2f}x time ({'meets' if ratio <= SELECTION_GOAL_RATIO else 'MISSES'} the "
+          f"{SELECTION_GOAL_RATIO}x goal); chosen: {selection.reason}")
+    return ratio
 
 
 if __name__ == "__main__":

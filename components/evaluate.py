@@ -20,6 +20,8 @@ from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markd
         "tuned_model": "The tuned model; when the open-weights step made it, its recorded base and tuned holdout "
                        "answers are scored instead of calling endpoints.",
         "train": "The training split, Gemini JSONL: the output contract the 'tuned with fallback' score checks.",
+        "checkpoint_choice": "Optional: the checkpoint choice; the HTML report then shows the loss curves, every "
+        "checkpoint's validation score and why the evaluated one was chosen.",
     },
     outputs={
         "metrics": "Flat metrics: base_rougeL, tuned_rougeL, delta_rougeL with its CI, error rates, thinking "
@@ -54,6 +56,7 @@ def evaluate_models(
     bootstrap_samples: int = 1000,
     seed: int = 42,
     tuned_model: Input[Model] = None,
+    checkpoint_choice: Input[Artifact] = None,
 ):
     import logging
 
@@ -77,6 +80,13 @@ def evaluate_models(
         result = evaluate_holdout(holdout.path, settings, vertex, progress=LogProgress(), train_path=train.path)
     files = write_outputs(result, predictions=predictions.path, evaluation=evaluation.path,
                           markdown=report.path, html=html_report.path)
+    if checkpoint_choice is not None:
+        import json
+        from pathlib import Path
+
+        from gemini_sft.evaluation.checkpoint_section import add_checkpoint_section
+
+        add_checkpoint_section(html_report.path, json.loads(Path(checkpoint_choice.path).read_text()))
     for name, value in files.metrics.items():
         metrics.log_metric(name, value)
     if files.confusion is not None:

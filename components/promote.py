@@ -74,6 +74,9 @@ def find_champion(
         "update_model_registry": "Move the alias and labels in Model Registry; false writes only the record.",
         "require_human_review": "Record a passing candidate as staged for people to approve instead of promoting it.",
         "label_pattern": "The label regex of the evaluation; the output contract requires a label when it fits.",
+        "checkpoint_id": "The checkpoint chosen on validation; empty keeps the tuned model's default one.",
+        "checkpoint_endpoint": "The chosen checkpoint's endpoint, recorded as the model's endpoint; empty: the "
+        "tuned model's.",
     },
     outputs={"promotion_record": "The promotion record JSON, as appended to the registry."},
 )
@@ -93,6 +96,8 @@ def promote_model(
     update_model_registry: bool = True,
     require_human_review: bool = False,
     label_pattern: str = "",
+    checkpoint_id: str = "",
+    checkpoint_endpoint: str = "",
 ):
     import logging
     from pathlib import Path
@@ -119,14 +124,17 @@ def promote_model(
     if update_model_registry and not require_human_review:
         registry = VertexModelRegistry(VertexSettings.create(project, location, api_endpoint or None))
     store = PromotionStore(registry_uri)
+    # The chosen checkpoint's endpoint serves the champion (the job's default one is the last checkpoint).
+    served = {**tuned_model.metadata, **({"endpoint": checkpoint_endpoint} if checkpoint_endpoint else {})}
     record = promote_or_stage(
         store,
-        ModelVersion.from_metadata(tuned_model.metadata),
+        ModelVersion.from_metadata(served),
         require_human_review=require_human_review,
         registry=registry,
         alias=production_alias,
         provenance=Provenance.of_tuned_model(
-            tuned_model.metadata, metrics=metrics, dataset_hash=dataset_hash, pipeline_run=pipeline_run
+            tuned_model.metadata, metrics=metrics, dataset_hash=dataset_hash, pipeline_run=pipeline_run,
+            checkpoint_id=checkpoint_id,
         ),
     )
     contract_uri = save_contract(store, record.model.versioned_name, contract)

@@ -12,12 +12,15 @@ Steps, in order:
 5. **Tune**: with ``tuning_backend=vertex-gemini`` (the default) a Vertex supervised tuning job through
    google-genai, watched to the end; with ``open-weights`` a LoRA fine-tune of an open model (a custom job
    on a GPU machine on Vertex, in-process on CPU locally) that also answers the holdout with base and tuned.
+   **Choose checkpoint**: every Gemini checkpoint answers a validation sample; the best (by the rule) goes on.
+   An open model is passed through (its training keeps its best epoch).
 6. **Evaluate**: base model, tuned model (and champion) answer the holdout prompts, or the open model's
    recorded answers are scored; ROUGE and more.
 7. **Gate**: the tuned model passes only when it beats the baseline by the configured margins.
 8. **Promote** when the gate passes; otherwise **record the rejection** with the gate's reasons.
    An open model that passes is **deployed** instead: Model Registry upload with a vLLM container,
    endpoint deploy, traffic once it is up (the previous deployment kept for rollback).
+9. **Write the run summary**: ``run_summary.json`` with the decision, metrics, costs and tuning.
 
 ``build_pipeline`` makes the pipeline for one component image and one target: ``vertex``
 (the compiled spec: the tuning backend is chosen at run time with dsl.If / dsl.Else and the
@@ -37,12 +40,15 @@ from typing import Any, Callable, Sequence
 from kfp import dsl
 
 from gemini_sft.components.base import DEFAULT_IMAGE, build_component
+from gemini_sft.checkpoint_scoring import CheckpointSelectionSettings
+from gemini_sft.components.choose_checkpoint import choose_checkpoint
 from gemini_sft.components.clean import clean_data
 from gemini_sft.components.deploy import deploy_open_weights, record_open_weights_rejection
 from gemini_sft.components.evaluate import evaluate_models
 from gemini_sft.components.gate import gate_model
 from gemini_sft.components.promote import find_champion, promote_model, record_rejection
 from gemini_sft.components.resolve_data import resolve_raw_data
+from gemini_sft.components.summarize_run import summarize_run
 from gemini_sft.components.train_open_weights import train_open_weights
 from gemini_sft.components.tune import tune_model
 from gemini_sft.components.validate import validate_data
@@ -80,7 +86,7 @@ PIPELINE_DESCRIPTION = (
 # a parameter describes it), and every entry point checks the values it would send against them
 # (gemini_sft.settings_check).
 STAGE_RECORDS: tuple[type, ...] = (CleanConfig, TuningSettings, ValidationSettings, EvaluationSettings, GatePolicy,
-                                   OpenWeightsSettings, DeploymentSettings)
+                                   OpenWeightsSettings, DeploymentSettings, CheckpointSelectionSettings)
 # Tune settings no pipeline parameter feeds: the component's defaults hold (see TuningSettings).
 TUNE_KEEPS_DEFAULTS = ("continuous_from_model", "retry_failed_job", "cancel_on_timeout", "cancel_on_stop",
                        "start_checkpoint_id")
@@ -201,6 +207,7 @@ def build_pipeline(
     clean_op = build_component(clean_data, image)
     validate_op = build_component(validate_data, image)
     tune_op = build_component(tune_model, image)
+    choose_op = build_component(choose_checkpoint, image)
     evaluate_op = build_component(evaluate_models, image)
     gate_op = build_component(gate_model, image)
     find_champion_op = build_component(find_champion, image)
@@ -208,6 +215,7 @@ def build_pipeline(
     reject_op = build_component(record_rejection, image)
     deploy_op = build_component(deploy_open_weights, image)
     reject_open_op = build_component(record_open_weights_rejection, image)
+    summarize_op = build_component(summarize_run, image)
     recipients = list(notification_emails)
 
     signature = parameter_signature(recipients)
@@ -289,6 +297,7 @@ def build_pipeline(
             if len(backends) == 1:
                 tuned = tune_gemini() if backends[0] == VERTEX_GEMINI_BACKEND else tune_open_weights()
                 tuned_model, tuned_endpoint = tuned.outputs["tuned_model"], tuned.outputs["endpoint"]
+                loss_curves = tuned.outputs["loss_curves"]
             else:
                 with dsl.If(parameters["tuning_backend"] == OPEN_WEIGHTS_BACKEND, name="open-weights"):
                     open_tuned = tune_open_weights()
@@ -296,16 +305,29 @@ def build_pipeline(
                     gemini_tuned = tune_gemini()
                 tuned_model = dsl.OneOf(open_tuned.outputs["tuned_model"], gemini_tuned.outputs["tuned_model"])
                 tuned_endpoint = dsl.OneOf(open_tuned.outputs["endpoint"], gemini_tuned.outputs["endpoint"])
+                loss_curves = dsl.OneOf(open_tuned.outputs["loss_curves"], gemini_tuned.outputs["loss_curves"])
+
+            # The checkpoint is chosen on the validation split, so the holdout judges only the chosen one
+            # (an open model is passed through: its endpoint stays empty and its recorded answers are scored).
+            choose = choose_op(
+                tuned_model=tuned_model,
+                loss_curves=loss_curves,
+                validation=clean.outputs["validation"],
+                **stage_arguments([VertexTarget, CheckpointSelectionSettings], parameters),
+            ).set_display_name("Choose checkpoint on validation")
+            choose.set_retry(num_retries=1, backoff_duration="30s")
+            choose.set_caching_options(False)
 
             evaluate = evaluate_op(
                 holdout=clean.outputs["holdout"],
                 tuned_model=tuned_model,
                 train=clean.outputs["train"],
+                checkpoint_choice=choose.outputs["checkpoint_choice"],
                 **stage_arguments(
                     [VertexTarget, EvaluationSettings],
                     parameters,
                     wired={
-                        "tuned_endpoint": tuned_endpoint,
+                        "tuned_endpoint": choose.outputs["endpoint"],
                         "champion_endpoint": champion.outputs["champion_endpoint"],
                     },
                 ),
@@ -343,6 +365,8 @@ def build_pipeline(
                             production_alias=parameters["production_alias"],
                             require_human_review=parameters["require_human_review"],
                             label_pattern=parameters["label_pattern"],
+                            checkpoint_id=choose.outputs["checkpoint_id"],
+                            checkpoint_endpoint=choose.outputs["endpoint"],
                         ).set_display_name("Promote tuned model to production")
                         promote.set_caching_options(False)
                     with dsl.Else(name="gate-failed"):
@@ -368,6 +392,15 @@ def build_pipeline(
                         reject_open = reject_open_op(**outcome)
                         reject_open.set_display_name("Record rejection of the open model")
                         reject_open.set_caching_options(False)
+
+            # Last: one document with the decision, metrics, costs and the tuning (checkpoints, the chosen one).
+            summary = summarize_op(
+                decision=gate.outputs["decision"],
+                evaluation=evaluate.outputs["evaluation"],
+                tuned_model=tuned_model,
+                checkpoint_choice=choose.outputs["checkpoint_choice"],
+            ).set_display_name("Write run summary")
+            summary.set_caching_options(False)
 
     return gemini_sft_pipeline
 

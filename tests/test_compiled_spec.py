@@ -21,12 +21,14 @@ EXPECTED_STEPS = {
     "validate-data": "Validate dataset and estimate cost",
     "tune-model": "Tune Gemini (supervised)",
     "train-open-weights": "Tune open model (LoRA)",
+    "choose-checkpoint": "Choose checkpoint on validation",
     "evaluate-models": "Evaluate base vs tuned on holdout",
     "gate-model": "Gate: does the tuned model beat the baseline?",
     "promote-model": "Promote tuned model to production",
     "record-rejection": "Record rejection and reasons",
     "deploy-open-weights": "Deploy open model to an endpoint",
     "record-open-weights-rejection": "Record rejection of the open model",
+    "summarize-run": "Write run summary",
 }
 
 
@@ -59,7 +61,7 @@ def test_every_step_runs_in_the_project_image_and_installs_nothing(spec: dict[st
     # the open-weights step is launched by GCPC's custom job launcher (its image); the job runs the GPU image
     containers = [e["container"] for name, e in executors.items() if "container" in e
                   and name != "exec-train-open-weights"]
-    assert len(containers) == 11
+    assert len(containers) == len(EXPECTED_STEPS) - 1
     for container in containers:
         assert container["image"] == DEFAULT_IMAGE
         command_line = " ".join(container.get("command", []) + container.get("args", []))

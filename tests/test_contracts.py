@@ -13,11 +13,14 @@ from typing import Any
 import pytest
 import yaml
 
+from gemini_sft.checkpoint_scoring import CheckpointSelectionSettings
+from gemini_sft.components.choose_checkpoint import choose_checkpoint
 from gemini_sft.components.clean import clean_data
 from gemini_sft.components.deploy import deploy_open_weights
 from gemini_sft.components.evaluate import evaluate_models
 from gemini_sft.components.gate import gate_model
 from gemini_sft.components.resolve_data import resolve_raw_data
+from gemini_sft.components.summarize_run import summarize_run
 from gemini_sft.components.train_open_weights import train_open_weights
 from gemini_sft.components.tune import tune_model
 from gemini_sft.components.validate import validate_data
@@ -48,8 +51,8 @@ TUNE_WIRED = ("dataset_hash", "estimated_cost_usd", "champion_model", "pipeline_
 TUNE_DEFAULTS = ("continuous_from_model", "retry_failed_job", "cancel_on_timeout", "cancel_on_stop",
                  "start_checkpoint_id")
 VALIDATE_ARTIFACTS = ("train", "validation", "report", "validation_result", "metrics")
-EVALUATE_ARTIFACTS = ("holdout", "train", "metrics", "classification_metrics", "predictions", "report", "html_report", "evaluation",
-                      "tuned_model")
+EVALUATE_ARTIFACTS = ("holdout", "train", "metrics", "classification_metrics", "predictions", "report", "html_report",
+                      "evaluation", "tuned_model", "checkpoint_choice")
 DEPLOY_OTHERS = ("tuned_model", "decision", "evaluation", "deployment_record", "project", "location", "api_endpoint",
                  "registry_uri", "pipeline_run", "dataset_hash")
 TRAIN_OPEN_ARTIFACTS = ("train", "validation", "holdout", "tuned_model", "loss_curves", "figures", "predictions")
@@ -58,6 +61,7 @@ TRAIN_OPEN_COMPILED = ("machine_type", "accelerator_type", "accelerator_count")
 # The tuned and champion endpoints come from the tune and find-champion tasks.
 EVALUATE_WIRED = ("tuned_endpoint", "champion_endpoint")
 GATE_ARTIFACTS = ("evaluation", "decision", "report")
+CHOOSE_ARTIFACTS = ("tuned_model", "loss_curves", "validation", "checkpoint_choice")
 
 # (component function, records, other parameters, task name, record fields the pipeline wires otherwise)
 STAGES: list[tuple[Any, list[type], tuple[str, ...], str, tuple[str, ...]]] = [
@@ -69,6 +73,9 @@ STAGES: list[tuple[Any, list[type], tuple[str, ...], str, tuple[str, ...]]] = [
     (gate_model, [GatePolicy], GATE_ARTIFACTS, "gate-model", ()),
     (train_open_weights, [OpenWeightsSettings], TRAIN_OPEN_ARTIFACTS, "train-open-weights", TRAIN_OPEN_COMPILED),
     (deploy_open_weights, [DeploymentSettings], DEPLOY_OTHERS, "deploy-open-weights", ()),
+    (choose_checkpoint, [VertexTarget, CheckpointSelectionSettings], CHOOSE_ARTIFACTS, "choose-checkpoint", ()),
+    (summarize_run, [], ("decision", "evaluation", "tuned_model", "checkpoint_choice", "run_summary"),
+     "summarize-run", ()),
 ]
 
 

@@ -480,7 +480,7 @@ def test_decide_gate_refuses_a_policy_of_another_type():
 
 def test_invalid_policy_messages_name_the_fix():
     with pytest.raises(GateError, match="use one of rouge1"):
-        GatePolicy(primary_metric="bleu")
+        GatePolicy(primary_metric="meteor")
     with pytest.raises(GateError, match="use 'absolute' or 'relative'"):
         GatePolicy(improvement_mode="ratio")
     with pytest.raises(GateError, match="must be >= 0"):

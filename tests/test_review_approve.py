@@ -123,3 +123,13 @@ def test_canary_commands_record_set_and_clear(tmp_path: Path, capsys) -> None:
         (0.1, False), (0.0, True), (0.0, False)]
     assert main(["canary", "set", "--registry-uri", uri, "--share", "abc", "run-2"]) == 2
     assert isinstance(PromotionStore(uri).champion().model, type(PRODUCTION))
+
+
+def test_the_chosen_checkpoint_survives_staging_and_approval(tmp_path: Path) -> None:
+    store = registry_with_champion(tmp_path / "registry")
+    staged = promote_or_stage(store, CANDIDATE, require_human_review=True, provenance=Provenance(
+        base_model=BASE_MODEL, pipeline_run="run-2", checkpoint_id="2"))
+    assert staged.checkpoint_id == "2"
+    assert _approve(tmp_path / "registry", _ratings(tmp_path / "ratings.jsonl", 3, 0, 0), "--min-win-rate", "0.5") == 0
+    assert store.champion().model == CANDIDATE
+    assert store.champion().checkpoint_id == "2"

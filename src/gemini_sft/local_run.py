@@ -368,6 +368,8 @@ def _collect_outputs(output_dir: Path, run_dir: Path, log_file: Path, seconds: f
         ("gate decision", "gate-model/decision", "gate_decision.json"),
         ("promotion record", "promote-model/promotion_record", "promotion_record.json"),
         ("rejection record", "record-rejection/rejection_record", "rejection_record.json"),
+        ("checkpoint choice", "choose-checkpoint/checkpoint_choice", "checkpoint_choice.json"),
+        ("run summary", "summarize-run/run_summary", "run_summary.json"),
     ):
         source = run_dir / relative
         if not source.is_file():
@@ -398,6 +400,13 @@ def _collect_outputs(output_dir: Path, run_dir: Path, log_file: Path, seconds: f
     )
 
 
+def chosen_checkpoint_line(result: LocalRunResult) -> str:
+    """One line on the checkpoint the holdout judged and why, from run_summary.json ("" when there is none)."""
+    path = result.artifacts.get("run summary")
+    chosen = (_read_json(path).get("tuning") or {}).get("chosen_checkpoint") if path else None
+    return f"Checkpoint: {chosen.get('reason', '')} (rule {chosen.get('rule', '')})" if chosen else ""
+
+
 def _outcome(registry: Path, output_dir: Path) -> str:
     """The candidate's fate as the registry's newest record tells it ('' when there is no record)."""
     from gemini_sft.promotion import PromotionStore
@@ -421,6 +430,7 @@ def _outcome(registry: Path, output_dir: Path) -> str:
 
 def _write_summary(result: LocalRunResult, data: Path) -> None:
     """Write SUMMARY.md at the top of the run folder."""
+    checkpoint = chosen_checkpoint_line(result)
     lines = [
         "# gemini-sft local run",
         "",
@@ -429,6 +439,7 @@ def _write_summary(result: LocalRunResult, data: Path) -> None:
         f"- Data: `{data}`",
         f"- Duration: {result.seconds:.1f} s",
         f"- Gate: **{result.outcome_text}**",
+        *([f"- {checkpoint}"] if checkpoint else []),
         "",
         "## Gate reasons",
         "",
@@ -456,6 +467,7 @@ def format_result(result: LocalRunResult) -> str:
         "",
         *[f"  {key:16} {result.metrics[key]:.4f}" for key in keys],
         "",
+        *([chosen_checkpoint_line(result), ""] if chosen_checkpoint_line(result) else []),
         f"Gate: {result.outcome_text}",
         *[f"  - {reason}" for reason in result.gate_reasons],
         "",

@@ -114,7 +114,9 @@ class Provenance(BaseModel):
 
     ``metrics`` are the evaluation's, ``dataset_hash`` the cleaned splits' hash,
     ``pipeline_run`` the run that made the record, ``base_model`` and
-    ``tuning_job`` those of the tuned model.
+    ``tuning_job`` those of the tuned model, ``checkpoint_id`` the checkpoint
+    chosen on validation (empty when none was chosen; the model's endpoint is then
+    the job's default one).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -124,10 +126,12 @@ class Provenance(BaseModel):
     pipeline_run: str = ""
     base_model: str = ""
     tuning_job: str = ""
+    checkpoint_id: str = ""
 
     @classmethod
     def of_tuned_model(
-        cls, metadata: Mapping[str, Any], *, metrics: Mapping[str, float], dataset_hash: str, pipeline_run: str
+        cls, metadata: Mapping[str, Any], *, metrics: Mapping[str, float], dataset_hash: str, pipeline_run: str,
+        checkpoint_id: str = "",
     ) -> "Provenance":
         """The provenance of a tuned-model artifact (its metadata names the base model and tuning job)."""
         return cls(
@@ -136,6 +140,7 @@ class Provenance(BaseModel):
             pipeline_run=pipeline_run,
             base_model=str(metadata.get("base_model", "")),
             tuning_job=str(metadata.get("tuning_job", "")),
+            checkpoint_id=checkpoint_id,
         )
 
 
@@ -166,6 +171,8 @@ class PromotionRecord(BaseModel):
     reasons: list[str] = Field(default_factory=list)
     base_model: str = ""
     tuning_job: str = ""
+    # The tuned checkpoint chosen on validation (the model's endpoint serves it); continuous tuning starts from it.
+    checkpoint_id: str = ""
     # Canary records: the share of requests the staged candidate answers, and whether it answers in shadow.
     canary_share: float = 0.0
     shadow: bool = False

@@ -1,6 +1,7 @@
 """Scoring model answers against references, and comparing models with uncertainty.
 
-Per example: ROUGE-1/2/L F-measure (``rouge_score`` with stemming), exact match,
+Per example: ROUGE-1/2/L F-measure (``rouge_score`` with stemming), sentence BLEU
+and chrF (``sacrebleu``, scaled to 0..1), exact match,
 normalised exact match (case, whitespace and punctuation ignored) and, when a
 label pattern is configured, the label found in the answer.
 
@@ -29,7 +30,7 @@ import numpy as np
 
 from gemini_sft.errors import ConfigError, EvaluationError
 
-TEXT_METRICS: tuple[str, ...] = ("rouge1", "rouge2", "rougeL", "exact_match", "normalized_exact_match")
+TEXT_METRICS: tuple[str, ...] = ("rouge1", "rouge2", "rougeL", "exact_match", "normalized_exact_match", "bleu", "chrf")
 LABEL_METRICS: tuple[str, ...] = ("label_accuracy", "label_macro_f1")
 ALL_SCORE_METRICS: tuple[str, ...] = TEXT_METRICS + LABEL_METRICS
 
@@ -79,6 +80,41 @@ def extract_label(text: str, pattern: re.Pattern[str] | None) -> str | None:
     return value or None
 
 
+def sentence_scorers() -> tuple[object, object]:
+    """sacrebleu's sentence-level BLEU (effective order, so short answers are not zeroed) and chrF scorers."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    return BLEU(effective_order=True), CHRF()
+
+
+def sentence_bleu(reference: str, response: str, scorer: object | None = None) -> float:
+    """Sentence BLEU of ``response`` against ``reference``, 0 to 1 (sacrebleu's 0-100 divided by 100).
+
+    Args:
+        reference: the expected answer.
+        response: the model's answer (empty scores 0).
+        scorer: a BLEU scorer from :func:`sentence_scorers` (made here when None).
+    """
+    bleu = scorer if scorer is not None else sentence_scorers()[0]
+    if not response.strip() or not reference.strip():
+        return float(response.strip() == reference.strip())
+    return float(bleu.sentence_score(response, [reference]).score) / 100.0  # type: ignore[attr-defined]
+
+
+def sentence_chrf(reference: str, response: str, scorer: object | None = None) -> float:
+    """chrF (character n-gram F-score) of ``response`` against ``reference``, 0 to 1.
+
+    Args:
+        reference: the expected answer.
+        response: the model's answer (empty scores 0).
+        scorer: a chrF scorer from :func:`sentence_scorers` (made here when None).
+    """
+    chrf = scorer if scorer is not None else sentence_scorers()[1]
+    if not response.strip() or not reference.strip():
+        return float(response.strip() == reference.strip())
+    return float(chrf.sentence_score(response, [reference]).score) / 100.0  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
 class ExampleScores:
     """Scores of one model answer against its reference."""
@@ -91,6 +127,8 @@ class ExampleScores:
     label: str | None
     response_chars: int
     response_words: int
+    bleu: float = 0.0
+    chrf: float = 0.0
 
     def as_dict(self) -> dict[str, float | int | str | None]:
         return {
@@ -102,6 +140,8 @@ class ExampleScores:
             "label": self.label,
             "response_chars": self.response_chars,
             "response_words": self.response_words,
+            "bleu": self.bleu,
+            "chrf": self.chrf,
         }
 
 
@@ -112,6 +152,7 @@ class ResponseScorer:
         from rouge_score import rouge_scorer
 
         self._rouge = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+        self._bleu, self._chrf = sentence_scorers()
         self.label_pattern = compile_label_pattern(label_pattern)
 
     def reference_label(self, reference: str) -> str | None:
@@ -129,6 +170,8 @@ class ResponseScorer:
             label=extract_label(response, self.label_pattern),
             response_chars=len(response),
             response_words=len(response.split()),
+            bleu=sentence_bleu(reference, response, self._bleu),
+            chrf=sentence_chrf(reference, response, self._chrf),
         )
 
 

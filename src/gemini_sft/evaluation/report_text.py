@@ -26,6 +26,8 @@ METRIC_LABELS = {
     "rougeL": "ROUGE-L",
     "exact_match": "Exact match",
     "normalized_exact_match": "Normalised exact match",
+    "bleu": "BLEU",
+    "chrf": "chrF",
     "label_accuracy": "Label accuracy",
     "label_macro_f1": "Label macro-F1",
 }

@@ -60,6 +60,7 @@ def stage_candidate(
         reasons=["waiting for human review"],
         base_model=origin.base_model,
         tuning_job=origin.tuning_job,
+        checkpoint_id=origin.checkpoint_id,
     )
     store.append(record)
     log.info("Staged %s for human review", candidate.versioned_name)
@@ -94,6 +95,7 @@ def _provenance_of(staged: PromotionRecord, review_metrics: dict[str, float] | N
         pipeline_run=staged.pipeline_run,
         base_model=staged.base_model,
         tuning_job=staged.tuning_job,
+        checkpoint_id=staged.checkpoint_id,
     )
 
 
