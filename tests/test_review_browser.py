@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,12 +35,18 @@ def _open_page(browser, url: str, rated: tuple[int, int]):
     return page
 
 
+def _wait_for(read, expected: str, timeout: float = 10.0) -> None:
+    """Poll ``read()`` (a Playwright read, which runs outside the page's scripts and its CSP) until it is ``expected``."""
+    deadline = time.monotonic() + timeout
+    value = read()
+    while value != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+        value = read()
+    assert value == expected
+
+
 def _wait_rated(page, done: int, total: int) -> None:
-    page.wait_for_function(
-        "text => document.getElementById('progress-text').textContent === text",
-        arg=f"{done} of {total} prompts rated",
-        timeout=10_000,
-    )
+    _wait_for(lambda: page.text_content("#progress-text"), f"{done} of {total} prompts rated")
 
 
 def test_clicking_and_keys_rate_pairs_into_the_file_unblinded_and_escaped(tmp_path: Path, browser) -> None:
@@ -99,7 +106,7 @@ def test_a_killed_server_loses_no_rating_and_the_page_resumes(tmp_path: Path, br
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
         page.keyboard.press("1")                              # the server is gone: not saved, and it says so
-        page.wait_for_function("document.getElementById('status').className === 'error'", timeout=10_000)
+        _wait_for(lambda: page.get_attribute("#status", "class"), "error")
         page.close()
     ratings = _ratings(folder)
     assert [r["example_id"] for r in ratings] == ["ex-1", "ex-2", "ex-3"]
