@@ -95,10 +95,7 @@ def sentence_bleu(reference: str, response: str, scorer: object | None = None) -
         response: the model's answer (empty scores 0).
         scorer: a BLEU scorer from :func:`sentence_scorers` (made here when None).
     """
-    bleu = scorer if scorer is not None else sentence_scorers()[0]
-    if not response.strip() or not reference.strip():
-        return float(response.strip() == reference.strip())
-    return float(bleu.sentence_score(response, [reference]).score) / 100.0  # type: ignore[attr-defined]
+    return _sacrebleu_sentence(scorer if scorer is not None else sentence_scorers()[0], reference, response)
 
 
 def sentence_chrf(reference: str, response: str, scorer: object | None = None) -> float:
@@ -109,10 +106,14 @@ def sentence_chrf(reference: str, response: str, scorer: object | None = None) -
         response: the model's answer (empty scores 0).
         scorer: a chrF scorer from :func:`sentence_scorers` (made here when None).
     """
-    chrf = scorer if scorer is not None else sentence_scorers()[1]
+    return _sacrebleu_sentence(scorer if scorer is not None else sentence_scorers()[1], reference, response)
+
+
+def _sacrebleu_sentence(scorer: object, reference: str, response: str) -> float:
+    """A sacrebleu sentence score scaled to 0-1; an empty side scores 1 only when both are empty."""
     if not response.strip() or not reference.strip():
         return float(response.strip() == reference.strip())
-    return float(chrf.sentence_score(response, [reference]).score) / 100.0  # type: ignore[attr-defined]
+    return float(scorer.sentence_score(response, [reference]).score) / 100.0  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
