@@ -262,10 +262,14 @@ class TuningSettings:
             _TUNED_MODEL_RE,
             start,
             location,
-            malformed=f"continuous_from_model {start!r} is not a tuned model resource "
-            "like projects/P/locations/L/models/ID@production",
-            other_region="continuous_from_model is in {resource_location!r} but the job runs in {location!r}; "
-            "continuous tuning must run in the model's region",
+            malformed=(
+                f"continuous_from_model {start!r} is not a tuned model resource "
+                "like projects/P/locations/L/models/ID@production"
+            ),
+            other_region=(
+                "continuous_from_model is in {resource_location!r} but the job runs in {location!r}; "
+                "continuous tuning must run in the model's region"
+            ),
         )
 
     @staticmethod
@@ -287,10 +291,11 @@ class TuningSettings:
             _KMS_KEY_RE,
             self.encryption_key,
             location,
-            malformed=f"encryption_key {self.encryption_key!r} is not a Cloud KMS key name like "
-            "projects/P/locations/L/keyRings/R/cryptoKeys/K",
-            other_region="encryption_key is in {resource_location!r}; the key must be in the job's region "
-            "{location!r}",
+            malformed=(
+                f"encryption_key {self.encryption_key!r} is not a Cloud KMS key name like "
+                "projects/P/locations/L/keyRings/R/cryptoKeys/K"
+            ),
+            other_region="encryption_key is in {resource_location!r}; the key must be in the job's region {location!r}",
         )
 
     def _label_problems(self) -> list[str]:
