@@ -106,3 +106,11 @@ def test_selection_costs_at_most_one_and_a_half_holdout_evaluations_by_default(
     assert selection["actual"]["cost_usd"] > 0 and evaluation["actual"]["cost_usd"] > 0
     assert f"{relative['calls']:.2f}x the holdout evaluation's calls" in format_result(run)
 
+
+def test_the_markdown_report_has_the_checkpoint_section(run: LocalRunResult, summary: dict[str, Any]) -> None:
+    text = (run.output_dir / "evaluation_report.md").read_text(encoding="utf-8")
+    chosen = summary["tuning"]["chosen_checkpoint"]
+    assert "## Which checkpoint" in text and "**chosen**" in text
+    chosen_row = next(line for line in text.splitlines() if line.endswith("| **chosen** |"))
+    assert chosen_row.startswith(f"| {chosen['checkpoint_id']} | {chosen['epoch']} |")
+    assert "validation examples" in text
