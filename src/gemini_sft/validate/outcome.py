@@ -28,7 +28,7 @@ RESULT_METADATA_KEYS = ("valid", "within_budget", "estimated_cost_usd", "estimat
                         "token_source")
 SELECTION_ADVICE = (
     "Checkpoint selection costs {cost}: lower checkpoint_validation_examples or checkpoint_selection_cost_ratio, "
-    "or set checkpoint_selection_rule=lowest_eval_loss (no calls), or raise max_budget_usd."
+    "or set checkpoint_selection_rule=lowest_eval_loss (no calls)."
 )
 
 ProgressFactory = Callable[[Path], tuple[ProgressCallback | None, Callable[[], None]]]
@@ -94,9 +94,10 @@ class ValidationOutcome:
                      + (f" + holdout evaluation {format_usd(evaluation)}" if evaluation is not None else ""))
         advice = TUNING_ADVICE
         if selection > 0:
-            advice = (SELECTION_ADVICE.format(cost=format_usd(selection))
+            selection_advice = SELECTION_ADVICE.format(cost=format_usd(selection))
+            advice = (f"{selection_advice} Or raise max_budget_usd if the cost is intended."
                       if self.budget_usd is not None and self.estimated_total_usd - selection <= self.budget_usd
-                      else f"{TUNING_ADVICE} {SELECTION_ADVICE.format(cost=format_usd(selection))}")
+                      else f"{TUNING_ADVICE} {selection_advice}")
         check_budget(self.estimated_total_usd, self.budget_usd, breakdown, advice)
 
     def raise_if_failed(self) -> None:
