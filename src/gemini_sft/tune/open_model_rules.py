@@ -103,6 +103,20 @@ def open_model_problems(settings: "TuningSettings", entry: model_catalog.Catalog
     return problems
 
 
+def hyper_parameter_rows(settings: "TuningSettings") -> list[str]:
+    """The summary's Markdown table rows for the hyper-parameters sent: Gemini's, or an open model's."""
+    if settings.open_model is None:
+        return [
+            f"| adapter size | {settings.adapter_size or 'Vertex default'} |",
+            f"| learning-rate multiplier | {settings.learning_rate_multiplier:g} |",
+        ]
+    return [
+        f"| tuning mode | {settings.tuning_mode or 'Vertex default'} |",
+        f"| learning rate | {settings.learning_rate or 'Vertex default'} |",
+        f"| batch size | {settings.batch_size or 'Vertex default'} |",
+    ]
+
+
 def _an_open_model() -> str:
     """One open model of the catalogue, for messages."""
     names = [name for name, entry in model_catalog.catalog().models.items() if entry.open_model is not None]
