@@ -45,8 +45,10 @@ def tuning_requests(standin: VertexStandIn) -> list[Any]:
 
 
 def sdk_client(standin: VertexStandIn, api_version: str) -> Any:
-    settings = vertex_client.VertexSettings.create(PROJECT, LOCATION, standin.base_url)
-    return vertex_client.genai_client(settings, api_version=api_version)
+    """A google-genai client of the stand-in; ``v1beta1-REGION`` for one in another region."""
+    version, _, region = api_version.partition("-")
+    settings = vertex_client.VertexSettings.create(PROJECT, region or LOCATION, standin.base_url)
+    return vertex_client.genai_client(settings, api_version=version)
 
 
 def sdk_tune(client: Any, tmp_path: Path, base_model: str, **config: Any) -> Any:
@@ -129,6 +131,9 @@ def test_the_settings_check_of_every_entry_point_refuses_the_same_mix() -> None:
     assert any(p.startswith("output_uri (pipeline parameter tuning_output_uri) is required") for p in problems)
     assert setting_problems({"base_model": LLAMA, "tuning_output_uri": OUTPUT, "tuning_mode": "FULL"},
                             [TuningSettings]) == []
+    (region,) = setting_problems({"base_model": LLAMA, "tuning_output_uri": OUTPUT, "location": "us-east1"},
+                                 [TuningSettings])
+    assert region.startswith("location 'us-east1' does not offer tuning of meta/llama3_1")
 
 
 # --------------------------------------------------------------------------- what the stand-in refuses itself
@@ -147,6 +152,7 @@ def test_the_settings_check_of_every_entry_point_refuses_the_same_mix() -> None:
     ("v1beta1", LLAMA, {"output_uri": OUTPUT, "epoch_count": 0}, "epochCount must be at least 1"),
     ("v1beta1", "gemini-2.5-flash", {"tuning_mode": "TUNING_MODE_FULL"}, "only available for open source models"),
     ("v1beta1", "meta/llama9@llama-9", {"output_uri": OUTPUT}, "publishers/meta/models/llama9@llama-9` was not"),
+    ("v1beta1-us-east1", LLAMA, {"output_uri": OUTPUT}, "is not supported in us-east1"),
 ])
 def test_the_stand_in_refuses_what_vertex_would(standin: VertexStandIn, tmp_path: Path, api_version: str,
                                                 base_model: str, config: dict[str, Any], message: str) -> None:

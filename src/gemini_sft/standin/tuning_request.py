@@ -149,7 +149,7 @@ def parse_tuning_request(
         raise StandInError(400, f"hyperParameters.learningRateMultiplier must be > 0, got {multiplier!r}.")
     open_model = entry is not None and entry.open_model is not None
     if open_model:
-        tuning_mode = _check_open_model_fields(body, spec, hyper, entry)
+        tuning_mode = _check_open_model_fields(body, spec, hyper, entry, parent)
     else:
         _check_adapter_size(hyper.get("adapterSize"), entry)
         _refuse_open_model_fields(body, spec, hyper, entry.name if entry else "the base model")
@@ -171,10 +171,14 @@ def parse_tuning_request(
 
 
 def _check_open_model_fields(body: dict[str, Any], spec: dict[str, Any], hyper: dict[str, Any],
-                             entry: CatalogModel) -> str:
+                             entry: CatalogModel, parent: str) -> str:
     """Vertex's rules for an open model's job; returns the tuning mode it runs in (the model's first by default)."""
     rules = entry.open_model
     assert rules is not None
+    location = parent.rsplit("/", 1)[-1]
+    if location != "-" and location not in rules.regions:
+        raise StandInError(400, f"Tuning {entry.name} is not supported in {location}; supported regions: "
+                           f"{', '.join(rules.regions)}.")
     output_uri = body.get("outputUri")
     if rules.output_uri_required and not output_uri:
         raise StandInError(

@@ -95,7 +95,10 @@ class TuningSettings:
     production); else (no champion yet) the base model.
     """
 
-    base_model: str = setting(model_catalog.DEFAULT_BASE_MODEL, "Gemini model to tune, e.g. gemini-2.5-flash.")
+    base_model: str = setting(
+        model_catalog.DEFAULT_BASE_MODEL,
+        "Model to tune: Gemini (gemini-2.5-flash) or an open model Vertex tunes (meta/llama3_1@llama-3.1-8b-instruct).",
+    )
     epochs: int = setting(3, "Passes over the training data (1 or more).")
     adapter_size: int = setting(4, "LoRA adapter size: 1, 2, 4, 8 or 16 (Pro: up to 8); 0 lets Vertex choose.")
     learning_rate_multiplier: float = setting(1.0, "Multiplier of the learning rate Vertex recommends (above 0).")
