@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import random
 import sys
 import tempfile
 import time
@@ -37,25 +38,19 @@ from gemini_sft.evaluation.run import run_evaluation
 from gemini_sft.evaluation.settings import EvaluationSettings
 from gemini_sft.examples import evaluation_case, make_example
 from gemini_sft.retry import RetryPolicy
+from gemini_sft.sample_data import DEFAULT_SEED, SYSTEM_INSTRUCTION, make_ticket
 from gemini_sft.standin import VertexStandIn
 from gemini_sft.vertex_client import GenAIGenerator, VertexSettings, genai_client
 
-CATEGORIES = ["billing", "outage", "account", "refund", "shipping"]
 TARGET_SHARE_OF_CAP = 0.90
 SELECTION_GOAL_RATIO = 1.5
 
 
 def synthetic_examples(n: int, offset: int = 0) -> list[dict]:
-    """Support-ticket style examples (no private data)."""
-    rows = []
-    for i in range(offset, offset + n):
-        category = CATEGORIES[i % len(CATEGORIES)]
-        rows.append(make_example(
-            f"Ticket {i}: the customer writes about a {category} issue, reference {i * 7919 % 10007}.",
-            f"Category: {category}\nPriority: {'high' if i % 3 else 'low'}\nAction: route to the {category} team",
-            "Triage the support ticket.",
-        ))
-    return rows
+    """Support-ticket examples from the shipped sample's generator (no private data); ``offset`` seeds another set."""
+    rng = random.Random(DEFAULT_SEED + offset)
+    return [make_example(ticket.text, ticket.response, SYSTEM_INSTRUCTION)
+            for ticket in (make_ticket(rng) for _ in range(n))]
 
 
 def tuned_endpoint(settings: VertexSettings, train_path: Path) -> str:
