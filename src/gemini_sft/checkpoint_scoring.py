@@ -267,7 +267,9 @@ def choose_on_validation(
     with_endpoint = [c for c in candidates if c.endpoint]
     if len(with_endpoint) < 2:
         if not default_endpoint:
-            raise ConfigError("the tuned model names no endpoint: the tune step's output is incomplete")
+            # A job that reports no endpoint (an open model Vertex tuned) says why in its outcome.
+            raise ConfigError(str(tuned_model.get("no_endpoint_reason") or
+                                  "the tuned model names no endpoint: the tune step's output is incomplete"))
         reason = (f"The job has {len(candidates)} checkpoint(s) with an endpoint: intermediate checkpoints were "
                   "off (export_last_checkpoint_only), so its default endpoint is evaluated.")
         log.info("checkpoint choice: nothing to choose, the default endpoint is kept")

@@ -20,6 +20,7 @@ from gemini_sft import model_catalog
 from gemini_sft.contracts import setting
 from gemini_sft.errors import ConfigError, TuningSettingsError
 from gemini_sft.names import sanitize_label_key, sanitize_label_value
+from gemini_sft.tune.open_model_rules import gemini_only_problems, open_model_problems
 from gemini_sft.tune.service import TuningRequest
 from gemini_sft.tune.watch import WatchSettings
 
@@ -115,7 +116,10 @@ class TuningSettings:
     production); else (no champion yet) the base model.
     """
 
-    base_model: str = setting(model_catalog.DEFAULT_BASE_MODEL, "Gemini model to tune, e.g. gemini-2.5-flash.")
+    base_model: str = setting(
+        model_catalog.DEFAULT_BASE_MODEL,
+        "Model to tune: Gemini (gemini-2.5-flash) or an open model Vertex tunes (meta/llama3_1@llama-3.1-8b-instruct).",
+    )
     epochs: int = setting(3, "Passes over the training data (1 or more).")
     adapter_size: int = setting(4, "LoRA adapter size: 1, 2, 4, 8 or 16 (Pro: up to 8); 0 lets Vertex choose.")
     learning_rate_multiplier: float = setting(1.0, "Multiplier of the learning rate Vertex recommends (above 0).")
@@ -164,12 +168,29 @@ class TuningSettings:
     start_checkpoint_id: str = setting(
         "", "Checkpoint of the start model to continue from (continuous tuning); empty uses its default checkpoint."
     )
+    tuning_mode: str = setting(
+        "", "Open models only: PEFT_ADAPTER (LoRA) or FULL fine-tuning; empty lets Vertex choose. Refused for Gemini.",
+        choices=("", *model_catalog.TUNING_MODES),
+    )
+    learning_rate: float = setting(
+        0.0, "Open models only: the learning rate (above 0); 0 lets Vertex choose. Gemini takes the multiplier.",
+        pipeline_name="tuning_learning_rate",
+    )
+    batch_size: int = setting(
+        0, "Open models only: examples per training step (1 or more); 0 lets Vertex choose.",
+        pipeline_name="tuning_batch_size",
+    )
 
     def start_model(self) -> str:
         """The tuned model the job continues from, or "" to tune the base model."""
         if self.continuous_from_model:
             return self.continuous_from_model
         return self.champion_model if self.continuous_tuning else ""
+
+    @property
+    def open_model(self) -> model_catalog.CatalogModel | None:
+        """The catalogue entry of the base model when it is an open model Vertex tunes itself, else None."""
+        return model_catalog.managed_open_model(self.base_model)
 
     @property
     def effective_base_model(self) -> str:
@@ -202,7 +223,14 @@ class TuningSettings:
                 dataset URIs must be ``gs://``.
         """
         problems: list[str] = []
-        if location not in model_catalog.TUNING_REGIONS:
+        open_model = self.open_model
+        if open_model is not None and open_model.open_model is not None:
+            if location not in open_model.open_model.regions:
+                problems.append(
+                    f"region {location!r} does not offer tuning of {open_model.name}; use one of: "
+                    + ", ".join(open_model.open_model.regions)
+                )
+        elif location not in model_catalog.TUNING_REGIONS:
             problems.append(
                 f"region {location!r} does not offer Gemini tuning; use one of: "
                 + ", ".join(sorted(model_catalog.TUNING_REGIONS))
@@ -228,19 +256,18 @@ class TuningSettings:
             problems.append(f"epochs must be a whole number >= 1, got {self.epochs!r}")
         if not (math.isfinite(self.learning_rate_multiplier) and self.learning_rate_multiplier > 0):
             problems.append(f"learning_rate_multiplier must be > 0, got {self.learning_rate_multiplier!r}")
-        if self.adapter_size != 0:
+        open_model = self.open_model
+        if open_model is not None:
+            problems += open_model_problems(self, open_model)
+        else:
+            problems += gemini_only_problems(self)
+        if self.adapter_size != 0 and open_model is None:
             allowed = limits.adapter_sizes if limits else tuple(model_catalog.ADAPTER_SIZE_ENUM)
             if self.adapter_size not in allowed or self.adapter_size not in model_catalog.ADAPTER_SIZE_ENUM:
                 problems.append(
                     f"adapter_size {self.adapter_size} is not allowed for {self.base_model}; "
                     f"allowed: {', '.join(map(str, allowed))} (or 0 to let Vertex choose)"
                 )
-        # Vertex's v1 TuningJob has no outputUri for Gemini: google-genai documents it for open models only.
-        if self.output_uri and model_catalog.base_model_id(self.base_model).startswith("gemini"):
-            problems.append(
-                f"output_uri (pipeline parameter tuning_output_uri) {self.output_uri!r} is not accepted for "
-                f"{self.base_model}: Vertex takes an output URI only for open models; leave it empty for Gemini"
-            )
         problems += self._encryption_key_problems()
         if self.price_per_million_tokens_usd < 0:
             problems.append("price_per_million_tokens_usd must be >= 0 (0 = catalogue price)")
@@ -370,13 +397,17 @@ class TuningSettings:
             f"Supervised fine-tune of {self.effective_base_model} by the gemini-sft pipeline"
             + (f" (run {self.pipeline_run})" if self.pipeline_run else "")
         )
+        gemini = self.open_model is None
         request = TuningRequest(
             base_model=self.effective_base_model,
             training_dataset_uri=data.training_uri,
             validation_dataset_uri=data.validation_uri or None,
             epoch_count=self.epochs,
-            adapter_size=model_catalog.ADAPTER_SIZE_ENUM[self.adapter_size] if self.adapter_size else None,
-            learning_rate_multiplier=float(self.learning_rate_multiplier),
+            adapter_size=model_catalog.ADAPTER_SIZE_ENUM[self.adapter_size] if self.adapter_size and gemini else None,
+            learning_rate_multiplier=float(self.learning_rate_multiplier) if gemini else None,
+            tuning_mode=model_catalog.TUNING_MODE_ENUM_PREFIX + self.tuning_mode if self.tuning_mode else None,
+            learning_rate=float(self.learning_rate) if self.learning_rate else None,
+            batch_size=int(self.batch_size) if self.batch_size else None,
             tuned_model_display_name=self.display_name(),
             description=description,
             labels=self.job_labels(),
