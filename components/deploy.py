@@ -6,10 +6,10 @@ The work is done by :mod:`gemini_sft.deployment` with the calls of
 
 from kfp.dsl import Artifact, Input, Model, Output
 
+from gemini_sft.components.promote import DATASET_HASH, PIPELINE_RUN, REGISTRY_URI
 from gemini_sft.contracts import describe_component
 from gemini_sft.deployment import DeploymentSettings
 
-REGISTRY_URI = "Promotion registry holding the records: gs://BUCKET/PREFIX on Vertex, a local folder locally."
 TUNED_MODEL = "The open-weights training folder (adapter, predictions, summary) and its metadata."
 
 
@@ -29,7 +29,7 @@ TUNED_MODEL = "The open-weights training folder (adapter, predictions, summary) 
         "api_endpoint": "Vertex API endpoint; empty means Vertex itself.",
         "registry_uri": REGISTRY_URI,
         "pipeline_run": "Name of the pipeline run, kept in the record and the model's name.",
-        "dataset_hash": "Hash of the cleaned splits the model was tuned on, kept in the record.",
+        "dataset_hash": DATASET_HASH,
     },
     outputs={"deployment_record": "The promotion record of the deployment (model, endpoint, deployed model id)."},
 )
@@ -85,8 +85,8 @@ def deploy_open_weights(
         "tuned_model": TUNED_MODEL,
         "decision": "The gate's decision JSON (reasons, metrics).",
         "registry_uri": REGISTRY_URI,
-        "pipeline_run": "Name of the pipeline run, kept in the record.",
-        "dataset_hash": "Hash of the cleaned splits the model was tuned on, kept in the record.",
+        "pipeline_run": PIPELINE_RUN,
+        "dataset_hash": DATASET_HASH,
     },
     outputs={"rejection_record": "The rejection record JSON, as appended to the registry."},
 )

@@ -24,7 +24,9 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from gemini_sft.errors import PromotionError
-from gemini_sft.promotion.records import ModelVersion, PromotionRecord, Provenance, RecordKind, new_record_id, record_timestamp
+from gemini_sft.promotion.records import (
+    ModelVersion, PromotionRecord, Provenance, RecordKind, new_record_id, record_timestamp,
+)
 from gemini_sft.storage import GCS_MOUNT, GCS_PREFIX, local_path
 
 log = logging.getLogger(__name__)
