@@ -256,6 +256,7 @@ def build_pipeline(
             validate = validate_op(
                 train=clean.outputs["train"],
                 validation=clean.outputs["validation"],
+                holdout=clean.outputs["holdout"],
                 **stage_arguments([ValidationSettings], parameters),
             ).set_display_name("Validate dataset and estimate cost")
             validate.set_cpu_limit("2").set_memory_limit("8G")
@@ -313,6 +314,7 @@ def build_pipeline(
                 tuned_model=tuned_model,
                 loss_curves=loss_curves,
                 validation=clean.outputs["validation"],
+                holdout=clean.outputs["holdout"],
                 **stage_arguments([VertexTarget, CheckpointSelectionSettings], parameters),
             ).set_display_name("Choose checkpoint on validation")
             choose.set_retry(num_retries=1, backoff_duration="30s")
@@ -397,6 +399,7 @@ def build_pipeline(
                 evaluation=evaluate.outputs["evaluation"],
                 tuned_model=tuned_model,
                 checkpoint_choice=choose.outputs["checkpoint_choice"],
+                validation_result=validate.outputs["validation_result"],
             ).set_display_name("Write run summary")
             summary.set_caching_options(False)
 

@@ -53,7 +53,7 @@ from typing import Any, Callable
 from gemini_sft.errors import TrainingFileError
 from gemini_sft.standin.epochs import checkpoint_responder, loss_curves
 from gemini_sft.standin.responder import NearestExampleIndex, TunedResponder
-from gemini_sft.standin.routing import Route, StandInError, StandInRequest, api_path
+from gemini_sft.standin.routing import Route, StandInError, StandInRequest, api_path, find_resource
 from gemini_sft.standin.training_data import (  # noqa: F401 - read_examples is part of this module's API
     read_examples,
     supervised_tuning_data_stats,
@@ -458,10 +458,7 @@ class TuningJobStore:
         return None
 
     def _job(self, name: str) -> _Job:
-        job = self._jobs.get(name)
-        if job is None:
-            raise StandInError(404, f"Tuning job {name} not found in this offline stand-in.")
-        return job
+        return find_resource(self._jobs, name, "Tuning job")
 
     def poll(self, name: str) -> dict[str, Any]:
         """GET: the job's resource after moving it on by one poll; StandInError(404) when unknown."""

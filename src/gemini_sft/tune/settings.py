@@ -53,6 +53,27 @@ def holds_no_rows(path: str | Path) -> bool:
         return not any(line.strip() for line in handle)
 
 
+def _regional_name_problems(
+    pattern: re.Pattern[str], name: str, location: str | None, malformed: str, other_region: str
+) -> list[str]:
+    """The problem of a regional resource name: its shape, or with ``location`` only whether it is in that region.
+
+    Args:
+        pattern: the resource name's shape, with a ``location`` group.
+        name: the resource name to check.
+        location: the job's region; None checks the shape only.
+        malformed: the problem when the name does not have the shape.
+        other_region: the problem when the name is in another region, a format string of ``resource_location``
+            and ``location``.
+    """
+    match = pattern.match(name)
+    if location is None:
+        return [] if match else [malformed]
+    if match and match.group("location") != location:
+        return [other_region.format(resource_location=match.group("location"), location=location)]
+    return []
+
+
 def _invalid(problems: list[str]) -> str:
     return "Tuning settings are invalid (nothing was launched):\n- " + "\n- ".join(problems)
 
@@ -237,18 +258,19 @@ class TuningSettings:
         start = self.start_model()
         if not start:
             return []
-        match = _TUNED_MODEL_RE.match(start)
-        if location is None and not match:
-            return [
+        return _regional_name_problems(
+            _TUNED_MODEL_RE,
+            start,
+            location,
+            malformed=(
                 f"continuous_from_model {start!r} is not a tuned model resource "
                 "like projects/P/locations/L/models/ID@production"
-            ]
-        if location is not None and match and match.group("location") != location:
-            return [
-                f"continuous_from_model is in {match.group('location')!r} but the job runs in {location!r}; "
+            ),
+            other_region=(
+                "continuous_from_model is in {resource_location!r} but the job runs in {location!r}; "
                 "continuous tuning must run in the model's region"
-            ]
-        return []
+            ),
+        )
 
     @staticmethod
     def _data_problems(data: TuningData, remote: bool) -> list[str]:
@@ -265,18 +287,16 @@ class TuningSettings:
         """The key's shape; with ``location``, only whether it is in the job's region."""
         if not self.encryption_key:
             return []
-        key_match = _KMS_KEY_RE.match(self.encryption_key)
-        if location is None and not key_match:
-            return [
+        return _regional_name_problems(
+            _KMS_KEY_RE,
+            self.encryption_key,
+            location,
+            malformed=(
                 f"encryption_key {self.encryption_key!r} is not a Cloud KMS key name like "
                 "projects/P/locations/L/keyRings/R/cryptoKeys/K"
-            ]
-        if location is not None and key_match and key_match.group("location") != location:
-            return [
-                f"encryption_key is in {key_match.group('location')!r}; the key must be in the job's region "
-                f"{location!r}"
-            ]
-        return []
+            ),
+            other_region="encryption_key is in {resource_location!r}; the key must be in the job's region {location!r}",
+        )
 
     def _label_problems(self) -> list[str]:
         try:
