@@ -37,8 +37,7 @@ from gemini_sft.promotion import (
     PromotionRecord,
     PromotionStore,
     Provenance,
-    new_record_id,
-    record_timestamp,
+    append_new_record,
 )
 
 log = logging.getLogger(__name__)
@@ -185,15 +184,12 @@ def deploy_open_model(
     log.info("Deployed %s to %s as %s (%d earlier deployment(s) kept with no traffic)", model_name, endpoint,
              deployed_id, len(before))
     version = ModelVersion.parse(model_name, endpoint=endpoint)
-    record = PromotionRecord(
-        record_id=new_record_id(), kind="promotion", model=version, created_at=record_timestamp(),
+    return append_new_record(
+        store, "promotion", version, provenance, None,
         alias=champion.alias if champion else DEFAULT_PRODUCTION_ALIAS,
         previous_champion=champion.model if champion else None,
         tuning_backend=OPEN_WEIGHTS, deployed_model_id=deployed_id,
-        **provenance.model_dump(),
     )
-    store.append(record)
-    return record
 
 
 def rollback_deployment(service: DeploymentService, current: PromotionRecord, target: PromotionRecord) -> str:
