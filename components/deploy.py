@@ -1,12 +1,13 @@
-"""KFP shells of the open-weights deployment: deploy a model that passed the gate, or record its rejection.
+"""KFP shell of the open-weights deployment: deploy a model that passed the gate.
 
 The work is done by :mod:`gemini_sft.deployment` with the calls of
-:mod:`gemini_sft.vertex_client.deployments`; the records go to the promotion registry.
+:mod:`gemini_sft.vertex_client.deployments`; the record goes to the promotion registry.
+A rejection of either backend's model is recorded by ``record_rejection`` (components/promote.py).
 """
 
 from kfp.dsl import Artifact, Input, Model, Output
 
-from gemini_sft.components.promote import DATASET_HASH, PIPELINE_RUN, REGISTRY_URI
+from gemini_sft.components.promote import DATASET_HASH, REGISTRY_URI
 from gemini_sft.contracts import describe_component
 from gemini_sft.deployment import DeploymentSettings
 
@@ -75,38 +76,3 @@ def deploy_open_weights(
     )
     deployment_record.metadata.update(write_record_artifact(deployment_record.path, record, registry_uri))
 
-
-@describe_component(
-    """Record that the open model did not pass the gate: nothing is uploaded or deployed.
-
-    The rejection record (the candidate is named by its training folder) is appended to ``registry_uri``;
-    the model in production stays. Fails (PromotionError) when the registry cannot be written.""",
-    inputs={
-        "tuned_model": TUNED_MODEL,
-        "decision": "The gate's decision JSON (reasons, metrics).",
-        "registry_uri": REGISTRY_URI,
-        "pipeline_run": PIPELINE_RUN,
-        "dataset_hash": DATASET_HASH,
-    },
-    outputs={"rejection_record": "The rejection record JSON, as appended to the registry."},
-)
-def record_open_weights_rejection(
-    tuned_model: Input[Model],
-    decision: Input[Artifact],
-    rejection_record: Output[Artifact],
-    registry_uri: str = "",
-    pipeline_run: str = "",
-    dataset_hash: str = "",
-):
-    import logging
-
-    from gemini_sft.deployment import record_open_weights_rejection as record
-    from gemini_sft.promotion import PromotionStore
-    from gemini_sft.promotion.artifacts import candidate_provenance, read_gate_decision, write_record_artifact
-
-    logging.basicConfig(level=logging.INFO)
-    _, reasons = read_gate_decision(decision.path)
-    provenance = candidate_provenance(tuned_model.metadata, decision.path, dataset_hash=dataset_hash,
-                                      pipeline_run=pipeline_run)
-    result = record(PromotionStore(registry_uri), tuned_model.uri, reasons, provenance)
-    rejection_record.metadata.update(write_record_artifact(rejection_record.path, result, registry_uri))

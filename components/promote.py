@@ -137,10 +137,13 @@ def promote_model(
 @describe_component(
     """Record that the tuned model did not pass the gate, with the gate's reasons; production is unchanged.
 
-    The record is also appended to ``registry_uri``. Fails (PromotionError) when ``registry_uri`` is
-    empty, the decision is unreadable or the model has no registry name.""",
+    One step for both tuning backends: a Gemini model is recorded by its Model Registry version, an open
+    model (nothing uploaded or deployed) by its training folder, and the record names the backend. The
+    record is also appended to ``registry_uri``. Fails (PromotionError) when ``registry_uri`` is empty,
+    the decision is unreadable or a Gemini model has no registry name.""",
     inputs={
-        "tuned_model": TUNED_MODEL,
+        "tuned_model": "The tuned model of either backend: a Gemini model version (metadata model_resource, "
+        "model_version, endpoint) or an open model's training folder (metadata tuning_backend open-weights).",
         "decision": DECISION,
         "registry_uri": REGISTRY_URI,
         "pipeline_run": PIPELINE_RUN,
@@ -158,8 +161,7 @@ def record_rejection(
 ):
     import logging
 
-    from gemini_sft.promotion import ModelVersion, PromotionStore
-    from gemini_sft.promotion import record_rejection as record_rejection_in_store
+    from gemini_sft.promotion import PromotionStore, record_tuned_model_rejection
     from gemini_sft.promotion.artifacts import candidate_provenance, read_gate_decision, write_record_artifact
 
     logging.basicConfig(level=logging.INFO)
@@ -167,10 +169,10 @@ def record_rejection(
     passed, reasons = read_gate_decision(decision.path)
     if passed:
         log.warning("The gate passed but the rejection branch ran; recording it as rejected anyway")
-    record = record_rejection_in_store(
-        PromotionStore(registry_uri), ModelVersion.from_metadata(tuned_model.metadata), reasons,
+    record = record_tuned_model_rejection(
+        PromotionStore(registry_uri), tuned_model.uri, tuned_model.metadata, reasons,
         provenance=candidate_provenance(tuned_model.metadata, decision.path, dataset_hash=dataset_hash,
                                         pipeline_run=pipeline_run),
     )
     rejection_record.metadata.update(write_record_artifact(rejection_record.path, record, registry_uri))
-    log.info("Rejection recorded with %d reason(s)", len(reasons))
+    log.info("Rejection of the %s model recorded with %d reason(s)", record.tuning_backend, len(reasons))

@@ -43,7 +43,7 @@ from gemini_sft.components.base import DEFAULT_IMAGE, build_component
 from gemini_sft.checkpoint_scoring import CheckpointSelectionSettings
 from gemini_sft.components.choose_checkpoint import choose_checkpoint
 from gemini_sft.components.clean import clean_data
-from gemini_sft.components.deploy import deploy_open_weights, record_open_weights_rejection
+from gemini_sft.components.deploy import deploy_open_weights
 from gemini_sft.components.evaluate import evaluate_models
 from gemini_sft.components.gate import gate_model
 from gemini_sft.components.promote import find_champion, promote_model, record_rejection
@@ -214,7 +214,6 @@ def build_pipeline(
     promote_op = build_component(promote_model, image)
     reject_op = build_component(record_rejection, image)
     deploy_op = build_component(deploy_open_weights, image)
-    reject_open_op = build_component(record_open_weights_rejection, image)
     summarize_op = build_component(summarize_run, image)
     recipients = list(notification_emails)
 
@@ -358,10 +357,11 @@ def build_pipeline(
                     return contextlib.nullcontext()
                 return dsl.If(parameters["tuning_backend"] == backend, name=name)
 
-            # Promotion and rejection records are for Model Registry versions: the Gemini path.
-            if VERTEX_GEMINI_BACKEND in backends:
-                with only_for(VERTEX_GEMINI_BACKEND, "gemini-promotion"):
-                    with dsl.If(gate.outputs["passed"] == True, name="gate-passed"):  # noqa: E712 (KFP needs ==)
+            # A passing model is promoted (Gemini) or deployed (open weights); a failing one of either backend
+            # is recorded as rejected by one step.
+            with dsl.If(gate.outputs["passed"] == True, name="gate-passed"):  # noqa: E712 (KFP needs ==)
+                if VERTEX_GEMINI_BACKEND in backends:
+                    with only_for(VERTEX_GEMINI_BACKEND, "gemini-promotion"):
                         promote = promote_op(
                             **outcome,
                             **target,
@@ -374,14 +374,9 @@ def build_pipeline(
                             checkpoint_endpoint=choose.outputs["endpoint"],
                         ).set_display_name("Promote tuned model to production")
                         promote.set_caching_options(False)
-                    with dsl.Else(name="gate-failed"):
-                        reject = reject_op(**outcome).set_display_name("Record rejection and reasons")
-                        reject.set_caching_options(False)
-
-            # An open model is served only when it passed: upload, deploy, then traffic.
-            if OPEN_WEIGHTS_BACKEND in backends:
-                with only_for(OPEN_WEIGHTS_BACKEND, "open-weights-deployment"):
-                    with dsl.If(gate.outputs["passed"] == True, name="gate-passed-open"):  # noqa: E712
+                # An open model is served only when it passed: upload, deploy, then traffic.
+                if OPEN_WEIGHTS_BACKEND in backends:
+                    with only_for(OPEN_WEIGHTS_BACKEND, "open-weights-deployment"):
                         deploy = deploy_op(
                             **outcome,
                             **target,
@@ -389,10 +384,9 @@ def build_pipeline(
                             **stage_arguments([DeploymentSettings], parameters),
                         ).set_display_name("Deploy open model to an endpoint")
                         deploy.set_caching_options(False)
-                    with dsl.Else(name="gate-failed-open"):
-                        reject_open = reject_open_op(**outcome)
-                        reject_open.set_display_name("Record rejection of the open model")
-                        reject_open.set_caching_options(False)
+            with dsl.Else(name="gate-failed"):
+                reject = reject_op(**outcome).set_display_name("Record rejection and reasons")
+                reject.set_caching_options(False)
 
             # Last: one document with the decision, metrics, costs and the tuning (checkpoints, the chosen one).
             summary = summarize_op(

@@ -27,7 +27,6 @@ EXPECTED_STEPS = {
     "promote-model": "Promote tuned model to production",
     "record-rejection": "Record rejection and reasons",
     "deploy-open-weights": "Deploy open model to an endpoint",
-    "record-open-weights-rejection": "Record rejection of the open model",
     "summarize-run": "Write run summary",
 }
 

@@ -19,6 +19,7 @@ from gemini_sft.components.clean import clean_data
 from gemini_sft.components.deploy import deploy_open_weights
 from gemini_sft.components.evaluate import evaluate_models
 from gemini_sft.components.gate import gate_model
+from gemini_sft.components.promote import record_rejection
 from gemini_sft.components.resolve_data import resolve_raw_data
 from gemini_sft.components.summarize_run import summarize_run
 from gemini_sft.components.train_open_weights import train_open_weights
@@ -56,6 +57,8 @@ EVALUATE_ARTIFACTS = ("holdout", "train", "metrics", "classification_metrics", "
                       "evaluation", "tuned_model", "checkpoint_choice")
 DEPLOY_OTHERS = ("tuned_model", "decision", "evaluation", "deployment_record", "project", "location", "api_endpoint",
                  "registry_uri", "pipeline_run", "dataset_hash")
+# The one rejection step of both backends: the candidate, the gate's decision and what its record keeps.
+REJECTION_ARTIFACTS = ("tuned_model", "decision", "rejection_record", "registry_uri", "pipeline_run", "dataset_hash")
 TRAIN_OPEN_ARTIFACTS = ("train", "validation", "holdout", "tuned_model", "loss_curves", "figures", "predictions")
 # The training machine is fixed when the pipeline is compiled (the custom job's machine), not a run parameter.
 TRAIN_OPEN_COMPILED = ("machine_type", "accelerator_type", "accelerator_count")
@@ -74,6 +77,7 @@ STAGES: list[tuple[Any, list[type], tuple[str, ...], str, tuple[str, ...]]] = [
     (gate_model, [GatePolicy], GATE_ARTIFACTS, "gate-model", ()),
     (train_open_weights, [OpenWeightsSettings], TRAIN_OPEN_ARTIFACTS, "train-open-weights", TRAIN_OPEN_COMPILED),
     (deploy_open_weights, [DeploymentSettings], DEPLOY_OTHERS, "deploy-open-weights", ()),
+    (record_rejection, [], REJECTION_ARTIFACTS, "record-rejection", ()),
     (choose_checkpoint, [VertexTarget, CheckpointSelectionSettings], CHOOSE_ARTIFACTS, "choose-checkpoint", ()),
     (summarize_run, [], ("decision", "evaluation", "tuned_model", "checkpoint_choice", "validation_result",
                         "run_summary"),

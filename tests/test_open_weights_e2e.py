@@ -92,6 +92,6 @@ def test_a_failed_gate_deploys_nothing_and_records_the_rejection(
     assert failing_run.gate_passed is False
     assert summary["deployment"]["decision"] == "not-deployed"
     assert not (failing_run.run_dir / "deploy-open-weights").exists()
-    rejection = json.loads((failing_run.run_dir / "record-open-weights-rejection" / "rejection_record").read_text())
+    rejection = json.loads((failing_run.run_dir / "record-rejection" / "rejection_record").read_text())
     assert rejection["kind"] == "rejection" and rejection["tuning_backend"] == "open-weights"
     assert not (failing_run.output_dir / "registry" / "champion.json").exists()

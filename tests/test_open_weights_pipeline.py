@@ -51,6 +51,34 @@ def test_the_backend_is_chosen_at_run_time_and_both_branches_feed_the_evaluation
     assert spec["root"]["inputDefinitions"]["parameters"]["tuning_backend"]["defaultValue"] == "vertex-gemini"
 
 
+def _conditions_above(spec: dict[str, Any], task: str) -> list[str]:
+    """The trigger conditions of ``task`` and of every condition group around it, innermost first."""
+    parent_of = {ref["componentRef"]["name"]: (owner, ref)
+                 for owner, component in [("root", spec["root"]), *spec["components"].items()]
+                 for ref in component.get("dag", {}).get("tasks", {}).values()}
+    found = find_task(spec, task)
+    conditions, owner = [found.get("triggerPolicy", {}).get("condition", "")], found["componentRef"]["name"]
+    while owner in parent_of:
+        owner, ref = parent_of[owner]
+        conditions.append(ref.get("triggerPolicy", {}).get("condition", ""))
+    return [c for c in conditions if c]
+
+
+def test_one_rejection_step_serves_both_backends_and_only_a_passing_model_is_promoted_or_deployed(
+    compiled_spec_path: Path,
+) -> None:
+    spec = _load(compiled_spec_path)
+    tasks = [name for component in [spec["root"], *spec["components"].values()]
+             for name in component.get("dag", {}).get("tasks", {})]
+    assert [name for name in tasks if "rejection" in name] == ["record-rejection"]
+    rejection = _conditions_above(spec, "record-rejection")
+    assert rejection == ["!(inputs.parameter_values['pipelinechannel--gate-model-passed'] == true)"]
+    for task, backend in (("promote-model", "vertex-gemini"), ("deploy-open-weights", "open-weights")):
+        conditions = _conditions_above(spec, task)
+        assert conditions == [f"inputs.parameter_values['pipelinechannel--tuning_backend'] == '{backend}'",
+                              "inputs.parameter_values['pipelinechannel--gate-model-passed'] == true"], task
+
+
 def test_compile_options_set_the_training_machine_and_image(tmp_path: Path) -> None:
     machine = TrainingMachine("a2-ultragpu-1g", "NVIDIA_A100_80GB", 1)
     path = compile_pipeline(tmp_path / "spec.yaml", gpu_image="europe-docker.pkg.dev/p/r/gpu:2",

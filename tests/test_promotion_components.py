@@ -1,4 +1,4 @@
-"""The promote.py shells: find_champion, promote_model and record_rejection on artifacts in tmp_path."""
+"""The promote.py shells: find_champion, promote_model and record_rejection (both backends) on artifacts in tmp_path."""
 
 from __future__ import annotations
 
@@ -90,7 +90,40 @@ def test_promote_then_find_champion_then_reject(tmp_path: Path) -> None:
     assert rejection_out.metadata == {"record_id": rejection["record_id"], "kind": "rejection",
                                       "model": f"{PARENT}/12@1", "reasons": 1, "registry_uri": registry_uri}
     assert rejection["previous_champion"]["model"] == f"{PARENT}/11"
+    assert rejection["tuning_backend"] == "vertex-gemini"
     assert find_champion(registry_uri=registry_uri).champion_model == f"{PARENT}/11@1"
+
+
+def test_the_rejection_step_names_a_failed_open_model_by_its_training_folder(tmp_path: Path) -> None:
+    registry_uri = str(tmp_path / "registry")
+    folder = tmp_path / "open-model"
+    tuned = Model(name="tuned_model", uri=str(folder))
+    tuned.metadata.update({"tuning_backend": "open-weights", "base_model": "tiny-local"})
+    failed = json_artifact(tmp_path, "failed.json", {"passed": False, "reasons": ["delta_rougeL -0.2 < 0.0"],
+                                                     "metrics": {"delta_rougeL": -0.2}})
+    rejection_out = output_artifact(tmp_path, "rejection_record")
+    record_rejection(
+        tuned_model=tuned, decision=failed, rejection_record=rejection_out,
+        registry_uri=registry_uri, pipeline_run="run-3", dataset_hash="d" * 64,
+    )
+    rejection = json.loads(Path(rejection_out.path).read_text())
+    assert rejection["kind"] == "rejection" and rejection["tuning_backend"] == "open-weights"
+    assert rejection["model"] == {"model": str(folder), "version": "candidate", "endpoint": ""}
+    assert rejection["reasons"] == ["delta_rougeL -0.2 < 0.0"] and rejection["metrics"] == {"delta_rougeL": -0.2}
+    assert rejection["base_model"] == "tiny-local" and rejection["pipeline_run"] == "run-3"
+    assert rejection["previous_champion"] is None and rejection["alias"] == "production"
+    assert rejection_out.metadata["model"] == f"{folder}@candidate"
+    assert find_champion(registry_uri=registry_uri) == ("", "")
+
+
+def test_the_rejection_step_refuses_a_gemini_model_without_a_registry_name(tmp_path: Path) -> None:
+    tuned = Model(name="tuned_model", uri=str(tmp_path / "model"))
+    tuned.metadata.update({"base_model": "gemini-2.5-flash"})
+    failed = json_artifact(tmp_path, "failed.json", {"passed": False, "reasons": ["too low"]})
+    with pytest.raises(PromotionError, match="not a Model Registry name"):
+        record_rejection(tuned_model=tuned, decision=failed, rejection_record=output_artifact(tmp_path, "r"),
+                         registry_uri=str(tmp_path / "registry"))
+    assert not (tmp_path / "registry" / "records").exists()
 
 
 def test_promote_refuses_a_failed_decision(tmp_path: Path) -> None:

@@ -17,7 +17,9 @@ passes, :func:`deploy_open_model`:
 
 Cloud calls go through a :class:`DeploymentService` (``gemini_sft.vertex_client.deployments``
 on Vertex and against the stand-in). Failures raise DeploymentError; a failed
-step leaves the serving deployment taking the traffic it had.
+step leaves the serving deployment taking the traffic it had. An open model that
+fails the gate is recorded as Gemini's are, by
+:func:`gemini_sft.promotion.record_tuned_model_rejection`.
 """
 
 from __future__ import annotations
@@ -35,8 +37,7 @@ from gemini_sft.promotion import (
     PromotionRecord,
     PromotionStore,
     Provenance,
-    new_record_id,
-    record_timestamp,
+    append_new_record,
 )
 
 log = logging.getLogger(__name__)
@@ -183,15 +184,12 @@ def deploy_open_model(
     log.info("Deployed %s to %s as %s (%d earlier deployment(s) kept with no traffic)", model_name, endpoint,
              deployed_id, len(before))
     version = ModelVersion.parse(model_name, endpoint=endpoint)
-    record = PromotionRecord(
-        record_id=new_record_id(), kind="promotion", model=version, created_at=record_timestamp(),
+    return append_new_record(
+        store, "promotion", version, provenance, None,
         alias=champion.alias if champion else DEFAULT_PRODUCTION_ALIAS,
         previous_champion=champion.model if champion else None,
         tuning_backend=OPEN_WEIGHTS, deployed_model_id=deployed_id,
-        **provenance.model_dump(),
     )
-    store.append(record)
-    return record
 
 
 def rollback_deployment(service: DeploymentService, current: PromotionRecord, target: PromotionRecord) -> str:
@@ -227,28 +225,3 @@ def deployment_display_name(pipeline_run: str) -> str:
     """The Model Registry display name of an open model tuned by ``pipeline_run`` (at most 128 characters)."""
     return f"gemini-sft-open-weights-{pipeline_run or 'manual'}"[:128]
 
-
-def record_open_weights_rejection(
-    store: PromotionStore, model_folder_uri: str, reasons: list[str], provenance: Provenance
-) -> PromotionRecord:
-    """Record that an open model failed the gate; nothing was uploaded, so its training folder names it.
-
-    Args:
-        store: the promotion registry.
-        model_folder_uri: the training folder of the rejected model.
-        reasons: the gate's reasons.
-        provenance: metrics, dataset hash and run of the candidate.
-
-    Raises:
-        PromotionError: the store cannot be read or written.
-    """
-    champion = store.champion()
-    record = PromotionRecord(
-        record_id=new_record_id(), kind="rejection", model=ModelVersion(model=model_folder_uri, version="candidate"),
-        created_at=record_timestamp(), alias=champion.alias if champion else DEFAULT_PRODUCTION_ALIAS,
-        previous_champion=champion.model if champion else None, reasons=list(reasons), tuning_backend=OPEN_WEIGHTS,
-        **provenance.model_dump(),
-    )
-    store.append(record)
-    log.info("Recorded rejection of the open model in %s with %d reason(s)", model_folder_uri, len(reasons))
-    return record

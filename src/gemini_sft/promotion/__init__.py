@@ -10,7 +10,8 @@ Cloud Storage FUSE mount) or on local disk.
 * :mod:`~gemini_sft.promotion.records`: :class:`ModelVersion`, :class:`Provenance`, :class:`PromotionRecord`;
 * :mod:`~gemini_sft.promotion.store`: :class:`PromotionStore` (its layout, the champion replayed from the
   records) over :class:`RecordFiles` (a local folder, the ``/gcs`` mount or the Cloud Storage API);
-* :mod:`~gemini_sft.promotion.actions`: :func:`promote`, :func:`record_rejection`, :func:`rollback`;
+* :mod:`~gemini_sft.promotion.actions`: :func:`promote`, :func:`record_rejection` (of either
+  backend's tuned model: :func:`record_tuned_model_rejection`), :func:`rollback`;
 * :mod:`~gemini_sft.promotion.artifacts`: the gate decision and evaluation metrics the pipeline steps read,
   the record artifacts they write.
 """
@@ -24,6 +25,7 @@ from gemini_sft.promotion.actions import (
     ModelRegistry,
     promote,
     record_rejection,
+    record_tuned_model_rejection,
     rollback,
     rollback_target,
     validate_alias,

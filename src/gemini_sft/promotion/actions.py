@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 import re
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Mapping, Protocol
 
 from gemini_sft.errors import PromotionError
 from gemini_sft.names import sanitize_label_value
+from gemini_sft.open_weights.pipeline_step import OPEN_WEIGHTS_BACKEND, VERTEX_GEMINI_BACKEND, is_open_weights_model
 from gemini_sft.promotion.records import DEFAULT_PRODUCTION_ALIAS, ModelVersion, PromotionRecord, Provenance
 from gemini_sft.promotion.store import PromotionStore, append_new_record
 
@@ -102,10 +103,19 @@ def record_rejection(
     *,
     provenance: Provenance | None = None,
     now: datetime | None = None,
+    tuning_backend: str = VERTEX_GEMINI_BACKEND,
 ) -> PromotionRecord:
     """Record that ``candidate`` did not pass the gate, with the gate's reasons and its ``provenance``.
 
     The champion stays.
+
+    Args:
+        store: the promotion registry.
+        candidate: the rejected model version.
+        reasons: why it was rejected (the gate's reasons, or the reviewers').
+        provenance: metrics, dataset hash and run of the candidate.
+        now: the record's time; None means now.
+        tuning_backend: the tuning path that made the candidate, kept in the record.
 
     Raises PromotionError when the store cannot be read or written.
     """
@@ -113,10 +123,42 @@ def record_rejection(
     record = append_new_record(
         store, "rejection", candidate, provenance, now,
         alias=current.alias if current else DEFAULT_PRODUCTION_ALIAS,
-        previous_champion=current.model if current else None, reasons=list(reasons),
+        previous_champion=current.model if current else None, reasons=list(reasons), tuning_backend=tuning_backend,
     )
     log.info("Recorded rejection of %s with %d reason(s)", candidate.versioned_name, len(reasons))
     return record
+
+
+def record_tuned_model_rejection(
+    store: PromotionStore,
+    tuned_model_uri: str,
+    tuned_model_metadata: Mapping[str, Any],
+    reasons: list[str],
+    *,
+    provenance: Provenance | None = None,
+    now: datetime | None = None,
+) -> PromotionRecord:
+    """Record that the tuned model of either backend did not pass the gate (:func:`record_rejection`).
+
+    A Gemini model is named by its Model Registry version. An open model (its metadata's ``tuning_backend``
+    is ``open-weights``) was never uploaded, so its training folder names it, as version ``candidate``.
+
+    Args:
+        store: the promotion registry.
+        tuned_model_uri: the tuned model artifact's URI (an open model's training folder).
+        tuned_model_metadata: the tuned model artifact's metadata.
+        reasons: the gate's reasons.
+        provenance: metrics, dataset hash and run of the candidate.
+        now: the record's time; None means now.
+
+    Raises PromotionError when a Gemini model's metadata names no model version, or the store cannot be
+    read or written.
+    """
+    if is_open_weights_model(tuned_model_metadata):
+        candidate, backend = ModelVersion(model=tuned_model_uri, version="candidate"), OPEN_WEIGHTS_BACKEND
+    else:
+        candidate, backend = ModelVersion.from_metadata(tuned_model_metadata), VERTEX_GEMINI_BACKEND
+    return record_rejection(store, candidate, reasons, provenance=provenance, now=now, tuning_backend=backend)
 
 
 def rollback_target(store: PromotionStore, to_model: str = "") -> tuple[PromotionRecord, PromotionRecord]:
