@@ -16,8 +16,8 @@ from kfp.dsl import Artifact, Dataset, Input, Markdown, Metrics, Output
 @describe_component(
     """Validate the training and validation splits against Vertex's rules; estimate the tuning cost; stop over budget.
 
-    An empty or absent validation split is allowed (tuning then runs without one). Fails with
-    DatasetInvalidError for invalid data and BudgetExceededError above the budget, after writing the report.""",
+    With tuning_backend=open-weights the estimate is the training machine's GPU hours x its list price. An empty
+    or absent validation split is allowed (tuning then runs without one). Fails with DatasetInvalidError for invalid data and BudgetExceededError above the budget, after writing the report.""",
     records=[ValidationSettings],
     inputs={"train": "Training split, Gemini JSONL.", "validation": "Validation split, Gemini JSONL (may be empty)."},
     outputs={
@@ -43,6 +43,10 @@ def validate_data(
     location: str = "us-central1",
     api_endpoint: str = "",
     count_tokens_with_api: bool = True,
+    tuning_backend: str = "vertex-gemini",
+    machine_type: str = "g2-standard-8",
+    accelerator_type: str = "NVIDIA_L4",
+    accelerator_count: int = 1,
 ) -> NamedTuple("ValidateOutputs", [("estimated_cost_usd", float), ("billable_tokens", int), ("examples", int)]):
     import json
     import logging

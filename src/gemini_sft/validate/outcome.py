@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from gemini_sft.cost import check_budget
 from gemini_sft.errors import BudgetExceededError
+from gemini_sft.open_weights.costs import TrainingCost, open_weights_training_cost
 from gemini_sft.validate.report import ValidationReport, raise_if_invalid
 from gemini_sft.validate.run import ProgressCallback, validate_dataset
 from gemini_sft.validate.settings import DEFAULT_MAX_API_EXAMPLES, ValidationSettings
@@ -33,12 +34,14 @@ ProgressFactory = Callable[[Path], tuple[ProgressCallback | None, Callable[[], N
 class ValidationOutcome:
     """The reports of the training and (optional) validation split, and the budget they are held to.
 
-    ``budget_usd`` None means no budget.
+    ``budget_usd`` None means no budget. ``training_cost``: an open-weights run's GPU-hour estimate, which
+    then is the estimate held to the budget instead of the Gemini token price.
     """
 
     train: ValidationReport
     validation: ValidationReport | None
     budget_usd: float | None
+    training_cost: TrainingCost | None = None
 
     @property
     def reports(self) -> list[ValidationReport]:
@@ -52,6 +55,8 @@ class ValidationOutcome:
     @property
     def estimated_cost_usd(self) -> float:
         """The tuning estimate (the validation split is not billed as training)."""
+        if self.training_cost is not None:
+            return self.training_cost.budget_usd
         return self.train.estimated_cost_usd
 
     @property
@@ -86,6 +91,9 @@ class ValidationOutcome:
         document["valid"] = self.valid
         if self.validation is not None:
             document["validation"] = self.validation.to_json_dict()
+        if self.training_cost is not None:
+            document["estimated_cost_usd"] = self.estimated_cost_usd
+            document["open_weights_training"] = self.training_cost.to_dict()
         return document
 
     def to_result_json(self) -> dict[str, Any]:
@@ -102,6 +110,7 @@ class ValidationOutcome:
             "price_per_million_tokens_usd": self.train.cost.price_per_million_tokens_usd,
             "train": self.train.to_json_dict(),
             "validation": self.validation.to_json_dict() if self.validation is not None else None,
+            "open_weights_training": self.training_cost.to_dict() if self.training_cost is not None else None,
         }
 
     def result_metadata(self) -> dict[str, Any]:
@@ -134,11 +143,14 @@ class ValidationOutcome:
             + ("within budget." if self.within_budget else "**over budget, tuning stopped.**")
             + "\n"
         )
-        return "\n".join([report.to_markdown() for report in self.reports] + ["# Budget\n", budget_line])
+        basis = [self.training_cost.markdown() + "\n"] if self.training_cost is not None else []
+        return "\n".join([report.to_markdown() for report in self.reports] + ["# Budget\n", budget_line] + basis)
 
     def to_text(self) -> str:
         """The console report of ``gemini-sft validate``: each file, then the verdict."""
         out = [f"Validation of {report.path} ({report.split})\n{report.to_text()}" for report in self.reports]
+        if self.training_cost is not None:
+            out.append(self.training_cost.markdown().replace("**", ""))
         if not self.valid:
             out.append("INVALID: fix the errors above before tuning.")
         else:
@@ -188,7 +200,8 @@ def validate_splits(
             reports.append(validate_dataset(path, config, counter, callback))
         finally:
             close()
-    outcome = ValidationOutcome(reports[0], reports[1] if len(reports) > 1 else None, budget_usd)
+    outcome = ValidationOutcome(reports[0], reports[1] if len(reports) > 1 else None, budget_usd,
+                                open_weights_training_cost(reports[0].billable_tokens, settings))
     log.info(
         "%s: %d training examples, %d billable tokens, estimated $%.2f%s",
         "dataset valid" if outcome.valid else "dataset invalid",
