@@ -58,4 +58,5 @@ def build_run_summary(
             "evaluation_calls": generation.get("calls") if isinstance(generation, Mapping) else None,
         },
         "tuning": dict(checkpoint_choice.get("tuning") or {}),
+        **({"comparison": evaluation["comparison"]} if evaluation.get("comparison") else {}),
     }

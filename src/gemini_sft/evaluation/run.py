@@ -47,7 +47,7 @@ def run_evaluation(
 
     Args:
         cases: the holdout cases (see :func:`gemini_sft.evaluation.holdout.load_holdout`).
-        generators: a generator per role: ``base``, ``tuned`` and optionally ``champion``.
+        generators: a generator per role: ``base``, ``tuned`` and optionally ``champion`` and ``gemini``.
         settings: the stage settings; the result names each role's model from them.
         retry: the backoff for transient call failures (default :class:`RetryPolicy`).
         confidence: the level of the bootstrap intervals.
@@ -70,7 +70,8 @@ def run_evaluation(
         raise EvaluationError("no holdout examples to evaluate")
     scorer = ResponseScorer(settings.label_pattern)  # validates the pattern before any call is made
     roles = [role for role in MODEL_ROLES if role in generators]
-    models = settings.models()
+    # a role the settings do not name (a compared Gemini model) is named by its generator
+    models = {**{role: str(getattr(generators[role], "model", "")) for role in roles}, **settings.models()}
     limiter = limiter or RequestRateLimiter(settings.requests_per_minute)
     answers, stats = generate_answers(
         cases,
