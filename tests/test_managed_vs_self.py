@@ -237,3 +237,43 @@ def test_the_shipped_catalogue_prices_every_machine_it_lists_with_its_source() -
     assert t4.usd_per_hour == pytest.approx(catalog.machines["n1-standard-8"].usd_per_hour["us-central1"]
                                             + 2 * catalog.accelerators["NVIDIA_TESLA_T4"]
                                             .usd_per_hour_per_gpu["us-central1"])
+
+
+def test_a_tuned_gemini_champion_is_priced_with_what_tuning_it_on_this_split_costs(tmp_path, standin,
+                                                                                    catalogue) -> None:
+    import warnings
+
+    from google.genai import types
+
+    from gemini_sft.cost import estimate_tuning_cost, token_stats
+    from gemini_sft.model_catalog import limits_for
+    from gemini_sft.tokens import estimate_example_tokens
+    from gemini_sft.vertex_client import genai_client
+
+    holdout, pairs = _holdout(tmp_path)
+    folder, metadata = _training_folder(tmp_path, pairs, **L4_TRAINING)
+    train = _write_jsonl(tmp_path / "train.jsonl", [make_example(q, a) for q, a in pairs])
+    vertex = VertexSettings.create("p", "us-central1", standin.base_url)
+    client = genai_client(vertex)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the SDK flags its tuning API as experimental
+        job = client.tunings.tune(base_model="gemini-2.5-flash",
+                                  training_dataset=types.TuningDataset(gcs_uri=str(train)))
+    for _ in range(20):
+        if job.has_ended:
+            break
+        job = client.tunings.get(name=job.name)
+    settings = EvaluationSettings(bootstrap_samples=0, compare_with_gemini="champion",
+                                  champion_endpoint=job.tuned_model.endpoint)
+    result = evaluate_recorded_answers(holdout, folder, metadata, settings, vertex=vertex, train_path=train)
+    gemini = result.comparison["models"][2]
+    assert gemini["label"] == "Gemini, champion (tuned)" and gemini["model"] == job.tuned_model.endpoint
+    stats = token_stats(estimate_example_tokens(json.loads(line)) for line in train.read_text().splitlines())
+    expected = estimate_tuning_cost(stats, 2, "gemini-2.5-flash").estimated_cost_usd  # the open model's 2 epochs
+    assert gemini["training_cost"]["usd"] == pytest.approx(expected)
+    assert expected == pytest.approx((stats.total + 8 * len(pairs)) * 2
+                                     * limits_for("gemini-2.5-flash").price_per_million_training_tokens_usd / 1e6)
+    assert result.metrics["gemini_cost_usd"] > 0  # the endpoint is priced as the Gemini base it was tuned from
+    # the gate still judges tuned against its own base: the Gemini champion is no champion to it
+    reasons = decide_gate(result.to_document()["metrics"], GatePolicy()).reasons
+    assert any("no champion in production" in reason for reason in reasons)
