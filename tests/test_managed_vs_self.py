@@ -15,7 +15,7 @@ from gemini_sft.evaluation.output import write_outputs
 from gemini_sft.evaluation.settings import EvaluationSettings
 from gemini_sft.examples import make_example
 from gemini_sft.gate import GatePolicy, decide_gate
-from gemini_sft.machine_catalog import UncataloguedMachineWarning, load_machine_catalog
+from gemini_sft.machine_catalog import MachineSpec, UncataloguedMachineWarning, load_machine_catalog
 from gemini_sft.open_weights.costs import estimate_training_cost, serving_cost_per_1k_answers
 from gemini_sft.open_weights.evaluation import evaluate_recorded_answers
 from gemini_sft.run_summary import build_run_summary
@@ -173,7 +173,7 @@ def test_a_run_trained_on_cpu_is_priced_as_an_estimate_on_the_default_machine(tm
 
 def test_an_unknown_serving_machine_warns_naming_the_file_and_says_unknown_price(tmp_path, catalogue) -> None:
     with pytest.warns(UncataloguedMachineWarning, match=str(catalogue.path)):
-        figure = serving_cost_per_1k_answers(0.5, "z9-imaginary-4", "NVIDIA_L4", 1)
+        figure = serving_cost_per_1k_answers(0.5, MachineSpec("z9-imaginary-4", "NVIDIA_L4", 1))
     assert figure.usd is None and figure.text() == "unknown price"
 
 
@@ -205,7 +205,7 @@ def test_validate_prices_an_open_weights_run_as_gpu_hours_times_the_machine_pric
     assert gemini.estimated_cost_usd == pytest.approx(gemini.train.estimated_cost_usd)
     assert not math.isclose(gemini.estimated_cost_usd, outcome.estimated_cost_usd)
     assert "GPU hours" in outcome.to_markdown() and "a2-highgpu-1g" in outcome.to_markdown()
-    assert outcome.to_result_json()["open_weights_training"]["machine_type"] == "a2-highgpu-1g"
+    assert outcome.to_result_json()["open_weights_training"]["machine"]["machine_type"] == "a2-highgpu-1g"
 
 
 def test_validate_refuses_an_open_weights_run_over_budget_naming_the_setting(tmp_path, catalogue) -> None:
@@ -222,7 +222,7 @@ def test_validate_refuses_an_open_weights_run_over_budget_naming_the_setting(tmp
 
 def test_an_estimate_with_no_price_says_so_and_names_the_file(catalogue) -> None:
     with pytest.warns(UncataloguedMachineWarning, match="machines.json"):
-        estimate = estimate_training_cost(1_000_000, "z9-imaginary-4", "NVIDIA_L4", 1)
+        estimate = estimate_training_cost(1_000_000, MachineSpec("z9-imaginary-4", "NVIDIA_L4", 1))
     assert estimate.cost.usd is None
     assert "unknown price" in estimate.markdown() and "cannot apply" in estimate.markdown()
 
@@ -232,8 +232,8 @@ def test_the_shipped_catalogue_prices_every_machine_it_lists_with_its_source() -
     for name in ("g2-standard-8", "a2-highgpu-1g", "a2-ultragpu-1g", "a3-highgpu-1g", "a3-highgpu-8g"):
         machine = catalog.machines[name]
         assert machine.gpu_count >= 1 and machine.gpu_memory_gb > 0 and machine.provenance.source
-        assert catalog.hourly_price(name).usd_per_hour > 0
-    t4 = catalog.hourly_price("n1-standard-8", "NVIDIA_TESLA_T4", 2)
+        assert catalog.hourly_price(MachineSpec(name)).usd_per_hour > 0
+    t4 = catalog.hourly_price(MachineSpec("n1-standard-8", "NVIDIA_TESLA_T4", 2))
     assert t4.usd_per_hour == pytest.approx(catalog.machines["n1-standard-8"].usd_per_hour["us-central1"]
                                             + 2 * catalog.accelerators["NVIDIA_TESLA_T4"]
                                             .usd_per_hour_per_gpu["us-central1"])

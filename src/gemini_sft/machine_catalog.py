@@ -45,6 +45,15 @@ class Provenance:
 
 
 @dataclass(frozen=True)
+class MachineSpec:
+    """A machine as a job asks for it: Vertex machine type, GPU type ("" for none) and GPU count."""
+
+    machine_type: str
+    accelerator_type: str = ""
+    accelerator_count: int = 0
+
+
+@dataclass(frozen=True)
 class CatalogMachine:
     """One machine type: its built-in GPUs (none for n1) and its hourly list price per region."""
 
@@ -70,9 +79,7 @@ class AttachableAccelerator:
 class MachinePrice:
     """The hourly list price of a machine with its GPUs, in one region, and how it was made."""
 
-    machine_type: str
-    accelerator_type: str
-    accelerator_count: int
+    machine: MachineSpec
     region: str
     usd_per_hour: float
     verified: bool
@@ -106,24 +113,21 @@ class MachineCatalog:
             return self.default_region, prices[self.default_region]
         return None
 
-    def hourly_price(
-        self, machine_type: str, accelerator_type: str = "", accelerator_count: int = 0, region: str = ""
-    ) -> MachinePrice | None:
-        """The on-demand price of ``machine_type`` (with ``accelerator_count`` attached GPUs on an n1) in ``region``.
+    def hourly_price(self, spec: MachineSpec, region: str = "") -> MachinePrice | None:
+        """The on-demand price of a machine (with its attached GPUs on an n1) in ``region``.
 
         A region the entry does not list is priced at the file's default region, and the basis says so.
 
         Args:
-            machine_type: the Vertex machine type, e.g. ``g2-standard-8``.
-            accelerator_type: its GPU type ("" for none); attached GPUs are priced only on a machine without
-                built-in GPUs.
-            accelerator_count: how many GPUs of that type.
+            spec: the machine type, e.g. ``g2-standard-8``, and its GPUs; attached GPUs are priced only on a
+                machine without built-in GPUs.
             region: the Vertex region ("" for the file's default region).
 
         Returns:
             The price, or None (with an :class:`UncataloguedMachineWarning` naming the file) when the machine
             or its attached GPU is not in the file.
         """
+        machine_type, accelerator_type, count = spec.machine_type, spec.accelerator_type, spec.accelerator_count
         machine = self.machines.get(machine_type)
         wanted = region or self.default_region
         if machine is None:
@@ -136,19 +140,19 @@ class MachineCatalog:
         used_region, price = found
         parts = [f"{machine_type} ${price:g}/h"]
         verified = machine.provenance.verified
-        if machine.gpu_count == 0 and accelerator_type and accelerator_count > 0:
+        if machine.gpu_count == 0 and accelerator_type and count > 0:
             gpu = self.accelerators.get(accelerator_type)
             gpu_price = self._regional(gpu.usd_per_hour_per_gpu, used_region) if gpu is not None else None
             if gpu is None or gpu_price is None:
                 self._warn(f"Attachable GPU type {accelerator_type!r}")
                 return None
-            price += accelerator_count * gpu_price[1]
-            parts.append(f"{accelerator_count} x {accelerator_type} ${gpu_price[1]:g}/h")
+            price += count * gpu_price[1]
+            parts.append(f"{count} x {accelerator_type} ${gpu_price[1]:g}/h")
             verified = verified and gpu.provenance.verified
         basis = " + ".join(parts) + f" ({used_region}"
         basis += f", the file's default region: {wanted} is not listed)" if used_region != wanted else ")"
         basis += "" if verified else ", unverified list price"
-        return MachinePrice(machine_type, accelerator_type, accelerator_count, used_region, price, verified, basis)
+        return MachinePrice(spec, used_region, price, verified, basis)
 
     def training_throughput(self, accelerator_type: str) -> TrainingThroughput | None:
         """The tokens per second per GPU assumed for training on ``accelerator_type``; None (and a warning) if unknown."""

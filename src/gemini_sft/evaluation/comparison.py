@@ -20,7 +20,7 @@ import json
 import logging
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -35,6 +35,7 @@ from gemini_sft.evaluation.settings import (
 )
 from gemini_sft.evaluation.usage import PER_MILLION, usage_metrics
 from gemini_sft.examples import read_examples
+from gemini_sft.machine_catalog import MachineSpec
 from gemini_sft.model_catalog import input_price_per_million, is_tuned_model, output_price_per_million
 from gemini_sft.open_weights.costs import PricedFigure, measured_training_cost, serving_cost_per_1k_answers
 from gemini_sft.tokens import estimate_example_tokens
@@ -89,9 +90,7 @@ def gemini_generator(model: str, settings: EvaluationSettings, vertex: VertexSet
 class OpenWeightsTraining:
     """What the comparison reads of the open model's training: its machine, tokens, GPU hours and epochs."""
 
-    machine_type: str
-    accelerator_type: str
-    accelerator_count: int
+    machine: MachineSpec
     training_tokens: int
     gpu_hours: float
     epochs: int
@@ -109,9 +108,8 @@ class OpenWeightsTraining:
         summary = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
         settings, figures = summary.get("settings") or {}, summary.get("figures") or {}
         return cls(
-            machine_type=str(settings.get("machine_type", "")),
-            accelerator_type=str(settings.get("accelerator_type", "")),
-            accelerator_count=int(settings.get("accelerator_count", 0) or 0),
+            machine=MachineSpec(str(settings.get("machine_type", "")), str(settings.get("accelerator_type", "")),
+                                int(settings.get("accelerator_count", 0) or 0)),
             training_tokens=int(figures.get("train_tokens", 0) or 0),
             gpu_hours=float(figures.get("gpu_hours", metadata.get("gpu_hours", 0.0)) or 0.0),
             epochs=int(summary.get("epochs_trained") or settings.get("epochs") or 1),
@@ -199,15 +197,15 @@ def build_comparison(
         ``{role}_serving_cost_per_1k_answers_usd``, ``gemini_tuning_cost_usd``, ...; NaN when unknown).
     """
     metrics: dict[str, float] = {}
-    serving = (settings.serving_machine_type, settings.serving_accelerator_type, settings.serving_accelerator_count)
-    measured_on = training.machine_type + (" with the tiny local model" if training.tiny_local_model else "")
-    train_cost = measured_training_cost(training.gpu_hours, training.training_tokens, training.machine_type,
-                                        training.accelerator_type, training.accelerator_count, region=region)
+    serving = MachineSpec(settings.serving_machine_type, settings.serving_accelerator_type,
+                          settings.serving_accelerator_count)
+    measured_on = training.machine.machine_type + (" with the tiny local model" if training.tiny_local_model else "")
+    train_cost = measured_training_cost(training.gpu_hours, training.training_tokens, training.machine, region=region)
     open_source = TINY_MODEL_NOTE if training.tiny_local_model else "open model trained by this run"
     rows = []
     for role, label in ((TUNED, "Open weights, tuned (LoRA)"), (BASE, "Open weights, base")):
         latency = _latency(_answers(result, role))
-        per_1k = serving_cost_per_1k_answers(latency["mean"], *serving, region=region, measured_on=measured_on)
+        per_1k = serving_cost_per_1k_answers(latency["mean"], serving, region=region, measured_on=measured_on)
         rows.append({
             "role": role, "label": label, "model": result.models.get(role, ""), "source": open_source,
             "scores": _scores(result.metrics, role, primary_metric),
@@ -248,8 +246,7 @@ def build_comparison(
         "compare_with_gemini": settings.compare_with_gemini,
         "primary_metric": primary_metric,
         "region": region,
-        "serving_machine": {"machine_type": serving[0], "accelerator_type": serving[1],
-                            "accelerator_count": serving[2]},
+        "serving_machine": asdict(serving),
         "training": train_cost.to_dict(),
         "models": rows,
         "notes": [

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from gemini_sft.cost import format_usd
-from gemini_sft.machine_catalog import MachineCatalog, machine_catalog
+from gemini_sft.machine_catalog import MachineCatalog, MachineSpec, machine_catalog
 
 SECONDS_PER_HOUR = 3600.0
 UNKNOWN_PRICE = "unknown price"
@@ -47,9 +47,7 @@ class TrainingCost:
     ``estimated`` is True when the hours come from the catalogue's assumed throughput, not from a run.
     """
 
-    machine_type: str
-    accelerator_type: str
-    accelerator_count: int
+    machine: MachineSpec
     training_tokens: int
     gpu_hours: float | None
     estimated: bool
@@ -69,35 +67,31 @@ class TrainingCost:
         return line
 
     def to_dict(self) -> dict[str, Any]:
-        document = asdict(self)
-        document["cost"] = self.cost.to_dict()
-        return document
+        return asdict(self)
 
 
-def _machine_hours_cost(
-    machine_hours: float, machine_type: str, accelerator_type: str, accelerator_count: int, region: str,
-    catalog: MachineCatalog, hours_basis: str,
-) -> PricedFigure:
-    price = catalog.hourly_price(machine_type, accelerator_type, accelerator_count, region)
+def _machine_hours_cost(machine_hours: float, machine: MachineSpec, region: str, catalog: MachineCatalog,
+                        hours_basis: str) -> PricedFigure:
+    price = catalog.hourly_price(machine, region)
     if price is None:
-        return PricedFigure(None, f"{hours_basis}; {machine_type} is not in {catalog.path.name}: {UNKNOWN_PRICE}",
-                            False)
+        return PricedFigure(None, f"{hours_basis}; {machine.machine_type} is not in {catalog.path.name}: "
+                                  f"{UNKNOWN_PRICE}", False)
     return PricedFigure(machine_hours * price.usd_per_hour,
                         f"{hours_basis} x {format_usd(price.usd_per_hour)}/h ({price.basis})", price.verified)
 
 
-def _gpus(machine_type: str, accelerator_count: int, catalog: MachineCatalog) -> int:
-    """GPUs of a machine: its built-in ones (g2/a2/a3), else the attached count."""
-    machine = catalog.machines.get(machine_type)
-    built_in = machine.gpu_count if machine is not None else 0
-    return built_in or max(accelerator_count, 0)
+def _gpus(machine: MachineSpec, catalog: MachineCatalog) -> int:
+    """GPUs of a machine: its built-in ones (g2/a2/a3), else the attached count (0 without a GPU type)."""
+    if not machine.accelerator_type:
+        return 0
+    entry = catalog.machines.get(machine.machine_type)
+    built_in = entry.gpu_count if entry is not None else 0
+    return built_in or max(machine.accelerator_count, 0)
 
 
 def estimate_training_cost(
     training_tokens: int,
-    machine_type: str,
-    accelerator_type: str,
-    accelerator_count: int,
+    machine: MachineSpec,
     *,
     region: str = "",
     catalog: MachineCatalog | None = None,
@@ -107,38 +101,34 @@ def estimate_training_cost(
 
     Args:
         training_tokens: tokens trained on over all epochs.
-        machine_type: the training machine, e.g. ``g2-standard-8``.
-        accelerator_type: its GPU type ("" trains on CPU: no GPU hours).
-        accelerator_count: its GPUs.
+        machine: the training machine and its GPUs (no GPU type: trains on CPU, no GPU hours).
         region: the Vertex region of the prices ("" the catalogue's default).
         catalog: the machine catalogue (default the shipped one).
         tokens_basis: how the tokens were counted, for the basis text.
     """
     catalog = catalog or machine_catalog()
-    gpus = _gpus(machine_type, accelerator_count, catalog)
-    if not accelerator_type or gpus == 0:
-        cost = _machine_hours_cost(0.0, machine_type, "", 0, region, catalog, "no GPU (trains on CPU): 0 GPU hours")
-        return TrainingCost(machine_type, accelerator_type, 0, training_tokens, 0.0, True, cost)
-    throughput = catalog.training_throughput(accelerator_type)
+    gpus = _gpus(machine, catalog)
+    if gpus == 0:
+        cost = _machine_hours_cost(0.0, MachineSpec(machine.machine_type), region, catalog,
+                                   "no GPU (trains on CPU): 0 GPU hours")
+        return TrainingCost(machine, training_tokens, 0.0, True, cost)
+    throughput = catalog.training_throughput(machine.accelerator_type)
     if throughput is None:
-        cost = PricedFigure(None, f"no assumed training throughput for {accelerator_type} in "
+        cost = PricedFigure(None, f"no assumed training throughput for {machine.accelerator_type} in "
                                   f"{catalog.path.name}: {UNKNOWN_PRICE}", False)
-        return TrainingCost(machine_type, accelerator_type, gpus, training_tokens, None, True, cost)
+        return TrainingCost(machine, training_tokens, None, True, cost)
     machine_hours = training_tokens / (throughput.tokens_per_second_per_gpu * gpus) / SECONDS_PER_HOUR
     hours_basis = (f"{training_tokens:,} {tokens_basis} / ({throughput.tokens_per_second_per_gpu:,.0f} tokens/s per "
-                   f"{accelerator_type} x {gpus}, assumed for {throughput.reference_model}"
+                   f"{machine.accelerator_type} x {gpus}, assumed for {throughput.reference_model}"
                    f"{'' if throughput.provenance.verified else ', unverified'}) = {machine_hours * gpus:.4g} GPU hours")
-    cost = _machine_hours_cost(machine_hours, machine_type, accelerator_type, accelerator_count, region, catalog,
-                               hours_basis)
-    return TrainingCost(machine_type, accelerator_type, gpus, training_tokens, machine_hours * gpus, True, cost)
+    cost = _machine_hours_cost(machine_hours, machine, region, catalog, hours_basis)
+    return TrainingCost(machine, training_tokens, machine_hours * gpus, True, cost)
 
 
 def measured_training_cost(
     gpu_hours: float,
     training_tokens: int,
-    machine_type: str,
-    accelerator_type: str,
-    accelerator_count: int,
+    machine: MachineSpec,
     *,
     region: str = "",
     catalog: MachineCatalog | None = None,
@@ -151,35 +141,30 @@ def measured_training_cost(
     Args:
         gpu_hours: the GPU hours the training step reported.
         training_tokens: the tokens it trained on (all epochs).
-        machine_type: the machine it ran on.
-        accelerator_type: its GPU type.
-        accelerator_count: its GPUs.
+        machine: the machine it ran on and its GPUs.
         region: the Vertex region of the prices.
         catalog: the machine catalogue (default the shipped one).
     """
     catalog = catalog or machine_catalog()
-    gpus = _gpus(machine_type, accelerator_count, catalog)
-    if gpus == 0 or not accelerator_type:
+    gpus = _gpus(machine, catalog)
+    if gpus == 0:
         from gemini_sft.open_weights.settings import OpenWeightsSettings
 
         default = OpenWeightsSettings()
-        estimate = estimate_training_cost(training_tokens, default.machine_type, default.accelerator_type,
-                                          default.accelerator_count, region=region, catalog=catalog)
-        basis = (f"trained on {machine_type} (no GPU); on {default.machine_type}, the default training machine: "
-                 f"{estimate.cost.basis}")
-        return TrainingCost(default.machine_type, default.accelerator_type, default.accelerator_count,
-                            training_tokens, estimate.gpu_hours, True,
+        vertex_machine = MachineSpec(default.machine_type, default.accelerator_type, default.accelerator_count)
+        estimate = estimate_training_cost(training_tokens, vertex_machine, region=region, catalog=catalog)
+        basis = (f"trained on {machine.machine_type} (no GPU); on {default.machine_type}, the default training "
+                 f"machine: {estimate.cost.basis}")
+        return TrainingCost(vertex_machine, training_tokens, estimate.gpu_hours, True,
                             PricedFigure(estimate.cost.usd, basis, estimate.cost.verified))
-    cost = _machine_hours_cost(gpu_hours / gpus, machine_type, accelerator_type, accelerator_count, region, catalog,
+    cost = _machine_hours_cost(gpu_hours / gpus, machine, region, catalog,
                                f"{gpu_hours:.4g} GPU hours measured / {gpus} GPU(s) per machine")
-    return TrainingCost(machine_type, accelerator_type, gpus, training_tokens, gpu_hours, False, cost)
+    return TrainingCost(machine, training_tokens, gpu_hours, False, cost)
 
 
 def serving_cost_per_1k_answers(
     seconds_per_answer: float,
-    machine_type: str,
-    accelerator_type: str,
-    accelerator_count: int,
+    machine: MachineSpec,
     *,
     region: str = "",
     catalog: MachineCatalog | None = None,
@@ -192,9 +177,7 @@ def serving_cost_per_1k_answers(
 
     Args:
         seconds_per_answer: the measured mean seconds per answer.
-        machine_type: the serving machine.
-        accelerator_type: its GPU type.
-        accelerator_count: its GPUs.
+        machine: the serving machine and its GPUs.
         region: the Vertex region of the prices.
         catalog: the machine catalogue (default the shipped one).
         measured_on: where the seconds were measured, for the basis text.
@@ -204,7 +187,7 @@ def serving_cost_per_1k_answers(
         return PricedFigure(None, "no measured answer time", False)
     hours = 1000 * seconds_per_answer / SECONDS_PER_HOUR
     where = f" measured on {measured_on}" if measured_on else ""
-    return _machine_hours_cost(hours, machine_type, accelerator_type, accelerator_count, region, catalog,
+    return _machine_hours_cost(hours, machine, region, catalog,
                                f"1,000 answers x {seconds_per_answer:.3g} s per answer{where}, one at a time")
 
 
@@ -223,7 +206,6 @@ def open_weights_training_cost(billable_tokens: int, settings: Any) -> TrainingC
 
     if settings.tuning_backend != OPEN_WEIGHTS_BACKEND:
         return None
-    return estimate_training_cost(
-        billable_tokens, settings.machine_type, settings.accelerator_type, settings.accelerator_count,
-        region=settings.location, tokens_basis="training tokens (Gemini count of the training split x epochs)",
-    )
+    machine = MachineSpec(settings.machine_type, settings.accelerator_type, settings.accelerator_count)
+    return estimate_training_cost(billable_tokens, machine, region=settings.location,
+                                  tokens_basis="training tokens (Gemini count of the training split x epochs)")
