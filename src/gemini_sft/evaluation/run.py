@@ -15,7 +15,7 @@ from gemini_sft.evaluation.holdout import HoldoutCase, load_holdout
 from gemini_sft.evaluation.metrics import BASE, MODEL_ROLES, TUNED, ResponseScorer, summarize
 from gemini_sft.evaluation.progress import ProgressReporter
 from gemini_sft.evaluation.result import EvaluationResult, ExampleRecord
-from gemini_sft.evaluation.settings import CONFIDENCE, EvaluationSettings, build_generators
+from gemini_sft.evaluation.settings import COMPARE_NONE, CONFIDENCE, EvaluationSettings, build_generators
 from gemini_sft.evaluation.usage import usage_metrics
 from gemini_sft.retry import RetryPolicy
 from gemini_sft.serving.contract import learn_output_contract
@@ -186,6 +186,9 @@ def evaluate_holdout(
         ConfigError: for a missing tuned model or an invalid setting, before any call is made.
         InputFormatError, EvaluationError: see :func:`load_holdout` and :func:`run_evaluation`.
     """
+    if settings.compare_with_gemini != COMPARE_NONE:
+        log.warning("compare_with_gemini=%s applies to tuning_backend=open-weights only: no extra model is asked",
+                    settings.compare_with_gemini)
     cases, skipped = load_holdout(holdout_path)
     contract = learn_output_contract(train_path, settings.label_pattern) if train_path is not None else None
     generators = build_generators(settings, vertex)
