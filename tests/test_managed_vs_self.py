@@ -277,3 +277,11 @@ def test_a_tuned_gemini_champion_is_priced_with_what_tuning_it_on_this_split_cos
     # the gate still judges tuned against its own base: the Gemini champion is no champion to it
     reasons = decide_gate(result.to_document()["metrics"], GatePolicy()).reasons
     assert any("no champion in production" in reason for reason in reasons)
+
+
+def test_an_unknown_comparison_choice_is_refused_before_the_run_naming_the_setting() -> None:
+    from gemini_sft.errors import ConfigError
+    from gemini_sft.settings_check import pipeline_stage_records, raise_for_settings
+
+    with pytest.raises(ConfigError, match="compare_with_gemini must be one of none, base, champion"):
+        raise_for_settings({"compare_with_gemini": "sometimes"}, pipeline_stage_records(), "the run")

@@ -66,6 +66,9 @@ class EvaluationSettings:
     serving_accelerator_count: int = setting(1, "GPUs of each serving replica.", cli=False)
 
     def __post_init__(self) -> None:
+        if self.compare_with_gemini not in COMPARE_CHOICES:
+            raise ConfigError(f"compare_with_gemini must be one of {', '.join(COMPARE_CHOICES)}, "
+                              f"got {self.compare_with_gemini!r}")
         # the base model's rules (which a tuned endpoint follows) refuse a bad choice before anything runs
         from gemini_sft.model_catalog import catalog_entry, thinking_config_for
 
