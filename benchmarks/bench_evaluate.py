@@ -10,9 +10,11 @@ Prints, in one run:
 3. the same evaluation with a share of calls failing with 429/503: every
    example must be scored exactly once per model, and every request the
    stand-in saw must be accounted for by exactly one recorded answer;
-4. the time and calls of choosing the checkpoint on validation (every
-   checkpoint of a 3-epoch job answers the default validation sample)
-   relative to one holdout evaluation (goal: at most 1.5x).
+4. the calls, tokens, USD (catalogue prices) and time of choosing the
+   checkpoint on validation (every checkpoint of a 3-epoch job answers the
+   default validation sample) relative to one holdout evaluation (goal: at
+   most 1.5x), for the benchmark's holdout and for the shipped sample's
+   split sizes, where the cost ratio setting cuts the sample.
 
 Usage: python benchmarks/bench_evaluate.py [--examples 1000] [--rpm 3000] [--latency 0.1]
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import random
 import sys
 import tempfile
 import time
@@ -31,31 +34,27 @@ from pathlib import Path
 from google.genai import types
 
 from gemini_sft.checkpoint_scoring import CheckpointSelectionSettings, choose_on_validation
+from gemini_sft.cost import format_usd, serving_cost
 from gemini_sft.evaluation.generation import RequestRateLimiter, generate_answers
 from gemini_sft.evaluation.holdout import HoldoutCase
 from gemini_sft.evaluation.run import run_evaluation
 from gemini_sft.evaluation.settings import EvaluationSettings
 from gemini_sft.examples import evaluation_case, make_example
 from gemini_sft.retry import RetryPolicy
+from gemini_sft.sample_data import DEFAULT_SEED, SYSTEM_INSTRUCTION, make_ticket
 from gemini_sft.standin import VertexStandIn
 from gemini_sft.vertex_client import GenAIGenerator, VertexSettings, genai_client
 
-CATEGORIES = ["billing", "outage", "account", "refund", "shipping"]
 TARGET_SHARE_OF_CAP = 0.90
 SELECTION_GOAL_RATIO = 1.5
+BASE_MODEL = "gemini-2.5-flash"
 
 
 def synthetic_examples(n: int, offset: int = 0) -> list[dict]:
-    """Support-ticket style examples (no private data)."""
-    rows = []
-    for i in range(offset, offset + n):
-        category = CATEGORIES[i % len(CATEGORIES)]
-        rows.append(make_example(
-            f"Ticket {i}: the customer writes about a {category} issue, reference {i * 7919 % 10007}.",
-            f"Category: {category}\nPriority: {'high' if i % 3 else 'low'}\nAction: route to the {category} team",
-            "Triage the support ticket.",
-        ))
-    return rows
+    """Support-ticket examples from the shipped sample's generator (no private data); ``offset`` seeds another set."""
+    rng = random.Random(DEFAULT_SEED + offset)
+    return [make_example(ticket.text, ticket.response, SYSTEM_INSTRUCTION)
+            for ticket in (make_ticket(rng) for _ in range(n))]
 
 
 def tuned_endpoint(settings: VertexSettings, train_path: Path) -> str:
@@ -166,40 +165,61 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if ok else 1
 
 
+def _answer_tokens(answers: dict) -> tuple[int, int]:
+    """Input and output tokens (thinking billed as output) of every answered call."""
+    answered = [a for role_answers in answers.values() for a in role_answers if a.ok]
+    return (sum(a.input_tokens for a in answered),
+            sum(a.output_tokens + a.thinking_tokens for a in answered))
+
+
 def checkpoint_selection_ratio(settings: VertexSettings, client, train: Path, cases: list[HoldoutCase],
                                args: argparse.Namespace) -> float:
-    """Print and return the time ratio of choosing a checkpoint (default settings) to one holdout evaluation."""
+    """Print the calls, tokens, USD and time of choosing a checkpoint (default settings) relative to one holdout
+    evaluation, for the benchmark's holdout and for the shipped sample's split sizes; return the worst time ratio."""
     job = client.tunings.tune(
-        base_model="gemini-2.5-flash", training_dataset=types.TuningDataset(gcs_uri=str(train)),
+        base_model=BASE_MODEL, training_dataset=types.TuningDataset(gcs_uri=str(train)),
         config=types.CreateTuningJobConfig(epoch_count=3, export_last_checkpoint_only=False),
     )
     while not job.has_ended:
         job = client.tunings.get(name=job.name)
     tuned = job.tuned_model
-    metadata = {"endpoint": tuned.endpoint, "checkpoints": [
+    metadata = {"endpoint": tuned.endpoint, "base_model": BASE_MODEL, "checkpoints": [
         {"checkpoint_id": c.checkpoint_id, "epoch": c.epoch, "step": c.step, "endpoint": c.endpoint}
         for c in tuned.checkpoints or []]}
     validation = [HoldoutCase(f"val-{i}", evaluation_case(e))
                   for i, e in enumerate(synthetic_examples(max(200, len(cases)), offset=len(cases)))]
     selection_settings = CheckpointSelectionSettings(
         max_concurrency=args.concurrency, requests_per_minute=args.rpm, max_output_tokens=256)
-    selection = choose_on_validation(
-        metadata, validation, lambda endpoint: GenAIGenerator(settings, endpoint, 256, client=client),
-        selection_settings)
-    holdout_generators = {"base": GenAIGenerator(settings, "gemini-2.5-flash", 256, client=client),
-                          "tuned": GenAIGenerator(settings, selection.endpoint, 256, client=client)}
-    _, holdout = generate_answers(cases, holdout_generators, max_concurrency=args.concurrency,
-                                  limiter=RequestRateLimiter(args.rpm), retry=RetryPolicy())
-    chosen = selection.stats
-    seconds = chosen.elapsed_seconds if chosen else 0.0
-    calls = chosen.calls if chosen else 0
-    ratio = seconds / holdout.elapsed_seconds if holdout.elapsed_seconds else float("inf")
-    print(f"4. checkpoint selection: {len(metadata['checkpoints'])} checkpoints x {selection.validation_examples} "
-          f"validation examples = {calls} calls in {seconds:.1f} s; one holdout evaluation: {holdout.calls} calls "
-          f"in {holdout.elapsed_seconds:.1f} s; selection / evaluation = {calls / holdout.calls:.2f}x calls, "
-          f"{ratio:.2f}x time ({'meets' if ratio <= SELECTION_GOAL_RATIO else 'MISSES'} the "
-          f"{SELECTION_GOAL_RATIO}x goal); chosen: {selection.reason}")
-    return ratio
+    worst = 0.0
+    scenarios = [(f"{len(cases)}-example holdout", validation, cases),
+                 ("shipped sample's split sizes (36 validation, 33 holdout)", validation[:36], cases[:33])]
+    print(f"4. checkpoint selection on validation (default settings: {selection_settings.validation_sample_size} "
+          f"examples, cost ratio {selection_settings.selection_cost_ratio:g}) vs one holdout evaluation "
+          f"(base and tuned), at {BASE_MODEL}'s catalogue prices:")
+    for name, scored_on, holdout_cases in scenarios:
+        selection = choose_on_validation(
+            metadata, scored_on, lambda endpoint: GenAIGenerator(settings, endpoint, 256, client=client),
+            selection_settings, holdout_examples=len(holdout_cases))
+        holdout_generators = {"base": GenAIGenerator(settings, BASE_MODEL, 256, client=client),
+                              "tuned": GenAIGenerator(settings, selection.endpoint, 256, client=client)}
+        answers, holdout = generate_answers(holdout_cases, holdout_generators, max_concurrency=args.concurrency,
+                                            limiter=RequestRateLimiter(args.rpm), retry=RetryPolicy())
+        chosen = selection.stats
+        seconds = chosen.elapsed_seconds if chosen else 0.0
+        picked = serving_cost(BASE_MODEL, chosen.calls if chosen else 0, selection.input_tokens,
+                              selection.output_tokens + selection.thinking_tokens)
+        evaluated = serving_cost(BASE_MODEL, holdout.calls, *_answer_tokens(answers))
+        ratio = seconds / holdout.elapsed_seconds if holdout.elapsed_seconds else float("inf")
+        worst = max(worst, ratio)
+        usd_ratio = (picked.cost_usd or 0.0) / evaluated.cost_usd if evaluated.cost_usd else float("nan")
+        print(f"   {name}: {len(metadata['checkpoints'])} checkpoints x {selection.validation_examples} validation "
+              f"examples = {picked.calls} calls, {picked.tokens:,} tokens, "
+              f"{format_usd(picked.cost_usd or 0.0)}, {seconds:.1f} s; holdout evaluation {evaluated.calls} calls, "
+              f"{evaluated.tokens:,} tokens, {format_usd(evaluated.cost_usd or 0.0)}, {holdout.elapsed_seconds:.1f} s; "
+              f"selection / evaluation = {picked.calls / holdout.calls:.2f}x calls, "
+              f"{picked.tokens / max(1, evaluated.tokens):.2f}x tokens, {usd_ratio:.2f}x USD, {ratio:.2f}x time "
+              f"({'meets' if ratio <= SELECTION_GOAL_RATIO else 'MISSES'} the {SELECTION_GOAL_RATIO}x goal)")
+    return worst
 
 
 if __name__ == "__main__":

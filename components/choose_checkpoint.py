@@ -23,6 +23,8 @@ from kfp.dsl import Artifact, Dataset, Input, Model, Output
         "tuned_model": "The tune step's tuned model: its endpoint and checkpoints with their losses.",
         "loss_curves": "The tune step's loss curves (JSON).",
         "validation": "The validation split, Gemini JSONL.",
+        "holdout": "The holdout split: only its example count is read, to bound the validation sample "
+        "(checkpoint_selection_cost_ratio); none of it is scored here.",
     },
     outputs={
         "checkpoint_choice": "Every checkpoint with validation_score, train_loss, eval_loss; the chosen one, "
@@ -47,6 +49,8 @@ def choose_checkpoint(
     max_concurrency: int = 8,
     requests_per_minute: int = 300,
     seed: int = 42,
+    selection_cost_ratio: float = 1.5,
+    holdout: Input[Dataset] = None,
 ) -> NamedTuple("ChoiceOutputs", [("endpoint", str), ("checkpoint_id", str)]):
     import json
     import logging
@@ -69,7 +73,7 @@ def choose_checkpoint(
     selection = choose_on_validation(
         model, load_validation(validation.path),
         lambda endpoint: GenAIGenerator(vertex, endpoint, max_output_tokens=max_output_tokens, client=client),
-        settings,
+        settings, holdout_examples=len(load_validation(holdout.path)) if holdout is not None else None,
     )
     document = selection.document(model, curves)
     Path(checkpoint_choice.path).write_text(json.dumps(document, indent=2))

@@ -6,10 +6,10 @@ The work is done by :mod:`gemini_sft.deployment` with the calls of
 
 from kfp.dsl import Artifact, Input, Model, Output
 
+from gemini_sft.components.promote import DATASET_HASH, PIPELINE_RUN, REGISTRY_URI
 from gemini_sft.contracts import describe_component
 from gemini_sft.deployment import DeploymentSettings
 
-REGISTRY_URI = "Promotion registry holding the records: gs://BUCKET/PREFIX on Vertex, a local folder locally."
 TUNED_MODEL = "The open-weights training folder (adapter, predictions, summary) and its metadata."
 
 
@@ -29,7 +29,7 @@ TUNED_MODEL = "The open-weights training folder (adapter, predictions, summary) 
         "api_endpoint": "Vertex API endpoint; empty means Vertex itself.",
         "registry_uri": REGISTRY_URI,
         "pipeline_run": "Name of the pipeline run, kept in the record and the model's name.",
-        "dataset_hash": "Hash of the cleaned splits the model was tuned on, kept in the record.",
+        "dataset_hash": DATASET_HASH,
     },
     outputs={"deployment_record": "The promotion record of the deployment (model, endpoint, deployed model id)."},
 )
@@ -53,29 +53,24 @@ def deploy_open_weights(
     endpoint_display_name: str = "gemini-sft-open-weights",
 ):
     import logging
-    from pathlib import Path
 
     from gemini_sft.contracts import record_from_values
     from gemini_sft.deployment import DeploymentSettings, deployment_display_name, deploy_open_model
-    from gemini_sft.errors import PromotionError
-    from gemini_sft.promotion import PromotionStore, Provenance, read_decision, read_metrics, write_record_artifact
-    from gemini_sft.vertex_client import VertexSettings
-    from gemini_sft.vertex_client import VertexDeployments
+    from gemini_sft.promotion import PromotionStore
+    from gemini_sft.promotion.artifacts import candidate_provenance, read_gate_decision, write_record_artifact
+    from gemini_sft.vertex_client import VertexDeployments, VertexSettings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    passed, reasons = read_decision(Path(decision.path).read_text(encoding="utf-8"))
-    if not passed:
-        raise PromotionError(f"The gate did not pass ({len(reasons)} reason(s)); refusing to deploy.")
+    read_gate_decision(decision.path, refuse_unless_passed="deploy")
     settings = record_from_values(DeploymentSettings, locals())
-    metrics = read_metrics(Path(evaluation.path).read_text(encoding="utf-8"))
     record = deploy_open_model(
         VertexDeployments(VertexSettings.create(project, location, api_endpoint or None)),
         PromotionStore(registry_uri),
         settings=settings,
         model_folder_uri=tuned_model.uri,
         model_metadata=tuned_model.metadata,
-        provenance=Provenance(metrics=metrics, dataset_hash=dataset_hash, pipeline_run=pipeline_run,
-                              base_model=str(tuned_model.metadata.get("base_model", ""))),
+        provenance=candidate_provenance(tuned_model.metadata, evaluation.path, dataset_hash=dataset_hash,
+                                        pipeline_run=pipeline_run),
         display_name=deployment_display_name(pipeline_run),
     )
     deployment_record.metadata.update(write_record_artifact(deployment_record.path, record, registry_uri))
@@ -90,8 +85,8 @@ def deploy_open_weights(
         "tuned_model": TUNED_MODEL,
         "decision": "The gate's decision JSON (reasons, metrics).",
         "registry_uri": REGISTRY_URI,
-        "pipeline_run": "Name of the pipeline run, kept in the record.",
-        "dataset_hash": "Hash of the cleaned splits the model was tuned on, kept in the record.",
+        "pipeline_run": PIPELINE_RUN,
+        "dataset_hash": DATASET_HASH,
     },
     outputs={"rejection_record": "The rejection record JSON, as appended to the registry."},
 )
@@ -104,15 +99,14 @@ def record_open_weights_rejection(
     dataset_hash: str = "",
 ):
     import logging
-    from pathlib import Path
 
     from gemini_sft.deployment import record_open_weights_rejection as record
-    from gemini_sft.promotion import PromotionStore, Provenance, read_decision, read_metrics, write_record_artifact
+    from gemini_sft.promotion import PromotionStore
+    from gemini_sft.promotion.artifacts import candidate_provenance, read_gate_decision, write_record_artifact
 
     logging.basicConfig(level=logging.INFO)
-    text = Path(decision.path).read_text(encoding="utf-8")
-    _, reasons = read_decision(text)
-    provenance = Provenance(metrics=read_metrics(text), dataset_hash=dataset_hash, pipeline_run=pipeline_run,
-                            base_model=str(tuned_model.metadata.get("base_model", "")))
+    _, reasons = read_gate_decision(decision.path)
+    provenance = candidate_provenance(tuned_model.metadata, decision.path, dataset_hash=dataset_hash,
+                                      pipeline_run=pipeline_run)
     result = record(PromotionStore(registry_uri), tuned_model.uri, reasons, provenance)
     rejection_record.metadata.update(write_record_artifact(rejection_record.path, result, registry_uri))

@@ -22,8 +22,8 @@ from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markd
         "tuned_model": "The tuned model; when the open-weights step made it, its recorded base and tuned holdout "
                        "answers are scored instead of calling endpoints.",
         "train": "The training split, Gemini JSONL: the output contract the 'tuned with fallback' score checks.",
-        "checkpoint_choice": "Optional: the checkpoint choice; the HTML report then shows the loss curves, every "
-        "checkpoint's validation score and why the evaluated one was chosen.",
+        "checkpoint_choice": "Optional: the checkpoint choice; the HTML report then shows the loss curves, and both "
+        "reports every checkpoint's validation score and why the evaluated one was chosen.",
     },
     outputs={
         "metrics": "Flat metrics: base_rougeL, tuned_rougeL, delta_rougeL with its CI, error rates, thinking "
@@ -90,9 +90,11 @@ def evaluate_models(
         import json
         from pathlib import Path
 
-        from gemini_sft.evaluation.checkpoint_section import add_checkpoint_section
+        from gemini_sft.evaluation.checkpoint_section import add_checkpoint_markdown, add_checkpoint_section
 
-        add_checkpoint_section(html_report.path, json.loads(Path(checkpoint_choice.path).read_text()))
+        choice = json.loads(Path(checkpoint_choice.path).read_text())
+        add_checkpoint_section(html_report.path, choice)
+        add_checkpoint_markdown(report.path, choice)
     for name, value in files.metrics.items():
         metrics.log_metric(name, value)
     if files.confusion is not None:

@@ -100,25 +100,21 @@ def promote_model(
     checkpoint_endpoint: str = "",
 ):
     import logging
-    from pathlib import Path
 
-    from gemini_sft.errors import PromotionError
-    from gemini_sft.promotion import (
-        ModelVersion, PromotionStore, Provenance, read_decision, read_metrics, write_record_artifact,
-    )
+    from gemini_sft.promotion import ModelVersion, PromotionStore
+    from gemini_sft.promotion.artifacts import candidate_provenance, read_gate_decision, write_record_artifact
     from gemini_sft.review.staging import promote_or_stage
     from gemini_sft.serving import learn_output_contract, save_contract
     from gemini_sft.vertex_client import VertexModelRegistry, VertexSettings
 
     logging.basicConfig(level=logging.INFO)
     log = logging.getLogger("gemini_sft.components.promote")
-    passed, reasons = read_decision(Path(decision.path).read_text(encoding="utf-8"))
-    if not passed:
-        raise PromotionError(
-            f"The gate did not pass ({len(reasons)} reason(s)); refusing to promote. "
-            "Wire promote_model under dsl.If(gate.outputs['passed'] == True)."
-        )
-    metrics = read_metrics(Path(evaluation.path).read_text(encoding="utf-8"))
+    read_gate_decision(
+        decision.path, refuse_unless_passed="promote",
+        hint="Wire promote_model under dsl.If(gate.outputs['passed'] == True).",
+    )
+    provenance = candidate_provenance(tuned_model.metadata, evaluation.path, dataset_hash=dataset_hash,
+                                      pipeline_run=pipeline_run, checkpoint_id=checkpoint_id)
     contract = learn_output_contract(train.path, label_pattern)  # a bad split fails before anything is recorded
     registry = None
     if update_model_registry and not require_human_review:
@@ -127,22 +123,15 @@ def promote_model(
     # The chosen checkpoint's endpoint serves the champion (the job's default one is the last checkpoint).
     served = {**tuned_model.metadata, **({"endpoint": checkpoint_endpoint} if checkpoint_endpoint else {})}
     record = promote_or_stage(
-        store,
-        ModelVersion.from_metadata(served),
-        require_human_review=require_human_review,
-        registry=registry,
-        alias=production_alias,
-        provenance=Provenance.of_tuned_model(
-            tuned_model.metadata, metrics=metrics, dataset_hash=dataset_hash, pipeline_run=pipeline_run,
-            checkpoint_id=checkpoint_id,
-        ),
+        store, ModelVersion.from_metadata(served), require_human_review=require_human_review, registry=registry,
+        alias=production_alias, provenance=provenance,
     )
     contract_uri = save_contract(store, record.model.versioned_name, contract)
     promotion_record.metadata.update(write_record_artifact(promotion_record.path, record, registry_uri))
     promotion_record.metadata["output_contract"] = contract_uri
     log.info("%s %s recorded with %d metric(s); output contract at %s",
-             "Staged candidate" if record.kind == "staged" else "Promotion", record.record_id, len(metrics),
-             contract_uri)
+             "Staged candidate" if record.kind == "staged" else "Promotion", record.record_id,
+             len(provenance.metrics), contract_uri)
 
 
 @describe_component(
@@ -168,27 +157,20 @@ def record_rejection(
     dataset_hash: str = "",
 ):
     import logging
-    from pathlib import Path
 
-    from gemini_sft.promotion import (
-        ModelVersion, PromotionStore, Provenance, read_decision, read_metrics, write_record_artifact,
-    )
+    from gemini_sft.promotion import ModelVersion, PromotionStore
     from gemini_sft.promotion import record_rejection as record_rejection_in_store
+    from gemini_sft.promotion.artifacts import candidate_provenance, read_gate_decision, write_record_artifact
 
     logging.basicConfig(level=logging.INFO)
     log = logging.getLogger("gemini_sft.components.promote")
-    decision_text = Path(decision.path).read_text(encoding="utf-8")
-    passed, reasons = read_decision(decision_text)
+    passed, reasons = read_gate_decision(decision.path)
     if passed:
         log.warning("The gate passed but the rejection branch ran; recording it as rejected anyway")
     record = record_rejection_in_store(
-        PromotionStore(registry_uri),
-        ModelVersion.from_metadata(tuned_model.metadata),
-        reasons,
-        provenance=Provenance.of_tuned_model(
-            tuned_model.metadata, metrics=read_metrics(decision_text), dataset_hash=dataset_hash,
-            pipeline_run=pipeline_run,
-        ),
+        PromotionStore(registry_uri), ModelVersion.from_metadata(tuned_model.metadata), reasons,
+        provenance=candidate_provenance(tuned_model.metadata, decision.path, dataset_hash=dataset_hash,
+                                        pipeline_run=pipeline_run),
     )
     rejection_record.metadata.update(write_record_artifact(rejection_record.path, record, registry_uri))
     log.info("Rejection recorded with %d reason(s)", len(reasons))

@@ -10,12 +10,14 @@ from kfp.dsl import Artifact, Input, Model, Output
 
 @describe_component(
     """Write run_summary.json: the gate decision and reasons, the metrics, the costs (estimate and actual) and
-    the tuning section (checkpoints with validation scores and losses, the chosen one, the loss curves).""",
+    the tuning section (checkpoints with validation scores and losses, the chosen one, the loss curves). The
+    checkpoint selection and holdout evaluation are priced from their tokens as the validate step's estimate was.""",
     inputs={
         "decision": "The gate's decision.",
         "evaluation": "The evaluation document.",
         "tuned_model": "The tune step's tuned model.",
         "checkpoint_choice": "The checkpoint choice.",
+        "validation_result": "The validate step's result: the cost estimate made before the run (optional).",
     },
     outputs={"run_summary": "The run summary, JSON."},
 )
@@ -25,6 +27,7 @@ def summarize_run(
     tuned_model: Input[Model],
     checkpoint_choice: Input[Artifact],
     run_summary: Output[Artifact],
+    validation_result: Input[Artifact] = None,
 ):
     import json
     from pathlib import Path
@@ -35,7 +38,9 @@ def summarize_run(
         path = Path(artifact.path)
         return json.loads(path.read_text()) if path.is_file() else dict(artifact.metadata)
 
-    document = build_run_summary(read(decision), read(evaluation), read(tuned_model), read(checkpoint_choice))
+    estimate = read(validation_result) if validation_result is not None else None
+    document = build_run_summary(read(decision), read(evaluation), read(tuned_model), read(checkpoint_choice),
+                                 estimate)
     Path(run_summary.path).write_text(json.dumps(document, indent=2))
     run_summary.metadata["gate_passed"] = document["gate"]["passed"]
 

@@ -15,7 +15,7 @@ from gemini_sft.vertex_client import VertexTarget
 
 
 @describe_component(
-    """Tune Gemini on the train split (validation split for validation) and wait for the tuned model.
+    """Tune Gemini (or an open model Vertex tunes) on the train split and wait for the tuned model.
 
     Idempotent: a job this step already launched for the pipeline run (same settings) is resumed, never
     launched twice. SIGTERM cancels the job unless cancel_on_stop is off; after max_wait_hours the step fails
@@ -37,7 +37,7 @@ from gemini_sft.vertex_client import VertexTarget
         "actual cost, with its console link.",
         "loss_curves": 'Train and eval curves of the job, JSON {"train": [[step, value], ...], "eval": [...]}.',
         "gcp_resources": "The tuning job for the Vertex console (link and cancellation).",
-        "endpoint": "Endpoint serving the tuned model.",
+        "endpoint": "Endpoint serving the tuned model; empty when Vertex reports none (an open model it tuned).",
         "model_resource": "Model Registry resource of the tuned model, without version.",
         "tuning_job": "Resource name of the tuning job.",
     },
@@ -76,6 +76,9 @@ def tune_model(
     cancel_on_stop: bool = True,
     quota_wait_warning_minutes: float = 30.0,
     start_checkpoint_id: str = "",
+    tuning_mode: str = "",
+    learning_rate: float = 0.0,
+    batch_size: int = 0,
 ) -> NamedTuple("TuneOutputs", [("endpoint", str), ("model_resource", str), ("tuning_job", str)]):
     step_inputs = {k: v for k, v in locals().items() if k not in ("tuned_model", "summary", "loss_curves", "gcp_resources")}
     step_inputs.update(train=train.uri, validation=validation.uri)
@@ -99,7 +102,8 @@ def tune_model(
         # Check before building any client, so a bad setting never reaches the API.
         settings.check(location, data, remote=not vertex.uses_local_server)
         outcome = tune.run_tuning(
-            settings, data, vertex_client.GenAITuningService(vertex), project=project, location=location,
+            settings, data, vertex_client.GenAITuningService(vertex, open_models=settings.open_model is not None),
+            project=project, location=location,
             uses_local_server=vertex.uses_local_server, gcp_resources_path=gcp_resources,
             curve_reader=vertex_client.AiplatformCurveReader(vertex), training_file=train.path,
         )

@@ -14,16 +14,25 @@ from kfp.dsl import Artifact, Dataset, Input, Markdown, Metrics, Output
 
 
 @describe_component(
-    """Validate the training and validation splits against Vertex's rules; estimate the tuning cost; stop over budget.
+    """Validate the training and validation splits against Vertex's rules; estimate the run's cost; stop over budget.
 
-    With tuning_backend=open-weights the estimate is the training machine's GPU hours x its list price. An empty
-    or absent validation split is allowed (tuning then runs without one). Fails with DatasetInvalidError for invalid data and BudgetExceededError above the budget, after writing the report.""",
+    The estimate has a line each for the tuning job, the checkpoint selection (every checkpoint answers the
+    validation sample) and the holdout evaluation, at the catalogue's prices; the budget holds their total. With
+    tuning_backend=open-weights the tuning line is the training machine's GPU hours x its list price.
+    An empty or absent validation split is allowed (tuning then runs without one). Fails with
+    DatasetInvalidError for invalid data and BudgetExceededError above the budget, after writing the report.""",
     records=[ValidationSettings],
-    inputs={"train": "Training split, Gemini JSONL.", "validation": "Validation split, Gemini JSONL (may be empty)."},
+    inputs={
+        "train": "Training split, Gemini JSONL.",
+        "validation": "Validation split, Gemini JSONL (may be empty).",
+        "holdout": "Holdout split, Gemini JSONL: its evaluation calls are estimated (optional).",
+    },
     outputs={
-        "report": "Both files' reports (errors and warnings by code with line numbers) and the budget decision.",
-        "validation_result": "JSON: validity, budget, cost inputs and both files' reports in the --json shape.",
-        "metrics": "Example, error, warning and token counts, billable tokens and the estimated cost.",
+        "report": "Both files' reports (errors and warnings by code with line numbers), the estimate line by line "
+        "and the budget decision.",
+        "validation_result": "JSON: validity, budget, the cost estimate by line and both files' reports in the "
+        "--json shape.",
+        "metrics": "Example, error, warning and token counts, billable tokens and the estimated cost by line.",
         "estimated_cost_usd": "Estimated cost of the tuning job in USD.",
         "billable_tokens": "Training tokens billed over all epochs.",
         "examples": "Examples in the training split.",
@@ -43,10 +52,16 @@ def validate_data(
     location: str = "us-central1",
     api_endpoint: str = "",
     count_tokens_with_api: bool = True,
+    export_last_checkpoint_only: bool = False,
+    checkpoint_selection_rule: str = "best_validation_metric",
+    checkpoint_validation_examples: int = 50,
+    checkpoint_selection_cost_ratio: float = 1.5,
+    max_output_tokens: int = 1024,
     tuning_backend: str = "vertex-gemini",
     machine_type: str = "g2-standard-8",
     accelerator_type: str = "NVIDIA_L4",
     accelerator_count: int = 1,
+    holdout: Input[Dataset] = None,
 ) -> NamedTuple("ValidateOutputs", [("estimated_cost_usd", float), ("billable_tokens", int), ("examples", int)]):
     import json
     import logging
@@ -60,7 +75,8 @@ def validate_data(
 
     settings = record_from_values(ValidationSettings, locals())
     outcome = validate_splits(
-        Path(train.path), split_if_present(Path(validation.path)), settings, budget_usd=settings.budget_usd
+        Path(train.path), split_if_present(Path(validation.path)), settings, budget_usd=settings.budget_usd,
+        holdout=Path(holdout.path) if holdout is not None else None,
     )
     result_json = json.dumps(outcome.to_result_json(), indent=2) + "\n"
     for artifact, text in ((report, outcome.to_markdown()), (validation_result, result_json)):

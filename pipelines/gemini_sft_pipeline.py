@@ -256,6 +256,7 @@ def build_pipeline(
             validate = validate_op(
                 train=clean.outputs["train"],
                 validation=clean.outputs["validation"],
+                holdout=clean.outputs["holdout"],
                 **stage_arguments([ValidationSettings], parameters, wired=machine.fields()),
             ).set_display_name("Validate dataset and estimate cost")
             validate.set_cpu_limit("2").set_memory_limit("8G")
@@ -313,6 +314,7 @@ def build_pipeline(
                 tuned_model=tuned_model,
                 loss_curves=loss_curves,
                 validation=clean.outputs["validation"],
+                holdout=clean.outputs["holdout"],
                 **stage_arguments([VertexTarget, CheckpointSelectionSettings], parameters),
             ).set_display_name("Choose checkpoint on validation")
             choose.set_retry(num_retries=1, backoff_duration="30s")
@@ -349,13 +351,15 @@ def build_pipeline(
             }
             target = {name: parameters[name] for name in ("project", "location", "api_endpoint")}
 
+            def only_for(backend: str, name: str) -> contextlib.AbstractContextManager:
+                """The steps of one backend: a condition on ``tuning_backend``, none when it is the only one."""
+                if len(backends) == 1:
+                    return contextlib.nullcontext()
+                return dsl.If(parameters["tuning_backend"] == backend, name=name)
+
             # Promotion and rejection records are for Model Registry versions: the Gemini path.
-            gemini_path = (
-                contextlib.nullcontext() if len(backends) == 1
-                else dsl.If(parameters["tuning_backend"] == VERTEX_GEMINI_BACKEND, name="gemini-promotion")
-            )
             if VERTEX_GEMINI_BACKEND in backends:
-                with gemini_path:
+                with only_for(VERTEX_GEMINI_BACKEND, "gemini-promotion"):
                     with dsl.If(gate.outputs["passed"] == True, name="gate-passed"):  # noqa: E712 (KFP needs ==)
                         promote = promote_op(
                             **outcome,
@@ -374,12 +378,8 @@ def build_pipeline(
                         reject.set_caching_options(False)
 
             # An open model is served only when it passed: upload, deploy, then traffic.
-            open_path = (
-                contextlib.nullcontext() if len(backends) == 1
-                else dsl.If(parameters["tuning_backend"] == OPEN_WEIGHTS_BACKEND, name="open-weights-deployment")
-            )
             if OPEN_WEIGHTS_BACKEND in backends:
-                with open_path:
+                with only_for(OPEN_WEIGHTS_BACKEND, "open-weights-deployment"):
                     with dsl.If(gate.outputs["passed"] == True, name="gate-passed-open"):  # noqa: E712
                         deploy = deploy_op(
                             **outcome,
@@ -399,6 +399,7 @@ def build_pipeline(
                 evaluation=evaluate.outputs["evaluation"],
                 tuned_model=tuned_model,
                 checkpoint_choice=choose.outputs["checkpoint_choice"],
+                validation_result=validate.outputs["validation_result"],
             ).set_display_name("Write run summary")
             summary.set_caching_options(False)
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from kfp import compiler
 
 from gemini_sft.standin import VertexStandIn
 
@@ -17,6 +19,18 @@ REPO = Path(__file__).resolve().parents[1]
 def compiled_spec_path() -> Path:
     """The checked-in compiled pipeline spec."""
     return REPO / "compiled" / "gemini_sft_pipeline.yaml"
+
+
+@pytest.fixture(scope="session")
+def compile_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Any], Path]:
+    """A function that compiles a ``@dsl.pipeline`` to a YAML spec in a new temporary folder and returns its path."""
+
+    def compile_to_yaml(pipeline: Any) -> Path:
+        path = tmp_path_factory.mktemp("spec") / "pipeline.yaml"
+        compiler.Compiler().compile(pipeline, str(path))
+        return path
+
+    return compile_to_yaml
 
 
 @pytest.fixture()

@@ -91,3 +91,26 @@ def test_the_run_folder_summary_names_the_chosen_checkpoint(run: LocalRunResult,
     reason = summary["tuning"]["chosen_checkpoint"]["reason"]
     assert reason in (run.output_dir / "SUMMARY.md").read_text(encoding="utf-8")
     assert reason in format_result(run)
+
+
+def test_selection_costs_at_most_one_and_a_half_holdout_evaluations_by_default(
+        run: LocalRunResult, summary: dict[str, Any]) -> None:
+    from gemini_sft.local_run import format_result
+
+    selection = summary["costs"]["checkpoint_selection"]
+    relative = selection["relative_to_holdout_evaluation"]
+    assert 0 < relative["calls"] <= 1.5 and relative["usd"] is not None and relative["usd"] <= 1.5
+    assert selection["estimate"]["calls"] == selection["actual"]["calls"] == selection["calls"]
+    evaluation = summary["costs"]["holdout_evaluation"]
+    assert evaluation["estimate"]["calls"] == evaluation["actual"]["calls"] == summary["costs"]["evaluation_calls"]
+    assert selection["actual"]["cost_usd"] > 0 and evaluation["actual"]["cost_usd"] > 0
+    assert f"{relative['calls']:.2f}x the holdout evaluation's calls" in format_result(run)
+
+
+def test_the_markdown_report_has_the_checkpoint_section(run: LocalRunResult, summary: dict[str, Any]) -> None:
+    text = (run.output_dir / "evaluation_report.md").read_text(encoding="utf-8")
+    chosen = summary["tuning"]["chosen_checkpoint"]
+    assert "## Which checkpoint" in text and "**chosen**" in text
+    chosen_row = next(line for line in text.splitlines() if line.endswith("| **chosen** |"))
+    assert chosen_row.startswith(f"| {chosen['checkpoint_id']} | {chosen['epoch']} |")
+    assert "validation examples" in text

@@ -137,3 +137,45 @@ def test_an_open_weights_model_is_passed_through_without_a_call() -> None:
     assert selection.choice is None
     assert "open-weights" in selection.reason
     assert selection.document(open_model, {})["calls"] == 0
+
+
+def test_the_sample_is_cut_so_selection_stays_within_the_cost_ratio_of_one_holdout_evaluation() -> None:
+    settings = _settings()  # defaults: 50 examples requested, ratio 1.5
+    # the shipped sample: 36 validation examples, 3 checkpoints, 33 holdout examples (66 evaluation calls)
+    size = settings.sample_size(36, 3, 33)
+    assert size == 33 and 3 * size <= 1.5 * 66
+    assert settings.sample_size(36, 3, None) == 36  # holdout unknown: only the request and the split bound it
+    assert settings.sample_size(5000, 3, 1000) == 50  # a large holdout: the requested size is the bound
+    assert _settings(validation_sample_size=0).sample_size(5000, 3, 1000) == 1000  # 0 = all, then the cap
+    assert _settings(selection_cost_ratio=0).sample_size(36, 3, 33) == 36  # 0 turns the cap off
+
+
+def test_the_floor_keeps_enough_examples_for_a_meaningful_choice() -> None:
+    from gemini_sft.checkpoint_scoring import MIN_SELECTION_EXAMPLES
+
+    settings = _settings()
+    assert settings.sample_size(500, 10, 5) == MIN_SELECTION_EXAMPLES  # the ratio alone would allow 1 example
+    assert settings.sample_size(12, 10, 5) == 12  # never more than the split holds
+    with pytest.raises(ConfigError, match="checkpoint_selection_cost_ratio"):
+        _settings(selection_cost_ratio=-1.0)
+
+
+def test_the_holdout_size_bounds_the_calls_and_the_document_says_how_many_examples_scored() -> None:
+    endpoints = _endpoints()
+    selection = choose_on_validation(_model(), _cases(40), endpoints.__getitem__, _settings(), holdout_examples=33)
+    assert selection.validation_examples == 33 and all(e.calls == 33 for e in endpoints.values())
+    document = selection.document({**_model(), "base_model": "gemini-2.5-flash"}, {})
+    assert document["calls"] == 99 and document["holdout_examples"] == 33
+    assert document["input_tokens"] == 0 and document["base_model"] == "gemini-2.5-flash"  # fakes report no usage
+    assert "same 33 validation examples" in document["sample_note"] and "1.50x the 66 calls" in document["sample_note"]
+
+
+def test_the_answers_token_counts_are_recorded() -> None:
+    class Counted(_Endpoint):
+        def __call__(self, case: EvaluationCase) -> GenerationResult:
+            result = super().__call__(case)
+            return GenerationResult(result.text, input_tokens=7, output_tokens=3, thinking_tokens=1)
+
+    endpoints = {f"endpoints/{e}": Counted(e) for e in (1, 2, 3)}
+    selection = choose_on_validation(_model(), _cases(4), endpoints.__getitem__, _settings())
+    assert (selection.input_tokens, selection.output_tokens, selection.thinking_tokens) == (84, 36, 12)

@@ -105,17 +105,17 @@ def test_invalid_override_names_the_variable() -> None:
         parse_config(MINIMAL, environ={"GEMINI_SFT_PROJECT": "X"})
 
 
-def test_unreadable_files_are_config_errors(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="does not exist"):
-        load_config(tmp_path / "missing.yaml")
-    broken = tmp_path / "broken.yaml"
-    broken.write_text("project: [unclosed")
-    with pytest.raises(ConfigError, match="not valid YAML"):
-        load_config(broken)
-    listing = tmp_path / "list.yaml"
-    listing.write_text("- a\n- b\n")
-    with pytest.raises(ConfigError, match="YAML mapping"):
-        load_config(listing, environ={})
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [(None, "does not exist"), ("project: [unclosed", "not valid YAML"), ("- a\n- b\n", "YAML mapping")],
+    ids=["missing", "broken", "list"],
+)
+def test_unreadable_files_are_config_errors(tmp_path: Path, content: str | None, error: str) -> None:
+    path = tmp_path / "config.yaml"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ConfigError, match=error):
+        load_config(path, environ={})
 
 
 def test_cron_and_time_zone() -> None:

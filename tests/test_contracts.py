@@ -50,7 +50,7 @@ TUNE_ARTIFACTS = ("train", "validation", "tuned_model", "summary", "loss_curves"
 TUNE_WIRED = ("dataset_hash", "estimated_cost_usd", "champion_model", "pipeline_run")
 TUNE_DEFAULTS = ("continuous_from_model", "retry_failed_job", "cancel_on_timeout", "cancel_on_stop",
                  "start_checkpoint_id")
-VALIDATE_ARTIFACTS = ("train", "validation", "report", "validation_result", "metrics")
+VALIDATE_ARTIFACTS = ("train", "validation", "holdout", "report", "validation_result", "metrics")
 EVALUATE_ARTIFACTS = ("holdout", "train", "metrics", "classification_metrics", "predictions", "report", "html_report",
                       "evaluation", "tuned_model", "checkpoint_choice")
 DEPLOY_OTHERS = ("tuned_model", "decision", "evaluation", "deployment_record", "project", "location", "api_endpoint",
@@ -61,7 +61,7 @@ TRAIN_OPEN_COMPILED = ("machine_type", "accelerator_type", "accelerator_count")
 # The tuned and champion endpoints come from the tune and find-champion tasks.
 EVALUATE_WIRED = ("tuned_endpoint", "champion_endpoint")
 GATE_ARTIFACTS = ("evaluation", "decision", "report")
-CHOOSE_ARTIFACTS = ("tuned_model", "loss_curves", "validation", "checkpoint_choice")
+CHOOSE_ARTIFACTS = ("tuned_model", "loss_curves", "validation", "holdout", "checkpoint_choice")
 
 # (component function, records, other parameters, task name, record fields the pipeline wires otherwise)
 STAGES: list[tuple[Any, list[type], tuple[str, ...], str, tuple[str, ...]]] = [
@@ -74,7 +74,8 @@ STAGES: list[tuple[Any, list[type], tuple[str, ...], str, tuple[str, ...]]] = [
     (train_open_weights, [OpenWeightsSettings], TRAIN_OPEN_ARTIFACTS, "train-open-weights", TRAIN_OPEN_COMPILED),
     (deploy_open_weights, [DeploymentSettings], DEPLOY_OTHERS, "deploy-open-weights", ()),
     (choose_checkpoint, [VertexTarget, CheckpointSelectionSettings], CHOOSE_ARTIFACTS, "choose-checkpoint", ()),
-    (summarize_run, [], ("decision", "evaluation", "tuned_model", "checkpoint_choice", "run_summary"),
+    (summarize_run, [], ("decision", "evaluation", "tuned_model", "checkpoint_choice", "validation_result",
+                        "run_summary"),
      "summarize-run", ()),
 ]
 

@@ -111,3 +111,21 @@ def test_small_amounts_are_not_shown_as_zero() -> None:
     assert format_usd(12.345) == "$12.35"
     assert format_usd(0.0042) == "$0.0042"
     assert format_usd(0.0) == "$0.00"
+
+
+def test_serving_calls_are_priced_at_the_catalogues_input_and_output_prices() -> None:
+    from gemini_sft.cost import serving_cost
+    from gemini_sft.model_catalog import input_price_per_million, output_price_per_million
+
+    line = serving_cost("gemini-2.5-flash", 10, 2_000_000, 500_000)
+    input_price, output_price = input_price_per_million("gemini-2.5-flash"), output_price_per_million("gemini-2.5-flash")
+    assert input_price and output_price and input_price != output_price
+    assert line.cost_usd == pytest.approx(2 * input_price + 0.5 * output_price)
+    assert line.tokens == 2_500_000 and line.to_dict()["calls"] == 10
+    unknown = serving_cost("some-uncatalogued-endpoint", 10, 1000, 1000)
+    assert unknown.cost_usd is None and unknown.to_dict()["cost_usd"] is None
+
+
+def test_the_budget_message_shows_the_breakdown_and_the_given_advice() -> None:
+    with pytest.raises(BudgetExceededError, match=r"\(tuning job \$1\.00 \+ selection \$2\.00\).*lower knob_x"):
+        check_budget(3.0, 2.5, breakdown="tuning job $1.00 + selection $2.00", advice="Or lower knob_x.")

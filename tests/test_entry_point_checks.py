@@ -67,6 +67,12 @@ def refusal(capsys: pytest.CaptureFixture[str]) -> tuple[str, list[str]]:
     return lines[header], [line.removeprefix("  - ") for line in lines[header + 1:]]
 
 
+def refused_problems(capsys: pytest.CaptureFixture[str], argv: list[str]) -> list[str]:
+    """Runs the CLI with ``argv``, checks it refused with the usage exit code and returns its problem lines."""
+    assert cli.main(argv) == cli.EXIT_USAGE
+    return refusal(capsys)[1]
+
+
 def test_run_local_refuses_a_bad_adapter_size_before_the_run_folder_exists(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -120,11 +126,9 @@ def test_submit_refuses_a_region_from_the_config(
     tmp_path: Path, compiled_spec_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = write_config(tmp_path, compiled_spec_path, region="mars-north1")
-    assert cli.main(["submit", "--config", str(config), "--dry-run"]) == cli.EXIT_USAGE
-    _, problems = refusal(capsys)
+    problems = refused_problems(capsys, ["submit", "--config", str(config), "--dry-run"])
     assert problems == [
-        "location 'mars-north1' is not a region where Vertex offers Gemini tuning; use e.g. us-central1 "
-        "or europe-west4"
+        "location 'mars-north1' is not a region where Vertex offers Gemini tuning; use e.g. us-central1 or europe-west4"
     ]
 
 
@@ -135,8 +139,7 @@ def test_notification_emails_compiled_into_the_spec_follow_the_same_rules(
     recipients = ["a@example.com", "b@example.com", "c@example.com", "ops-at-example.com"]
     compiler.Compiler().compile(build_pipeline(notification_emails=recipients), str(spec))
     config = write_config(tmp_path, spec)
-    assert cli.main(["submit", "--config", str(config), "--dry-run"]) == cli.EXIT_USAGE
-    _, problems = refusal(capsys)
+    problems = refused_problems(capsys, ["submit", "--config", str(config), "--dry-run"])
     assert problems == [
         "notification_emails has 4 addresses; Vertex e-mails at most 3 (use a group address)",
         "notification_emails: 'ops-at-example.com' is not an e-mail address (name@example.com)",
@@ -173,8 +176,7 @@ def test_config_check_refuses_fractions_that_do_not_add_up(
     config = write_config(tmp_path, compiled_spec_path, parameters={
         "raw_data_uri": "gs://b/raw.jsonl", "train_fraction": 0.9, "validation_fraction": 0.2,
     })
-    assert cli.main(["config", "check", str(config)]) == cli.EXIT_USAGE
-    _, problems = refusal(capsys)
+    problems = refused_problems(capsys, ["config", "check", str(config)])
     assert problems == [
         "invalid cleaning configuration: train_fraction + validation_fraction + holdout_fraction must be 1, "
         "got 1.2 (0.9 + 0.2 + 0.1)"
@@ -185,8 +187,7 @@ def test_config_check_without_a_compiled_spec_checks_against_this_versions_pipel
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = write_config(tmp_path, tmp_path / "not-compiled.yaml", parameters={"adapter_size": 3})
-    assert cli.main(["config", "check", str(config)]) == cli.EXIT_USAGE
-    _, problems = refusal(capsys)
+    problems = refused_problems(capsys, ["config", "check", str(config)])
     assert problems[0].startswith("adapter_size 3 is not allowed")
 
     config = write_config(tmp_path, tmp_path / "not-compiled.yaml", parameters={"adapter_size": 8})

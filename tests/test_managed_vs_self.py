@@ -198,11 +198,14 @@ def test_validate_prices_an_open_weights_run_as_gpu_hours_times_the_machine_pric
     catalogue("a2-highgpu-1g", 5.0)
     settings = ValidationSettings(tuning_backend="open-weights", machine_type="a2-highgpu-1g",
                                   accelerator_type="NVIDIA_TESLA_A100", accelerator_count=1, epochs=3)
-    outcome = validate_splits(train, validation, settings, budget_usd=None)
+    outcome = validate_splits(train, validation, settings, budget_usd=None, holdout=validation)
+    # an open model makes no checkpoint-selection or holdout calls: the training is the whole estimate
+    assert outcome.estimated_total_usd == pytest.approx(outcome.estimated_cost_usd)
     throughput = load_machine_catalog(catalogue.path).throughput["NVIDIA_TESLA_A100"].tokens_per_second_per_gpu
     assert outcome.estimated_cost_usd == pytest.approx(outcome.billable_tokens / throughput / 3600 * 5.0)
-    gemini = validate_splits(train, validation, ValidationSettings(epochs=3), budget_usd=None)
+    gemini = validate_splits(train, validation, ValidationSettings(epochs=3), budget_usd=None, holdout=validation)
     assert gemini.estimated_cost_usd == pytest.approx(gemini.train.estimated_cost_usd)
+    assert gemini.estimated_total_usd > gemini.estimated_cost_usd  # its checkpoint selection and evaluation calls
     assert not math.isclose(gemini.estimated_cost_usd, outcome.estimated_cost_usd)
     assert "GPU hours" in outcome.to_markdown() and "a2-highgpu-1g" in outcome.to_markdown()
     assert outcome.to_result_json()["open_weights_training"]["machine"]["machine_type"] == "a2-highgpu-1g"

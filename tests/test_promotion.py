@@ -82,7 +82,7 @@ def test_store_requires_a_uri() -> None:
 
 
 def test_gs_uri_is_read_through_the_fuse_mount_when_mounted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import gemini_sft.promotion as promotion
+    import gemini_sft.promotion.store as promotion
 
     (tmp_path / "bucket").mkdir()
     monkeypatch.setattr(promotion, "GCS_MOUNT", f"{tmp_path}/")

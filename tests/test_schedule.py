@@ -2,11 +2,11 @@
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 import yaml
-from kfp import compiler, dsl
+from kfp import dsl
 
 import gemini_sft.cli as cli
 from gemini_sft.config import parse_config
@@ -38,10 +38,8 @@ def _tiny_pipeline(project: str, raw_data_uri: str, location: str = "us-central1
 
 
 @pytest.fixture(scope="module")
-def spec_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("spec") / "tiny.yaml"
-    compiler.Compiler().compile(_tiny_pipeline, str(path))
-    return path
+def spec_path(compile_pipeline: Callable[[Any], Path]) -> Path:
+    return compile_pipeline(_tiny_pipeline)
 
 
 @pytest.fixture()

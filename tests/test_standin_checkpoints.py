@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable
 
 import pytest
 from google.genai import errors as genai_errors
@@ -20,18 +20,10 @@ from gemini_sft.tune.curves import LossCurves, overfitting_verdict
 from gemini_sft.vertex_client import AiplatformCurveReader, VertexSettings, genai_client
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[VertexStandIn]:
-    with VertexStandIn(polls_per_state=0) as running:
-        yield running
-
-
 @pytest.fixture()
-def standin(server: VertexStandIn) -> Iterator[VertexStandIn]:
-    server.reset(jobs=True)
-    server.polls_per_state = 0
-    yield server
-    server.reset(jobs=True)
+def standin(start_standin: Callable[..., VertexStandIn]) -> VertexStandIn:
+    """A stand-in of its own for each test, whose tuning jobs end at their first poll."""
+    return start_standin(polls_per_state=0)
 
 
 @pytest.fixture(scope="module")

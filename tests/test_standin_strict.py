@@ -290,6 +290,10 @@ SAMPLE_PATHS = {
     "tuningJobs.list": ("GET", f"/v1/{PARENT}/tuningJobs", "ListTuningJobs"),
     "tuningJobs.get": ("GET", f"/v1/{PARENT}/tuningJobs/1", "GetTuningJob"),
     "tuningJobs.cancel": ("POST", f"/v1/{PARENT}/tuningJobs/1:cancel", "CancelTuningJob"),
+    "tuningJobs.create.v1beta1": ("POST", f"/v1beta1/{PARENT}/tuningJobs", "CreateTuningJob"),
+    "tuningJobs.list.v1beta1": ("GET", f"/v1beta1/{PARENT}/tuningJobs", "ListTuningJobs"),
+    "tuningJobs.get.v1beta1": ("GET", f"/v1beta1/{PARENT}/tuningJobs/1", "GetTuningJob"),
+    "tuningJobs.cancel.v1beta1": ("POST", f"/v1beta1/{PARENT}/tuningJobs/1:cancel", "CancelTuningJob"),
     "generateContent.base": ("POST", f"/v1/{PARENT}/publishers/google/models/m:generateContent", "GenerateContent"),
     "generateContent.endpoint": ("POST", f"/v1/{PARENT}/endpoints/1:generateContent", "GenerateContent"),
     "countTokens.base": ("POST", f"/v1/{PARENT}/publishers/google/models/m:countTokens", "CountTokens"),
@@ -325,15 +329,17 @@ SAMPLE_PATHS = {
 }
 
 
-def test_every_builtin_route_is_the_vertex_v1_rpc_it_stands_in_for(standin: VertexStandIn) -> None:
-    from gemini_sft.standin.rest_rules import find_rule
+def test_every_builtin_route_is_the_vertex_rpc_it_stands_in_for(standin: VertexStandIn) -> None:
+    from gemini_sft.standin.rest_rules import AIPLATFORM_V1BETA1, find_rule
 
     assert {route.name for route in standin.routes} == set(SAMPLE_PATHS)
     for route in standin.routes:
         method, path, rpc = SAMPLE_PATHS[route.name]
-        assert route.api == AIPLATFORM_V1 and route.matches(method, path), route.name
-        rule = find_rule(method, path)
+        api = AIPLATFORM_V1BETA1 if path.startswith("/v1beta1/") else AIPLATFORM_V1
+        assert route.api == api and route.matches(method, path), route.name
+        rule = find_rule(method, path, api)
         assert rule is not None and rule.rpc == rpc, (route.name, rule)
+        assert rule.request_type.DESCRIPTOR.full_name.startswith(f"google.cloud.aiplatform.{api.split('.')[1]}.")
 
 
 def test_a_thinking_level_sent_as_an_enum_number_is_understood(client: Any) -> None:

@@ -52,7 +52,8 @@ def test_invalid_file_exits_1_and_groups_errors_by_code(invalid_file: Path, caps
 def test_json_output_has_exactly_the_documented_shape(invalid_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", str(invalid_file), "--json"]) == 1
     document = json.loads(capsys.readouterr().out)
-    assert list(document) == ["valid", "examples", "errors", "warnings", "token_stats", "estimated_cost_usd"]
+    assert list(document) == ["valid", "examples", "errors", "warnings", "token_stats", "estimated_cost_usd", "costs",
+                              "within_budget"]
     assert document["valid"] is False
     assert document["examples"] == 5
     assert [(e["line"], e["code"]) for e in document["errors"]] == [

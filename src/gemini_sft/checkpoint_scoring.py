@@ -11,6 +11,13 @@ are scored with the gate's primary metric
 then picks one (ties go to the earlier epoch). The rules ``lowest_eval_loss``
 and ``last`` need no call at all. A job without intermediate checkpoints passes
 its default endpoint through and says so.
+
+The cost of the choice is bounded by design: the validation sample is cut so
+that checkpoints x sample stays within ``selection_cost_ratio`` times the calls
+of one holdout evaluation (base and tuned model on every holdout example), but
+never below :data:`MIN_SELECTION_EXAMPLES` examples, so the scores still mean
+something (:meth:`CheckpointSelectionSettings.sample_size`). The validate stage
+prices the same sample before the run.
 """
 
 from __future__ import annotations
@@ -44,6 +51,13 @@ from gemini_sft.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
+# Fewest validation examples each checkpoint answers when the cost ratio cuts the sample (the split allowing).
+MIN_SELECTION_EXAMPLES = 20
+# One holdout evaluation asks two models (base and tuned) per holdout example; a champion adds a third.
+HOLDOUT_EVALUATION_MODELS = 2
+# Vertex keeps about one checkpoint per epoch, at most this many.
+MAX_CHECKPOINTS = 10
+
 
 @dataclass(frozen=True)
 class CheckpointSelectionSettings:
@@ -66,9 +80,36 @@ class CheckpointSelectionSettings:
     requests_per_minute: int = setting(300, "Generation requests started per minute, retries included.",
                                        pipeline_name="eval_requests_per_minute")
     seed: int = setting(42, "Seed of the validation sample and of the retry backoff jitter.")
+    selection_cost_ratio: float = setting(
+        1.5, "Cap on the checkpoint-selection calls (checkpoints x validation sample) as a multiple of one holdout "
+        f"evaluation's calls (base and tuned on every holdout example); the sample shrinks to fit, to no fewer "
+        f"than {MIN_SELECTION_EXAMPLES} examples; 0 turns the cap off.",
+        pipeline_name="checkpoint_selection_cost_ratio",
+    )
 
     def __post_init__(self) -> None:
         self.check()
+
+    def sample_size(self, validation_examples: int, checkpoints: int, holdout_examples: int | None) -> int:
+        """Validation examples each checkpoint answers.
+
+        The requested ``validation_sample_size`` (0: all) bounded by the split, then cut so that
+        ``checkpoints x sample <= selection_cost_ratio x HOLDOUT_EVALUATION_MODELS x holdout_examples``,
+        but not below :data:`MIN_SELECTION_EXAMPLES` (nor above the split).
+
+        Args:
+            validation_examples: usable examples in the validation split.
+            checkpoints: checkpoints that answer (each answers the same sample).
+            holdout_examples: examples of the holdout evaluation; None or 0 when unknown (no cap then).
+        """
+        size = validation_examples
+        if self.validation_sample_size > 0:
+            size = min(size, self.validation_sample_size)
+        if self.selection_cost_ratio > 0 and holdout_examples and checkpoints > 0:
+            evaluation_calls = HOLDOUT_EVALUATION_MODELS * holdout_examples
+            cap = math.floor(self.selection_cost_ratio * evaluation_calls / checkpoints)
+            size = min(size, max(cap, MIN_SELECTION_EXAMPLES))
+        return max(0, size)
 
     def check(self) -> None:
         """Raise ConfigError naming the setting when a value cannot work (before any call)."""
@@ -80,6 +121,18 @@ class CheckpointSelectionSettings:
             raise ConfigError(f"primary_metric {self.primary_metric} needs label_pattern to find the labels")
         if self.validation_sample_size < 0:
             raise ConfigError("checkpoint_validation_examples must be 0 (all) or more")
+        if not math.isfinite(self.selection_cost_ratio) or self.selection_cost_ratio < 0:
+            raise ConfigError("checkpoint_selection_cost_ratio must be 0 (no cap) or a positive number, e.g. 1.5")
+
+
+def selection_checkpoints(epochs: int, intermediate_checkpoints: bool) -> int:
+    """Checkpoints a job of ``epochs`` epochs keeps: one per epoch up to :data:`MAX_CHECKPOINTS`, else one.
+
+    Args:
+        epochs: the job's epoch count.
+        intermediate_checkpoints: whether every epoch's checkpoint is kept (``export_last_checkpoint_only`` off).
+    """
+    return min(max(epochs, 1), MAX_CHECKPOINTS) if intermediate_checkpoints else 1
 
 
 @dataclass
@@ -95,6 +148,25 @@ class CheckpointSelection:
     stats: GenerationStats | None = None
     errors: dict[str, int] = field(default_factory=dict)
     planned_calls: int = 0
+    holdout_examples: int | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    thinking_tokens: int = 0
+
+    def sample_note(self) -> str:
+        """How many validation examples scored each checkpoint and why that many, in plain words ("" when none)."""
+        if not self.validation_examples:
+            return ""
+        settings, evaluated = self.settings, self.holdout_examples
+        note = f"Each checkpoint answered the same {self.validation_examples} validation examples"
+        if settings.selection_cost_ratio > 0 and evaluated:
+            scored = len([c for c in self.candidates if c.endpoint]) or 1
+            evaluation_calls = HOLDOUT_EVALUATION_MODELS * evaluated
+            note += (f" ({scored} x {self.validation_examples} = {scored * self.validation_examples} calls, "
+                     f"{scored * self.validation_examples / evaluation_calls:.2f}x the {evaluation_calls} calls of "
+                     f"the holdout evaluation; checkpoint_selection_cost_ratio {settings.selection_cost_ratio:g}, "
+                     f"at least {MIN_SELECTION_EXAMPLES} examples)")
+        return note + "."
 
     def document(self, tuned_model: Mapping[str, Any], loss_curves: Mapping[str, Any]) -> dict[str, Any]:
         """The ``checkpoint_choice`` artifact: every checkpoint, the chosen one, rule, reason, calls and tuning."""
@@ -113,6 +185,15 @@ class CheckpointSelection:
             "calls": stats.calls if stats else 0,
             "attempts": stats.attempts if stats else 0,
             "elapsed_seconds": round(stats.elapsed_seconds, 3) if stats else 0.0,
+            "holdout_examples": self.holdout_examples,
+            "selection_cost_ratio": self.settings.selection_cost_ratio,
+            "sample_note": self.sample_note(),
+            "base_model": str(tuned_model.get("base_model") or ""),
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "thinking_tokens": self.thinking_tokens,
+            "overfitting": tuned_model.get("overfitting"),
+            "loss_curves_note": str(loss_curves.get("note") or tuned_model.get("loss_curves_note") or ""),
             "tuning": run_summary_tuning(tuned_model, loss_curves, self.candidates, self.choice),
         }
 
@@ -152,6 +233,7 @@ def choose_on_validation(
     generator_for: Callable[[str], Generator],
     settings: CheckpointSelectionSettings,
     *,
+    holdout_examples: int | None = None,
     retry: RetryPolicy | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> CheckpointSelection:
@@ -161,7 +243,9 @@ def choose_on_validation(
         tuned_model: the tune step's ``tuned_model`` metadata (``endpoint``, ``checkpoints`` with losses).
         cases: the validation split's cases (the sample is taken here).
         generator_for: a generator for one endpoint resource name.
-        settings: the rule, sample size, metric and pacing.
+        settings: the rule, sample size, cost ratio, metric and pacing.
+        holdout_examples: examples the holdout evaluation will ask about (bounds the sample, see
+            :meth:`CheckpointSelectionSettings.sample_size`); None: unknown, no bound.
         retry: backoff of transient call failures (default :class:`RetryPolicy`).
         sleep: how to wait between retries.
 
@@ -183,7 +267,9 @@ def choose_on_validation(
     with_endpoint = [c for c in candidates if c.endpoint]
     if len(with_endpoint) < 2:
         if not default_endpoint:
-            raise ConfigError("the tuned model names no endpoint: the tune step's output is incomplete")
+            # A job that reports no endpoint (an open model Vertex tuned) says why in its outcome.
+            raise ConfigError(str(tuned_model.get("no_endpoint_reason") or
+                                  "the tuned model names no endpoint: the tune step's output is incomplete"))
         reason = (f"The job has {len(candidates)} checkpoint(s) with an endpoint: intermediate checkpoints were "
                   "off (export_last_checkpoint_only), so its default endpoint is evaluated.")
         log.info("checkpoint choice: nothing to choose, the default endpoint is kept")
@@ -194,8 +280,10 @@ def choose_on_validation(
     planned = 0
     errors: dict[str, int] = {}
     sample: list[HoldoutCase] = []
+    tokens = {"input_tokens": 0, "output_tokens": 0, "thinking_tokens": 0}
     if settings.selection_rule == RULE_BEST_VALIDATION_METRIC and cases:
-        sample = validation_sample(cases, settings.validation_sample_size, settings.seed)
+        size = settings.sample_size(len(cases), len(with_endpoint), holdout_examples)
+        sample = validation_sample(cases, size, settings.seed)
         scorer = ResponseScorer(settings.label_pattern)
         generators = {c.checkpoint_id: generator_for(str(c.endpoint)) for c in with_endpoint}
         planned = len(generators) * len(sample)
@@ -208,6 +296,8 @@ def choose_on_validation(
         scores: dict[str, float] = {}
         for checkpoint_id, answered in answers.items():
             errors[checkpoint_id] = sum(1 for a in answered if not a.ok)
+            for key in tokens:
+                tokens[key] += sum(getattr(a, key) for a in answered if a.ok)
             value = score_answers(sample, answered, scorer, settings.primary_metric)
             if value is not None:
                 scores[checkpoint_id] = value
@@ -220,7 +310,8 @@ def choose_on_validation(
         reason = f"The validation split is empty, so no checkpoint could be scored. {reason}"
     log.info("checkpoint choice: %s (rule %s)", choice.checkpoint.checkpoint_id, choice.rule)
     return CheckpointSelection(candidates, choice, str(choice.checkpoint.endpoint), reason, settings,
-                               validation_examples=len(sample), stats=stats, errors=errors, planned_calls=planned)
+                               validation_examples=len(sample), stats=stats, errors=errors, planned_calls=planned,
+                               holdout_examples=holdout_examples, **tokens)
 
 
 def load_validation(path: str) -> list[HoldoutCase]:

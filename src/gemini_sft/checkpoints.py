@@ -19,7 +19,7 @@ The answer names the rule actually applied and why, in plain words.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Mapping, Sequence
 
 from gemini_sft.errors import ConfigError
@@ -50,15 +50,7 @@ class CheckpointCandidate:
 
     def as_dict(self) -> dict[str, object]:
         """The checkpoint as the tune artifact and run summary list it."""
-        return {
-            "checkpoint_id": self.checkpoint_id,
-            "epoch": self.epoch,
-            "step": self.step,
-            "endpoint": self.endpoint,
-            "validation_score": self.validation_score,
-            "train_loss": self.train_loss,
-            "eval_loss": self.eval_loss,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)

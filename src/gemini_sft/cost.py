@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Iterable, Mapping
 
 from gemini_sft.errors import BudgetExceededError, ConfigError
-from gemini_sft.model_catalog import limits_for
+from gemini_sft.model_catalog import input_price_per_million, limits_for, output_price_per_million
 
 # Google's token-and-cost notebook adds about 8 tokens of padding per training record.
 PADDING_TOKENS_PER_EXAMPLE = 8
@@ -163,8 +163,22 @@ def format_usd(amount: float) -> str:
     return f"${amount:,.2f}"
 
 
-def check_budget(estimated_cost_usd: float, max_budget_usd: float | None) -> None:
+TUNING_ADVICE = "Reduce the training data or the epochs, or raise max_budget_usd if the cost is intended."
+
+
+def check_budget(
+    estimated_cost_usd: float,
+    max_budget_usd: float | None,
+    breakdown: str = "",
+    advice: str = TUNING_ADVICE,
+) -> None:
     """Raise BudgetExceededError when the estimate is above the budget; ``None`` means no budget.
+
+    Args:
+        estimated_cost_usd: the estimate held to the budget.
+        max_budget_usd: the budget in USD, or None for no budget.
+        breakdown: what the estimate is made of, shown after it (e.g. "tuning job $1 + ...").
+        advice: which settings to change, named in the message.
 
     Raises ConfigError for a negative or non-numeric budget.
     """
@@ -173,8 +187,66 @@ def check_budget(estimated_cost_usd: float, max_budget_usd: float | None) -> Non
     if not math.isfinite(max_budget_usd) or max_budget_usd < 0:
         raise ConfigError(f"The budget must be a number of USD >= 0, got {max_budget_usd!r}.")
     if estimated_cost_usd > max_budget_usd:
+        made_of = f" ({breakdown})" if breakdown else ""
         raise BudgetExceededError(
-            f"The estimated tuning cost {format_usd(estimated_cost_usd)} is above the budget "
-            f"{format_usd(max_budget_usd)}. "
-            "Reduce the training data or the epochs, or raise max_budget_usd if the cost is intended."
+            f"The estimated tuning cost {format_usd(estimated_cost_usd)}{made_of} is above the budget "
+            f"{format_usd(max_budget_usd)}. {advice}"
         )
+
+
+@dataclass(frozen=True)
+class ServingCost:
+    """Generation calls to a served model (checkpoint selection, holdout evaluation) and their list-price cost.
+
+    ``output_tokens`` includes thinking tokens (billed as output). A price is None when the model catalogue
+    has none for the model; ``cost_usd`` is then None too.
+    """
+
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    input_price_per_million_usd: float | None
+    output_price_per_million_usd: float | None
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    @property
+    def cost_usd(self) -> float | None:
+        """Input tokens x input price + output tokens x output price, per million; None without prices."""
+        if self.input_price_per_million_usd is None or self.output_price_per_million_usd is None:
+            return None
+        return (self.input_tokens * self.input_price_per_million_usd
+                + self.output_tokens * self.output_price_per_million_usd) / 1_000_000
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        """``{"calls", "input_tokens", "output_tokens", "cost_usd", "input_price_per_million_usd",
+        "output_price_per_million_usd"}``."""
+        cost = self.cost_usd
+        return {
+            "calls": self.calls,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost_usd": None if cost is None else round(cost, 6),
+            "input_price_per_million_usd": self.input_price_per_million_usd,
+            "output_price_per_million_usd": self.output_price_per_million_usd,
+        }
+
+
+def serving_cost(model: str, calls: int, input_tokens: float, output_tokens: float) -> ServingCost:
+    """Price ``calls`` generation calls to ``model`` (or an endpoint tuned from it) at the catalogue's serving prices.
+
+    Args:
+        model: the catalogued model whose input and output prices apply.
+        calls: how many calls.
+        input_tokens: their input tokens in all (rounded to a whole number).
+        output_tokens: their output tokens in all, thinking included (rounded).
+    """
+    return ServingCost(
+        calls=int(calls),
+        input_tokens=int(round(input_tokens)),
+        output_tokens=int(round(output_tokens)),
+        input_price_per_million_usd=input_price_per_million(model),
+        output_price_per_million_usd=output_price_per_million(model),
+    )

@@ -403,8 +403,16 @@ def _collect_outputs(output_dir: Path, run_dir: Path, log_file: Path, seconds: f
 def chosen_checkpoint_line(result: LocalRunResult) -> str:
     """One line on the checkpoint the holdout judged and why, from run_summary.json ("" when there is none)."""
     path = result.artifacts.get("run summary")
-    chosen = (_read_json(path).get("tuning") or {}).get("chosen_checkpoint") if path else None
-    return f"Checkpoint: {chosen.get('reason', '')} (rule {chosen.get('rule', '')})" if chosen else ""
+    summary = _read_json(path) if path else {}
+    chosen = (summary.get("tuning") or {}).get("chosen_checkpoint")
+    if not chosen:
+        return ""
+    relative = ((summary.get("costs") or {}).get("checkpoint_selection") or {}).get("relative_to_holdout_evaluation")
+    cost = ""
+    if relative and relative.get("calls") is not None:
+        usd = f", {relative['usd']:.2f}x its cost" if relative.get("usd") is not None else ""
+        cost = f"; selection took {relative['calls']:.2f}x the holdout evaluation's calls{usd}"
+    return f"Checkpoint: {chosen.get('reason', '')} (rule {chosen.get('rule', '')}{cost})"
 
 
 def _outcome(registry: Path, output_dir: Path) -> str:

@@ -2,7 +2,8 @@
 
 The catalogue is ``gemini_sft/data/models.json`` (:data:`CATALOG_FILE`): per
 model whether Vertex tunes it, its adapter sizes, token limits, thinking rules
-and list prices, each group with the page it was read from, when, and whether
+and list prices (for an open model Vertex tunes itself: its tuning modes,
+regions and sequence lengths, :class:`ManagedOpenModel`), each group with the page it was read from, when, and whether
 it was verified. :func:`catalog` reads it once. Prices are list prices and not
 guaranteed; they can be overridden (``price_per_million_tokens_usd`` settings)
 wherever a cost is estimated.
@@ -76,6 +77,11 @@ TUNING_REGIONS: frozenset[str] = frozenset(
 )
 
 
+# Tuning modes of managed open-model tuning (v1beta1 SupervisedTuningSpec.TuningMode, without the prefix).
+TUNING_MODES: tuple[str, ...] = ("PEFT_ADAPTER", "FULL")
+TUNING_MODE_ENUM_PREFIX = "TUNING_MODE_"
+
+
 class UncataloguedModelWarning(UserWarning):
     """A model the catalogue file does not know was used; its limits are the default model's."""
 
@@ -114,8 +120,25 @@ class ModelPrices:
 
 
 @dataclass(frozen=True)
+class ManagedOpenModel:
+    """How Vertex tunes an open model itself (managed open-model tuning, the v1beta1 tuning API).
+
+    ``tuning_modes`` are the modes the model allows (``PEFT_ADAPTER``, ``FULL``);
+    ``max_sequence_length`` the longest example per mode; ``regions`` where the
+    tuning is offered; ``output_uri_required``: a job must name a Cloud Storage
+    folder for its outputs.
+    """
+
+    tuning_modes: tuple[str, ...]
+    max_sequence_length: dict[str, int]
+    regions: tuple[str, ...]
+    output_uri_required: bool
+    verified: bool = False
+
+
+@dataclass(frozen=True)
 class CatalogModel:
-    """One model of the catalogue file, as the code uses it."""
+    """One model of the catalogue file, as the code uses it (``open_model`` is None for a Gemini model)."""
 
     name: str
     display_name: str
@@ -126,6 +149,8 @@ class CatalogModel:
     limits: dict[str, int]
     thinking: ThinkingRules | None
     prices: ModelPrices | None
+    open_model: ManagedOpenModel | None = None
+    aliases: tuple[str, ...] = ()
 
     @property
     def available(self) -> bool:
@@ -155,7 +180,14 @@ class Catalog:
     models: dict[str, CatalogModel]
 
     def find(self, model: str) -> CatalogModel | None:
-        """The entry of a model reference (``-001`` versions map to their family), or None when unknown."""
+        """The entry of a model reference (``-001`` versions map to their family), or None when unknown.
+
+        An open model is named in full (``meta/llama3_1@llama-3.1-8b-instruct``, also under ``publishers/``).
+        """
+        open_id = model.strip().removeprefix("publishers/").replace("/models/", "/", 1)
+        for entry in self.models.values():
+            if entry.open_model is not None and open_id in (entry.name, *entry.aliases):
+                return entry
         model_id = base_model_id(model)
         for name in sorted(self.models, key=len, reverse=True):
             if model_id == name or model_id.startswith(name + "-0"):
@@ -195,13 +227,32 @@ def _prices(raw: dict[str, Any] | None) -> ModelPrices | None:
     )
 
 
+def _open_model(raw: dict[str, Any] | None) -> ManagedOpenModel | None:
+    if not raw:
+        return None
+    modes = tuple(str(mode) for mode in raw["tuning_modes"])
+    unknown = [mode for mode in modes if mode not in TUNING_MODES]
+    if not modes or unknown:
+        raise ValueError(f"managed_open_model.tuning_modes must be some of {', '.join(TUNING_MODES)}, got {modes}")
+    return ManagedOpenModel(
+        tuning_modes=modes,
+        max_sequence_length={str(k): int(v) for k, v in (raw.get("max_sequence_length") or {}).items()},
+        regions=tuple(str(region) for region in raw["regions"]),
+        output_uri_required=bool(raw.get("output_uri_required", True)),
+        verified=bool(raw.get("verified", False)),
+    )
+
+
 def _entry(name: str, raw: dict[str, Any], path: Path) -> CatalogModel:
     try:
         tunable = bool(raw.get("tunable", False))
         adapter_sizes = tuple(int(s) for s in (raw.get("adapter_sizes") or {}).get("values", ()))
         limits = {k: int(v) for k, v in (raw.get("limits") or {}).items() if isinstance(v, int)}
-        if tunable and not adapter_sizes:
-            raise ValueError("a tunable model needs adapter_sizes.values")
+        open_model = _open_model(raw.get("managed_open_model"))
+        if tunable and not adapter_sizes and open_model is None:
+            raise ValueError("a tunable Gemini model needs adapter_sizes.values")
+        if open_model is not None and adapter_sizes:
+            raise ValueError("an open model takes no adapter sizes (its tuning modes say how it is tuned)")
         unknown_sizes = [s for s in adapter_sizes if s not in ADAPTER_SIZE_ENUM]
         if unknown_sizes:
             raise ValueError(f"adapter sizes {unknown_sizes} are not Vertex adapter sizes")
@@ -215,6 +266,8 @@ def _entry(name: str, raw: dict[str, Any], path: Path) -> CatalogModel:
             limits=limits,
             thinking=_thinking(raw.get("thinking")),
             prices=_prices(raw.get("prices_usd")),
+            open_model=open_model,
+            aliases=tuple(str(alias) for alias in raw.get("aliases") or ()),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"Model {name!r} in {path} is malformed ({exc}); fix its entry.") from exc
@@ -249,6 +302,12 @@ def base_model_id(model: str) -> str:
     ``publishers/google/models/gemini-2.5-flash`` and full resource names.
     """
     return model.rstrip("/").rsplit("/", 1)[-1]
+
+
+def managed_open_model(model: str) -> CatalogModel | None:
+    """The catalogue entry of an open model Vertex tunes itself, or None (a Gemini model, a tuned model, unknown)."""
+    entry = catalog_entry(model)
+    return entry if entry is not None and entry.open_model is not None else None
 
 
 def is_tuned_model(model: str) -> bool:
@@ -291,7 +350,8 @@ def _limits(entry: CatalogModel, name: str, default: CatalogModel) -> ModelLimit
         max_training_examples_multimodal=limits["max_training_examples_multimodal"],
         max_validation_examples=limits["max_validation_examples"],
         max_training_file_bytes=limits["max_training_file_bytes"],
-        adapter_sizes=entry.adapter_sizes or default.adapter_sizes,
+        # An open model has no adapter sizes: it is tuned in a mode, not with an adapter size.
+        adapter_sizes=entry.adapter_sizes or (() if entry.open_model else default.adapter_sizes),
         price_per_million_training_tokens_usd=_training_price(entry, default),
     )
 

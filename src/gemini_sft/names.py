@@ -19,6 +19,7 @@ _LABEL_INVALID_CHARS = re.compile(r"[^a-z0-9_-]")
 _LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
 JOB_NAME_RE = re.compile(r"^projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/tuningJobs/(?P<id>[^/]+)$")
+SCHEDULE_NAME_RE = re.compile(r"^projects/[^/]+/locations/[^/]+/schedules/[^/]+$")
 
 
 def sanitize_label_value(value: str) -> str:
@@ -77,6 +78,11 @@ def validate_labels(labels: Mapping[str, str], where: str = "") -> dict[str, str
 def job_id(job_name: str) -> str:
     """The id at the end of a tuning job resource name."""
     return job_name.rstrip("/").rsplit("/", 1)[-1]
+
+
+def schedule_name(project: str, location: str, schedule_id: str) -> str:
+    """The resource name of a pipeline schedule from its project, region and numeric id."""
+    return f"projects/{project}/locations/{location}/schedules/{schedule_id}"
 
 
 def job_resource_url(job_name: str, location: str) -> str:

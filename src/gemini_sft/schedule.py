@@ -30,13 +30,13 @@ from typing import Any, Callable, Iterable, Mapping
 
 from gemini_sft.config import EnvironmentConfig, cron_with_time_zone, parse_timestamp, validate_time_zone
 from gemini_sft.errors import ScheduleNotFoundError, ConfigError, InputFormatError, VertexApiError
+from gemini_sft.names import SCHEDULE_NAME_RE, schedule_name
 from gemini_sft.storage import local_path
 from gemini_sft.submit import PipelineSpec, build_pipeline_job, resolve_parameter_values, run_id_for
 
 log = logging.getLogger(__name__)
 
 _PLACEHOLDER = re.compile(r"\{(date|yyyy|mm|dd|latest)\}")
-_SCHEDULE_NAME = re.compile(r"^projects/[^/]+/locations/[^/]+/schedules/[^/]+$")
 
 
 @dataclass(frozen=True)
@@ -223,10 +223,10 @@ def resolve_schedule_name(config: EnvironmentConfig, reference: str) -> str:
 
     Raises ScheduleNotFoundError when no schedule, or several, have that display name.
     """
-    if _SCHEDULE_NAME.match(reference):
+    if SCHEDULE_NAME_RE.match(reference):
         return reference
     if reference.isdigit():
-        return f"projects/{config.project}/locations/{config.region}/schedules/{reference}"
+        return schedule_name(config.project, config.region, reference)
     matches = list_schedules(config, display_name=reference)
     if not matches:
         raise ScheduleNotFoundError(

@@ -108,7 +108,12 @@ def setting_problems(values: Mapping[str, Any], records: Iterable[type]) -> list
         problems.extend(line for line, key in zip(lines, keys) if key not in reported)
         reported.update(keys)
     location = values.get("location")
-    if location is not None and location not in model_catalog.TUNING_REGIONS:
+    open_model = model_catalog.managed_open_model(str(values.get("base_model", "")))
+    if location is not None and open_model is not None and open_model.open_model is not None:
+        if location not in open_model.open_model.regions:
+            problems.append(f"location {location!r} does not offer tuning of {open_model.name}; use one of "
+                            + ", ".join(open_model.open_model.regions))
+    elif location is not None and location not in model_catalog.TUNING_REGIONS:
         problems.append(
             f"location {location!r} is not a region where Vertex offers Gemini tuning; use e.g. us-central1 "
             "or europe-west4"

@@ -8,7 +8,7 @@ path; elsewhere a ``gs://`` URI is read through the mount too when it exists.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +35,19 @@ def gcs_uri_for(path: str | Path) -> str:
     return text
 
 
-def read_json_lines(path: Path) -> Iterator[tuple[int, Any]]:
+def read_json_lines(
+    path: Path, invalid_json: Callable[[int, str], Exception] | None = None
+) -> Iterator[tuple[int, Any]]:
     """The JSON value of every non-blank line of a local JSONL file, with its 1-based line number.
 
     Args:
         path: the file to read (a local path; see :func:`local_path` for URIs).
+        invalid_json: builds the error to raise for a line that is not JSON from its line number and the
+            parser's reason; None raises InputFormatError.
 
     Raises:
-        InputFormatError: a line is not valid JSON; the message names the file and the line.
+        InputFormatError: a line is not valid JSON (unless ``invalid_json`` builds another error); the message
+            names the file and the line.
     """
     with path.open(encoding="utf-8") as handle:
         for line_number, line in enumerate(handle, start=1):
@@ -51,5 +56,7 @@ def read_json_lines(path: Path) -> Iterator[tuple[int, Any]]:
             try:
                 value = json.loads(line)
             except json.JSONDecodeError as exc:
+                if invalid_json is not None:
+                    raise invalid_json(line_number, exc.msg) from exc
                 raise InputFormatError(f"{path}:{line_number}: not valid JSON ({exc.msg})") from exc
             yield line_number, value

@@ -2,7 +2,8 @@
 
 Check every line of a Gemini tuning JSONL file (and optionally a validation file) against the
 rules Vertex applies, count tokens (countTokens API with --project, else an offline estimate) and
-estimate the tuning cost. Exit code 0: valid; 1: invalid or over --max-budget-usd; 2: usage error.
+estimate the cost: the tuning job, the checkpoint selection (every checkpoint answers the validation
+sample) and, with --holdout, the holdout evaluation. Exit code 0: valid; 1: invalid or over --max-budget-usd; 2: usage error.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "validation_path", type=Path, nargs="?", default=None,
         help="optional validation file (same rules, at most 5,000 examples)",
     )
+    parser.add_argument(
+        "--holdout", type=Path, default=None, metavar="PATH",
+        help="the holdout split: its evaluation calls are estimated and bound the checkpoint-selection sample",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     add_cli_options(parser, ValidationSettings)
     for alias, (dest, value_type) in CLI_ALIASES.items():
@@ -52,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     # The CLI has no budget unless one is given (the pipeline's max_budget_usd defaults to 100).
     parser.add_argument(
         "--max-budget-usd", dest="budget_usd", metavar="USD", type=float, default=None,
-        help="fail (exit 1) when the estimated cost is above this many USD (default: no budget)",
+        help="fail (exit 1) when the estimated total cost is above this many USD (default: no budget)",
     )
     parser.add_argument(
         "--max-api-examples", type=int, default=DEFAULT_MAX_API_EXAMPLES,
@@ -86,7 +91,7 @@ def _validate(args: argparse.Namespace) -> int:
     from gemini_sft.errors import ConfigError
     from gemini_sft.validate import input_problem, validate_splits
 
-    paths = [args.path] + ([args.validation_path] if args.validation_path is not None else [])
+    paths = [args.path] + [p for p in (args.validation_path, args.holdout) if p is not None]
     for path in paths:
         problem = input_problem(path)
         if problem is not None:
@@ -99,7 +104,7 @@ def _validate(args: argparse.Namespace) -> int:
         raise ConfigError("--api-endpoint needs --project (the project the countTokens requests are made for)")
 
     outcome = validate_splits(
-        args.path, args.validation_path, settings, args.budget_usd, workers=args.workers,
+        args.path, args.validation_path, settings, args.budget_usd, holdout=args.holdout, workers=args.workers,
         max_api_examples=args.max_api_examples, progress=lambda path: _progress_bar(path, not args.no_progress),
     )
     if args.json:

@@ -3,7 +3,10 @@
 Rendered from the choose-checkpoint step's artifact (see
 :meth:`gemini_sft.checkpoint_scoring.CheckpointSelection.document`), whose
 ``tuning`` section carries the loss curves. The evaluate component adds it to
-the HTML report when it receives that artifact; the report itself stays as it is.
+the HTML report (:func:`add_checkpoint_section`) and the Markdown report
+(:func:`add_checkpoint_markdown`, rendered by
+:func:`gemini_sft.evaluation.markdown_report.render_checkpoint_markdown`) when
+it receives that artifact; the reports themselves stay as they are.
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ def render_checkpoint_section(choice: Mapping[str, Any]) -> str:
            f"<p><strong>Rule: {html.escape(str(choice.get('rule', '')))}.</strong> "
            f"{html.escape(str(choice.get('reason', '')))}</p>",
            f'<p class="sub">Scored on {int(choice.get("validation_examples") or 0)} validation examples '
-           f"({int(choice.get('calls') or 0)} calls); the holdout above judged only the chosen checkpoint.</p>"]
+           f"({int(choice.get('calls') or 0)} calls); the holdout above judged only the chosen checkpoint. "
+           f"{html.escape(str(choice.get('sample_note') or ''))}</p>"]
     out.append(loss_chart_svg(curves, steps) if not curves.empty else
                f"<p>No loss curves: {html.escape(curves.note or 'the job reported none')}.</p>")
     out.append(f'<table><tr><th>checkpoint</th><th>epoch</th><th>step</th><th>validation {metric}</th>'
@@ -68,3 +72,17 @@ def add_checkpoint_section(report: str | Path, choice: Mapping[str, Any]) -> Non
     marker = "</main>"
     page = page.replace(marker, section + "\n" + marker, 1) if marker in page else page + section
     path.write_text(page, encoding="utf-8")
+
+
+def add_checkpoint_markdown(report: str | Path, choice: Mapping[str, Any]) -> None:
+    """Append the section to the Markdown report at ``report``.
+
+    Args:
+        report: the Markdown report file (rewritten in place: it is this step's own output, not an input).
+        choice: the checkpoint choice document.
+    """
+    from gemini_sft.evaluation.markdown_report import render_checkpoint_markdown
+
+    path = Path(report)
+    text = path.read_text(encoding="utf-8").rstrip("\n") + "\n"
+    path.write_text(text + render_checkpoint_markdown(choice) + "\n", encoding="utf-8")

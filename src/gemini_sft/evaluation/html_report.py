@@ -14,29 +14,9 @@ from typing import Sequence
 
 from gemini_sft.evaluation.metrics import BASE, CHAMPION, TUNED, ConfusionMatrix
 from gemini_sft.evaluation.report_text import (
-    METHOD_NOTES,
-    METRIC_LABELS,
-    OFFLINE_NOTICE,
-    PRIMARY_METRIC,
-    ROLE_COLOURS,
-    ROLE_LABELS,
-    SAMPLE_KINDS,
-    THINKING_HEADER,
-    THINKING_NOTE,
-    WORST_REGRESSIONS,
-    aligned_confusion,
-    ci,
-    confidence_pct,
-    error_kinds,
-    fallback_row,
-    fallback_sentences,
-    headline,
-    metric_names,
-    num,
-    pct,
-    sample_answers,
-    significance,
-    thinking_rows,
+    METHOD_NOTES, METRIC_LABELS, OFFLINE_NOTICE, PRIMARY_METRIC, ROLE_COLOURS, ROLE_LABELS, SAMPLE_KINDS,
+    THINKING_HEADER, THINKING_NOTE, WORST_REGRESSIONS, aligned_confusion, ci, confidence_pct, error_kinds, fallback_row,
+    fallback_sentences, headline, metric_names, num, pct, sample_answers, significance, thinking_rows,
     worst_regressions,
 )
 from gemini_sft.evaluation.result import EvaluationResult, ExampleRecord

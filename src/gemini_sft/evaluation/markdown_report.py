@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any, Mapping
 
 from gemini_sft.evaluation.metrics import BASE, CHAMPION, TUNED
 from gemini_sft.evaluation.report_text import (
@@ -169,3 +170,61 @@ def render_markdown(result: EvaluationResult) -> str:
     return "\n".join(lines)
 
 
+
+
+def _md_prose(text: str) -> str:
+    """This project's own sentences (rule, reason, notes) on one line, with no HTML and no table break."""
+    return " ".join(text.split()).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+
+
+def _md_number(value: Any) -> str:
+    """A checkpoint figure for the table: 4 decimals, "–" when unknown."""
+    if value is None:
+        return "–"
+    return f"{value:.4f}" if isinstance(value, float) else _md_cell(str(value), 60)
+
+
+def render_checkpoint_markdown(choice: Mapping[str, Any]) -> str:
+    """The report's "Which checkpoint" section as Markdown, from the checkpoint choice document.
+
+    A table of the checkpoints (epoch, step, validation score, train and eval loss; the chosen one marked), the
+    rule and why it chose that one, how many validation examples scored each checkpoint, the overfitting flag in
+    words, and a note when there were no intermediate checkpoints or no loss curves.
+
+    Args:
+        choice: the choose-checkpoint step's document (``checkpoints``, ``chosen``, ``rule``, ``reason``,
+            ``validation_examples``, ``sample_note``, ``overfitting``, ``tuning``).
+    """
+    checkpoints = list(choice.get("checkpoints") or [])
+    chosen = (choice.get("chosen") or {}).get("checkpoint_id")
+    metric = METRIC_LABELS.get(str(choice.get("primary_metric", "")), str(choice.get("primary_metric", "")))
+    lines = ["", "## Which checkpoint", "",
+             f"**Rule: {_md_prose(str(choice.get('rule', '')))}.** {_md_prose(str(choice.get('reason', '')))}",
+             ""]
+    examples = int(choice.get("validation_examples") or 0)
+    if examples:
+        note = str(choice.get("sample_note") or f"Each checkpoint answered the same {examples} validation examples.")
+        lines += [f"{_md_prose(note)} The holdout above judged only the chosen checkpoint.", ""]
+    if len(checkpoints) < 2:
+        lines += ["No intermediate checkpoints: the job kept one checkpoint (or none was reported), so there was "
+                  "nothing to choose and its default endpoint was evaluated.", ""]
+    if checkpoints:
+        lines += [f"| checkpoint | epoch | step | validation {metric} | train loss | eval loss | chosen |",
+                  "|---|---|---|---|---|---|---|"]
+        for checkpoint in checkpoints:
+            cells = [_md_number(checkpoint.get(key)) for key in
+                     ("checkpoint_id", "epoch", "step", "validation_score", "train_loss", "eval_loss")]
+            mark = "**chosen**" if checkpoint.get("checkpoint_id") == chosen else ""
+            lines.append("| " + " | ".join(cells) + f" | {mark} |")
+        lines.append("")
+    curves = (choice.get("tuning") or {}).get("loss_curves") or {}
+    if not curves.get("train") and not curves.get("eval"):
+        why = str(choice.get("loss_curves_note") or "the job reported none")
+        lines += [f"No loss curves: {_md_prose(why).rstrip('.')}. The choice did not depend on them.", ""]
+    verdict = choice.get("overfitting") or {}
+    if verdict.get("message"):
+        message = _md_prose(str(verdict["message"]))
+        lines += [f"**{message}**" if verdict.get("overfitting") else message, ""]
+    else:
+        lines += ["Overfitting was not judged: the tune step reported no verdict.", ""]
+    return "\n".join(lines)

@@ -17,19 +17,9 @@ import logging
 from datetime import datetime
 
 from gemini_sft.errors import PromotionError
-from gemini_sft.promotion import (
-    DEFAULT_PRODUCTION_ALIAS,
-    ModelRegistry,
-    ModelVersion,
-    PromotionRecord,
-    PromotionStore,
-    Provenance,
-    new_record_id,
-    promote,
-    record_rejection,
-    record_timestamp,
-    validate_alias,
-)
+from gemini_sft.promotion.actions import ModelRegistry, promote, record_rejection, validate_alias
+from gemini_sft.promotion.records import DEFAULT_PRODUCTION_ALIAS, ModelVersion, PromotionRecord, Provenance
+from gemini_sft.promotion.store import PromotionStore, append_new_record
 
 log = logging.getLogger(__name__)
 
@@ -45,24 +35,12 @@ def stage_candidate(
 
     Raises PromotionError when the store cannot be read or written.
     """
-    origin = provenance or Provenance()
     current = store.champion()
-    record = PromotionRecord(
-        record_id=new_record_id(),
-        kind="staged",
-        model=candidate,
-        created_at=record_timestamp(now),
+    record = append_new_record(
+        store, "staged", candidate, provenance, now,
         alias=current.alias if current else DEFAULT_PRODUCTION_ALIAS,
-        metrics=dict(origin.metrics),
-        dataset_hash=origin.dataset_hash,
-        pipeline_run=origin.pipeline_run,
-        previous_champion=current.model if current else None,
-        reasons=["waiting for human review"],
-        base_model=origin.base_model,
-        tuning_job=origin.tuning_job,
-        checkpoint_id=origin.checkpoint_id,
+        previous_champion=current.model if current else None, reasons=["waiting for human review"],
     )
-    store.append(record)
     log.info("Staged %s for human review", candidate.versioned_name)
     return record
 
@@ -89,14 +67,7 @@ def promote_or_stage(
 
 def _provenance_of(staged: PromotionRecord, review_metrics: dict[str, float] | None) -> Provenance:
     """The staged record's provenance, its metrics joined by the human review's."""
-    return Provenance(
-        metrics={**staged.metrics, **(review_metrics or {})},
-        dataset_hash=staged.dataset_hash,
-        pipeline_run=staged.pipeline_run,
-        base_model=staged.base_model,
-        tuning_job=staged.tuning_job,
-        checkpoint_id=staged.checkpoint_id,
-    )
+    return staged.provenance.model_copy(update={"metrics": {**staged.metrics, **(review_metrics or {})}})
 
 
 def staged_candidates(store: PromotionStore) -> list[PromotionRecord]:
@@ -219,19 +190,11 @@ def set_canary(
             f"{current.model.versioned_name} already has a canary; clear it first (gemini-sft canary clear)."
         )
     champion = store.champion()
-    record = PromotionRecord(
-        record_id=new_record_id(),
-        kind="canary",
-        model=staged.model,
-        created_at=record_timestamp(now),
-        alias=staged.alias,
-        pipeline_run=staged.pipeline_run,
-        previous_champion=champion.model if champion else None,
-        reasons=[reason] if reason else [],
-        base_model=staged.base_model,
-        canary_share=float(share),
-        shadow=bool(shadow),
+    # A canary record names the candidate's run and base model; it never changes the champion.
+    record = append_new_record(
+        store, "canary", staged.model, Provenance(pipeline_run=staged.pipeline_run, base_model=staged.base_model),
+        now, alias=staged.alias, previous_champion=champion.model if champion else None,
+        reasons=[reason] if reason else [], canary_share=float(share), shadow=bool(shadow),
     )
-    store.append(record)
     log.info("Canary of %s: share %.3f, shadow %s", staged.model.versioned_name, share, shadow)
     return record

@@ -24,7 +24,7 @@ import logging
 import random
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 from gemini_sft.errors import ConfigError, GenerationCallError, PromotionError, VertexApiError
@@ -320,7 +320,7 @@ class ServingClient:
             note = f"{generator.model} does not return log-probabilities; answered without the logprob check"
             log.warning(note)
             notes.append(note)
-            return self._call_with(generator, _without_logprobs(request), notes)
+            return self._call_with(generator, replace(request, response_logprobs=False), notes)
 
     def _answer_in_shadow(
         self,
@@ -360,13 +360,3 @@ class ServingClient:
             self._shadow_log.write(canary.model.versioned_name, entry)
         except PromotionError as exc:
             log.warning("shadow answer not logged: %s", exc)
-
-
-def _without_logprobs(request: ReplyRequest) -> ReplyRequest:
-    return ReplyRequest(
-        prompt=request.prompt,
-        system_instruction=request.system_instruction,
-        max_output_tokens=request.max_output_tokens,
-        temperature=request.temperature,
-        response_logprobs=False,
-    )

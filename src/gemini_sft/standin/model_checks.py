@@ -47,11 +47,15 @@ def served_publisher_model(request: StandInRequest) -> CatalogModel:
 
 
 def tunable_base_model(parent: str, base_model: str) -> CatalogModel:
-    """The catalogue entry of a tuning job's base model; 404 unknown or retired, 400 when Vertex does not tune it."""
-    model_id = base_model_id(base_model)
-    entry = catalog().find(model_id)
+    """The catalogue entry of a tuning job's base model; 404 unknown or retired, 400 when Vertex does not tune it.
+
+    An open model is named in full (``meta/llama3_1@llama-3.1-8b-instruct``); a Gemini model by its id.
+    """
+    entry = catalog().find(base_model)
+    model_id = entry.name if entry is not None and entry.open_model is not None else base_model_id(base_model)
     if entry is None or not entry.available:
-        raise publisher_model_not_found(parent, model_id)
+        publisher, _, model = base_model.removeprefix("publishers/").replace("/models/", "/", 1).rpartition("/")
+        raise publisher_model_not_found(parent, model or model_id, publisher or GOOGLE_PUBLISHER)
     if not entry.tunable:
         raise StandInError(400, f"Base model {model_id} does not support supervised tuning.")
     return entry

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-from gemini_sft.standin.routing import Route, StandInError, StandInRequest, api_path
+from gemini_sft.standin.routing import Route, StandInError, StandInRequest, api_path, find_resource
 
 STATE_KEY = "platform"
 STANDIN_NOTE = "Made by the gemini-sft offline stand-in of the Vertex API: nothing was run."
@@ -133,9 +133,7 @@ class PlatformState:
     def get_run(self, name: str) -> dict[str, Any]:
         """The run after one poll (PENDING -> RUNNING -> final state)."""
         with self._lock:
-            run = self._runs.get(name)
-            if run is None:
-                raise StandInError(404, f"Pipeline job {name} not found in this offline stand-in.")
+            run = find_resource(self._runs, name, "Pipeline job")
             state = run.resource["state"]
             if state not in PIPELINE_ENDED:
                 if run.polls_in_state >= self.polls_per_state:
@@ -187,10 +185,7 @@ class PlatformState:
             return copy.deepcopy(resource)
 
     def _schedule(self, name: str) -> dict[str, Any]:
-        schedule = self._schedules.get(name)
-        if schedule is None:
-            raise StandInError(404, f"Schedule {name} not found in this offline stand-in.")
-        return schedule
+        return find_resource(self._schedules, name, "Schedule")
 
     def get_schedule(self, name: str) -> dict[str, Any]:
         with self._lock:

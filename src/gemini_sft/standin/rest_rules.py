@@ -1,4 +1,4 @@
-"""Vertex AI's v1 REST mapping, read from google-cloud-aiplatform, and checks of bodies against it.
+"""Vertex AI's REST mapping (v1, and v1beta1 tuning), read from google-cloud-aiplatform, and checks of bodies.
 
 Google's REST transports (``google/cloud/aiplatform_v1/services/*/transports/rest.py``,
 built on ``rest_base.py``) hold, per RPC, the HTTP rules of ``_get_http_options``
@@ -38,10 +38,17 @@ from gemini_sft.standin.routing import AIPLATFORM_V1, StandInError
 
 log = logging.getLogger(__name__)
 
+# Vertex AI v1beta1: google-genai's default for Vertex, and the only version with open-model tuning fields.
+AIPLATFORM_V1BETA1 = "aiplatform.v1beta1"
 # The APIs whose REST mapping and messages ship with the project's dependencies: api name -> services package.
 CHECKED_APIS: dict[str, str] = {
     AIPLATFORM_V1: "google.cloud.aiplatform_v1.services",
+    AIPLATFORM_V1BETA1: "google.cloud.aiplatform_v1beta1.services",
     "cloudresourcemanager.v3": "google.cloud.resourcemanager_v3.services",
+}
+# APIs of which the stand-in serves only some services: only their mappings are read (v1beta1 has ~60).
+CHECKED_SERVICES: dict[str, frozenset[str]] = {
+    AIPLATFORM_V1BETA1: frozenset({"gen_ai_tuning_service"}),
 }
 # Parameters every Google API accepts in the query string besides the request's own fields.
 SYSTEM_QUERY_PARAMETERS = frozenset(
@@ -62,6 +69,7 @@ _OPAQUE_TYPES = frozenset(
 # TuningJob.tuningJobState, which google-cloud-aiplatform 1.165's v1 TuningJob lacks.
 NEWER_OUTPUT_FIELDS: dict[str, frozenset[str]] = {
     "google.cloud.aiplatform.v1.TuningJob": frozenset({"tuningJobState"}),
+    "google.cloud.aiplatform.v1beta1.TuningJob": frozenset({"tuningJobState"}),
 }
 _VARIABLE = re.compile(r"\{(?P<name>[\w.]+)(?:=(?P<pattern>[^}]+))?\}")
 
@@ -171,7 +179,10 @@ def rest_rules(api: str = AIPLATFORM_V1) -> tuple[RestRule, ...]:
     services_package = CHECKED_APIS[api]
     package = importlib.import_module(services_package)
     rules: dict[tuple[str, str], RestRule] = {}
+    served = CHECKED_SERVICES.get(api)
     for service in pkgutil.iter_modules(package.__path__):
+        if served is not None and service.name not in served:
+            continue
         module = importlib.import_module(f"{services_package}.{service.name}.transports.rest")
         for rule in _service_rules(module, service.name):
             # Every service repeats the operations / locations / IAM mixins: keep one copy.
@@ -319,23 +330,43 @@ def check_request(rule: RestRule, query: Mapping[str, str], body: Any) -> None:
     parse_message(body, GetMessageClass(field.message_type), rule.body)
 
 
-def without_newer_output_fields(value: Any, descriptor: Descriptor) -> Any:
-    """``value`` without the fields of :data:`NEWER_OUTPUT_FIELDS`, wherever their message appears in it."""
+def _filtered_fields(value: Any, descriptor: Descriptor, *, newer: bool, unknown: bool) -> Any:
+    """``value`` with, at every depth, its newer output fields kept or not (``newer``), and keys naming no
+    field of the message kept or not (``unknown``)."""
     if not isinstance(value, dict) or descriptor.full_name in _OPAQUE_TYPES:
         return value
-    newer = NEWER_OUTPUT_FIELDS.get(descriptor.full_name, frozenset())
-    cleaned: dict[str, Any] = {}
+    newer_names = NEWER_OUTPUT_FIELDS.get(descriptor.full_name, frozenset())
+    kept: dict[str, Any] = {}
     for key, item in value.items():
-        if key in newer:
+        if key in newer_names:
+            if newer:
+                kept[key] = item
             continue
         field = _field_by_json_key(descriptor, key)
+        if field is None and not unknown:
+            continue
         if field is not None and field.message_type is not None and not field.message_type.GetOptions().map_entry:
             if field.label == FieldDescriptor.LABEL_REPEATED and isinstance(item, list):
-                item = [without_newer_output_fields(element, field.message_type) for element in item]
+                item = [_filtered_fields(element, field.message_type, newer=newer, unknown=unknown)
+                        for element in item]
             else:
-                item = without_newer_output_fields(item, field.message_type)
-        cleaned[key] = item
-    return cleaned
+                item = _filtered_fields(item, field.message_type, newer=newer, unknown=unknown)
+        kept[key] = item
+    return kept
+
+
+def without_newer_output_fields(value: Any, descriptor: Descriptor) -> Any:
+    """``value`` without the fields of :data:`NEWER_OUTPUT_FIELDS`, wherever their message appears in it."""
+    return _filtered_fields(value, descriptor, newer=False, unknown=True)
+
+
+def as_message_fields(value: Any, descriptor: Descriptor) -> Any:
+    """``value`` with only the fields of the message (and its newer output fields), at every depth.
+
+    What one API version answers for a resource another version wrote: the fields it does not have are
+    left out (a job created through v1beta1 read through v1 has no ``outputUri``).
+    """
+    return _filtered_fields(value, descriptor, newer=True, unknown=False)
 
 
 def response_problem(rule: RestRule, status: int, body: Any) -> str | None:

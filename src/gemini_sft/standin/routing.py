@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
 
 if TYPE_CHECKING:
     from gemini_sft.standin.server import VertexStandIn
@@ -72,6 +72,26 @@ class StandInError(Exception):
 
     def body(self) -> dict[str, Any]:
         return error_body(self.http_status, self.message, self.status)
+
+
+Resource = TypeVar("Resource")
+
+
+def find_resource(resources: Mapping[str, Resource], name: str, kind: str) -> Resource:
+    """The resource called ``name``.
+
+    Args:
+        resources: the stand-in's resources of one kind, by resource name.
+        name: the resource name asked for.
+        kind: what the resource is, for the message (``"Tuning job"``, ``"Schedule"``).
+
+    Raises:
+        StandInError: 404 when there is no resource of that name.
+    """
+    resource = resources.get(name)
+    if resource is None:
+        raise StandInError(404, f"{kind} {name} not found in this offline stand-in.")
+    return resource
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from gemini_sft.errors import ConfigError
@@ -62,6 +62,31 @@ STANDIN_HEADER = "X-Gemini-Sft-Standin"
 STANDIN_HEADER_VALUE = "offline"
 UNMATCHED_ROUTE = "unmatched"
 _IDLE_CONNECTION_TIMEOUT_SECONDS = 30.0
+
+
+class _TuningJobsKnob:
+    """A knob of the tuning-job store shown on the server: read as is, set through ``convert``.
+
+    Args:
+        doc: what the knob does (its docstring).
+        convert: turns a value given to the server into the store's value (checks or normalizes it).
+    """
+
+    def __init__(self, doc: str, convert: Callable[[Any], Any] = lambda value: value) -> None:
+        self.__doc__ = doc
+        self._convert = convert
+        self._name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    def __get__(self, server: VertexStandIn | None, owner: type | None = None) -> Any:
+        if server is None:
+            return self
+        return getattr(server.tuning_jobs, self._name)
+
+    def __set__(self, server: VertexStandIn, value: Any) -> None:
+        setattr(server.tuning_jobs, self._name, self._convert(value))
 
 
 @dataclass(frozen=True)
@@ -244,14 +269,7 @@ class VertexStandIn:
             raise ValueError(f"polls_per_state must be >= 0, got {value}")
         self.tuning_jobs.polls_per_state = int(value)
 
-    @property
-    def fail_jobs_with(self) -> str | None:
-        """When set, tuning jobs created from now on end FAILED with this error message."""
-        return self.tuning_jobs.fail_jobs_with
-
-    @fail_jobs_with.setter
-    def fail_jobs_with(self, message: str | None) -> None:
-        self.tuning_jobs.fail_jobs_with = message
+    fail_jobs_with = _TuningJobsKnob("When set, tuning jobs created from now on end FAILED with this error message.")
 
     @property
     def sub_state_plan(self) -> tuple[tuple[str, int], ...]:
@@ -274,32 +292,16 @@ class VertexStandIn:
                                  f"got ({name!r}, {polls})")
         self.tuning_jobs.sub_state_plan = checked
 
-    @property
-    def truncated_examples(self) -> tuple[int, ...]:
-        """1-based indices of training examples that jobs created from now on report truncated."""
-        return self.tuning_jobs.truncated_examples
-
-    @truncated_examples.setter
-    def truncated_examples(self, indices: Sequence[int]) -> None:
-        self.tuning_jobs.truncated_examples = tuple(sorted({int(i) for i in indices}))
-
-    @property
-    def jobs_without_curves(self) -> bool:
-        """When true, jobs created from now on have an experiment without TensorBoard curves."""
-        return self.tuning_jobs.jobs_without_curves
-
-    @jobs_without_curves.setter
-    def jobs_without_curves(self, value: bool) -> None:
-        self.tuning_jobs.jobs_without_curves = bool(value)
-
-    @property
-    def expire_jobs(self) -> bool:
-        """When true, tuning jobs created from now on end EXPIRED after RUNNING (unless told to fail)."""
-        return self.tuning_jobs.expire_jobs
-
-    @expire_jobs.setter
-    def expire_jobs(self, value: bool) -> None:
-        self.tuning_jobs.expire_jobs = bool(value)
+    truncated_examples = _TuningJobsKnob(
+        "1-based indices of training examples that jobs created from now on report truncated.",
+        lambda indices: tuple(sorted({int(i) for i in indices})),
+    )
+    jobs_without_curves = _TuningJobsKnob(
+        "When true, jobs created from now on have an experiment without TensorBoard curves.", bool
+    )
+    expire_jobs = _TuningJobsKnob(
+        "When true, tuning jobs created from now on end EXPIRED after RUNNING (unless told to fail).", bool
+    )
 
     def inject_faults(
         self, status_codes: Sequence[int] = (429, 503), rate: float = 0.1, seed: int = 0

@@ -10,14 +10,13 @@ the stand-in's ``truncated_examples`` knob) with a reason each.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from gemini_sft.errors import TrainingFileError
 from gemini_sft.examples import Example, content_text
-from gemini_sft.storage import GCS_PREFIX, local_path
+from gemini_sft.storage import GCS_PREFIX, local_path, read_json_lines
 from gemini_sft.tokens import estimate_example_tokens
 
 TRUNCATION_REASON = "The example is longer than the model's token limit and was truncated."
@@ -60,27 +59,22 @@ def read_examples(uri: str, role: str = "training") -> list[Example]:
     """
     path = _readable_path(uri, role)
     examples: list[Example] = []
+
+    def invalid_json(line_number: int, reason: str) -> TrainingFileError:
+        return TrainingFileError(f"Line {line_number} of the {role} file {uri} is not valid JSON ({reason}).")
+
     try:
-        with path.open(encoding="utf-8") as lines:
-            for line_number, line in enumerate(lines, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    example = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise TrainingFileError(
-                        f"Line {line_number} of the {role} file {uri} is not valid JSON ({exc.msg})."
-                    ) from exc
-                if not isinstance(example, dict) or not isinstance(example.get("contents"), list):
-                    raise TrainingFileError(
-                        f"Line {line_number} of the {role} file {uri} is not a Gemini example "
-                        "(a JSON object with a `contents` list)."
-                    )
-                if not _has_user_then_model_turn(example["contents"]):
-                    raise TrainingFileError(
-                        f"Line {line_number} of the {role} file {uri} has no user turn followed by a model turn."
-                    )
-                examples.append(example)
+        for line_number, example in read_json_lines(path, invalid_json):
+            if not isinstance(example, dict) or not isinstance(example.get("contents"), list):
+                raise TrainingFileError(
+                    f"Line {line_number} of the {role} file {uri} is not a Gemini example "
+                    "(a JSON object with a `contents` list)."
+                )
+            if not _has_user_then_model_turn(example["contents"]):
+                raise TrainingFileError(
+                    f"Line {line_number} of the {role} file {uri} has no user turn followed by a model turn."
+                )
+            examples.append(example)
     except (OSError, UnicodeDecodeError) as exc:
         raise TrainingFileError(f"Cannot read the {role} file {uri}: {exc}") from exc
     if not examples:

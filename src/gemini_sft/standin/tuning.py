@@ -1,6 +1,7 @@
 """Supervised tuning jobs of the offline stand-in.
 
-Routes (under ``/v1/projects/{project}/locations/{location}/``):
+Routes (under ``/v1/projects/{project}/locations/{location}/``, and the same under ``/v1beta1/``, where a job
+answers with the v1beta1 fields too, ``outputUri`` of an open-model job for one):
 
 * ``POST tuningJobs`` creates a job from the body the SDK sends (stored in
   full and echoed back), reads its training file and builds the tuned
@@ -18,7 +19,9 @@ Routes (under ``/v1/projects/{project}/locations/{location}/``):
   ``polls_per_state`` GETs (0: the first GET already sees the end), then the
   job ends ``JOB_STATE_SUCCEEDED`` with ``tunedModel`` (model ``.../models/ID@1``,
   endpoint ``.../endpoints/ID``, one checkpoint per epoch, or only the last
-  with ``exportLastCheckpointOnly``) or ``JOB_STATE_FAILED`` with ``error``.
+  with ``exportLastCheckpointOnly``) or ``JOB_STATE_FAILED`` with ``error``. A job tuning an open model
+  (the catalogue's ``managed_open_model``: ``outputUri`` required, ``tuningMode`` one the model allows)
+  ends with ``tunedModel.model`` only: no endpoint and no checkpoints.
 * ``GET tuningJobs`` lists jobs newest first, with ``filter``
   (``labels.KEY="v"``, ``labels.KEY!="v"``, ``labels.KEY:*``, ``state="..."``,
   ``baseModel="..."``, ``tunedModelDisplayName="..."`` joined with ``AND``),
@@ -53,7 +56,8 @@ from typing import Any, Callable
 from gemini_sft.errors import TrainingFileError
 from gemini_sft.standin.epochs import checkpoint_responder, loss_curves
 from gemini_sft.standin.responder import NearestExampleIndex, TunedResponder
-from gemini_sft.standin.routing import Route, StandInError, StandInRequest, api_path
+from gemini_sft.standin.rest_rules import AIPLATFORM_V1BETA1, as_message_fields
+from gemini_sft.standin.routing import AIPLATFORM_V1, Route, StandInError, StandInRequest, api_path, find_resource
 from gemini_sft.standin.training_data import (  # noqa: F401 - read_examples is part of this module's API
     read_examples,
     supervised_tuning_data_stats,
@@ -236,7 +240,11 @@ class _Job:
             resource["tuningJobState"] = sub_state
         if self.start_time:
             resource["experiment"] = self.experiment_name
-        if self.state == SUCCEEDED:
+        if self.state == SUCCEEDED and self.request.open_model:
+            # What the SDK shows of an open-model job: a Model Registry model (aiplatform.Model(tuned_model_name));
+            # its files are under outputUri. No endpoint is reported: nothing is known to deploy it.
+            resource["tunedModel"] = {"model": self.model_name}
+        elif self.state == SUCCEEDED:
             resource["tunedModel"] = {
                 "model": self.model_name,
                 "endpoint": self.endpoint_name,
@@ -396,11 +404,13 @@ class TuningJobStore:
                 base_model=request.base_model or base_of_tuned,
                 model_version=model_version,
                 sub_state_plan=sub_state_plan,
-                checkpoint_endpoint_ids={} if request.export_last_checkpoint_only else checkpoint_endpoint_ids,
+                checkpoint_endpoint_ids=(
+                    {} if request.export_last_checkpoint_only or request.open_model else checkpoint_endpoint_ids
+                ),
                 with_curves=with_curves,
                 has_validation=bool(request.validation_uri),
             )
-            if responder is not None:
+            if responder is not None and not request.open_model:
                 job.checkpoint_responders = self._checkpoint_responders(job, responder)
             self._jobs[job.name] = job
             log.info("offline stand-in: created tuning job %s", job.name)
@@ -458,10 +468,7 @@ class TuningJobStore:
         return None
 
     def _job(self, name: str) -> _Job:
-        job = self._jobs.get(name)
-        if job is None:
-            raise StandInError(404, f"Tuning job {name} not found in this offline stand-in.")
-        return job
+        return find_resource(self._jobs, name, "Tuning job")
 
     def poll(self, name: str) -> dict[str, Any]:
         """GET: the job's resource after moving it on by one poll; StandInError(404) when unknown."""
@@ -509,7 +516,7 @@ class TuningJobStore:
             for job in self._jobs.values():
                 if job.state == SUCCEEDED and endpoint_name in job.checkpoint_responders:
                     return job.checkpoint_responders[endpoint_name]
-                if job.state == SUCCEEDED and job.endpoint_name == endpoint_name:
+                if job.state == SUCCEEDED and job.endpoint_name == endpoint_name and not job.request.open_model:
                     return job.responder
         return None
 
@@ -532,36 +539,59 @@ class TuningJobStore:
             self._jobs.clear()
 
 
+# The same routes under v1beta1, the version google-genai uses for Vertex by default and the only one with
+# open-model tuning (outputUri, tuningMode, learningRate, batchSize).
+V1BETA1_PREFIX = r"/v1beta1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/"
+
+
+def _as_version(resource: dict[str, Any], api: str) -> dict[str, Any]:
+    """A job as one API version answers it: the fields its TuningJob lacks are left out."""
+    from google.cloud.aiplatform_v1.types import TuningJob as V1TuningJob
+    from google.cloud.aiplatform_v1beta1.types import TuningJob as V1Beta1TuningJob
+
+    message = V1TuningJob if api == AIPLATFORM_V1 else V1Beta1TuningJob
+    return as_message_fields(resource, message.pb().DESCRIPTOR)
+
+
 def tuning_routes(store: TuningJobStore) -> list[Route]:
-    """The tuningJobs routes, served from ``store``."""
+    """The tuningJobs routes of v1 and v1beta1, served from ``store``."""
 
     def parent(request: StandInRequest) -> str:
         return f"projects/{request.group('project')}/locations/{request.group('location')}"
 
-    def create(request: StandInRequest) -> tuple[int, Any]:
-        return 200, store.create(request.group("project"), request.group("location"), request.json_object())
+    def routes(api: str, path: Callable[[str], str], suffix: str) -> list[Route]:
+        def create(request: StandInRequest) -> tuple[int, Any]:
+            job = store.create(request.group("project"), request.group("location"), request.json_object())
+            return 200, _as_version(job, api)
 
-    def get(request: StandInRequest) -> tuple[int, Any]:
-        return 200, store.poll(f"{parent(request)}/tuningJobs/{request.group('job_id')}")
+        def get(request: StandInRequest) -> tuple[int, Any]:
+            return 200, _as_version(store.poll(f"{parent(request)}/tuningJobs/{request.group('job_id')}"), api)
 
-    def list_jobs(request: StandInRequest) -> tuple[int, Any]:
-        page_size_text = request.query.get("pageSize", "0") or "0"
-        try:
-            page_size = int(page_size_text)
-        except ValueError:
-            raise StandInError(400, f"pageSize must be an integer, got {page_size_text!r}.") from None
-        return 200, store.list(
-            parent(request), request.query.get("filter", ""), page_size, request.query.get("pageToken", "")
-        )
+        def list_jobs(request: StandInRequest) -> tuple[int, Any]:
+            page_size_text = request.query.get("pageSize", "0") or "0"
+            try:
+                page_size = int(page_size_text)
+            except ValueError:
+                raise StandInError(400, f"pageSize must be an integer, got {page_size_text!r}.") from None
+            page = store.list(
+                parent(request), request.query.get("filter", ""), page_size, request.query.get("pageToken", "")
+            )
+            if "tuningJobs" in page:
+                page["tuningJobs"] = [_as_version(job, api) for job in page["tuningJobs"]]
+            return 200, page
 
-    def cancel(request: StandInRequest) -> tuple[int, Any]:
-        store.cancel(f"{parent(request)}/tuningJobs/{request.group('job_id')}")
-        return 200, {}
+        def cancel(request: StandInRequest) -> tuple[int, Any]:
+            store.cancel(f"{parent(request)}/tuningJobs/{request.group('job_id')}")
+            return 200, {}
 
-    job = r"tuningJobs/(?P<job_id>[^/:]+)"
-    return [
-        Route("POST", api_path("tuningJobs"), create, name="tuningJobs.create"),
-        Route("GET", api_path("tuningJobs"), list_jobs, name="tuningJobs.list"),
-        Route("GET", api_path(job), get, name="tuningJobs.get"),
-        Route("POST", api_path(job + ":cancel"), cancel, name="tuningJobs.cancel"),
-    ]
+        job = r"tuningJobs/(?P<job_id>[^/:]+)"
+        return [
+            Route("POST", path("tuningJobs"), create, name="tuningJobs.create" + suffix, api=api),
+            Route("GET", path("tuningJobs"), list_jobs, name="tuningJobs.list" + suffix, api=api),
+            Route("GET", path(job), get, name="tuningJobs.get" + suffix, api=api),
+            Route("POST", path(job + ":cancel"), cancel, name="tuningJobs.cancel" + suffix, api=api),
+        ]
+
+    return routes(AIPLATFORM_V1, api_path, "") + routes(
+        AIPLATFORM_V1BETA1, lambda suffix: V1BETA1_PREFIX + suffix, ".v1beta1"
+    )

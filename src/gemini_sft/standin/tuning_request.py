@@ -1,11 +1,17 @@
-"""What a tuning-job create body must be for Vertex to accept it, beyond its v1 message.
+"""What a tuning-job create body must be for Vertex to accept it, beyond its v1 (or v1beta1) message.
 
 :func:`parse_tuning_request` checks the body the way Vertex does once it has
 parsed into a ``TuningJob``: a supervised tuning spec with a training
 dataset that is a ``.jsonl`` object (``gs://``, or a local path the stand-in
 maps), a base model the catalogue knows and Vertex tunes (404 for an unknown
 or retired one), hyper-parameters in range and an adapter size the model
-allows. Errors are StandInError(400/404) naming the field.
+allows. For an open model Vertex tunes itself (the catalogue's
+``managed_open_model``): ``outputUri`` is required and a ``gs://`` folder,
+``tuningMode`` must be one the model allows, ``learningRate`` and ``batchSize``
+positive, and the Gemini-only ``adapterSize`` and ``learningRateMultiplier``
+are refused; those open-model fields are refused for Gemini (google-genai
+documents them "only available for open source models"). Errors are
+StandInError(400/404) naming the field.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from gemini_sft.model_catalog import ADAPTER_SIZE_ENUM, CatalogModel, catalog
+from gemini_sft.model_catalog import ADAPTER_SIZE_ENUM, TUNING_MODE_ENUM_PREFIX, CatalogModel, catalog
 from gemini_sft.standin.model_checks import tunable_base_model
 from gemini_sft.standin.routing import StandInError
 from gemini_sft.storage import GCS_PREFIX
@@ -64,6 +70,9 @@ class TuningRequest:
     export_last_checkpoint_only: bool
     display_name: str = ""
     pre_tuned_checkpoint_id: str | None = None
+    open_model: bool = False
+    tuning_mode: str | None = None
+    output_uri: str | None = None
 
 
 def _check_dataset_uri(uri: str, field_name: str) -> None:
@@ -138,7 +147,13 @@ def parse_tuning_request(
     multiplier = hyper.get("learningRateMultiplier")
     if multiplier is not None and (not isinstance(multiplier, (int, float)) or multiplier <= 0):
         raise StandInError(400, f"hyperParameters.learningRateMultiplier must be > 0, got {multiplier!r}.")
-    _check_adapter_size(hyper.get("adapterSize"), entry)
+    open_model = entry is not None and entry.open_model is not None
+    if open_model:
+        tuning_mode = _check_open_model_fields(body, spec, hyper, entry, parent)
+    else:
+        _check_adapter_size(hyper.get("adapterSize"), entry)
+        _refuse_open_model_fields(body, spec, hyper, entry.name if entry else "the base model")
+        tuning_mode = None
     display_name = body.get("tunedModelDisplayName")
     return TuningRequest(
         base_model=base_model if isinstance(base_model, str) else None,
@@ -149,4 +164,64 @@ def parse_tuning_request(
         export_last_checkpoint_only=bool(spec.get("exportLastCheckpointOnly", False)),
         display_name=display_name if isinstance(display_name, str) else "",
         pre_tuned_checkpoint_id=checkpoint_id if isinstance(checkpoint_id, str) and checkpoint_id else None,
+        open_model=open_model,
+        tuning_mode=tuning_mode,
+        output_uri=body.get("outputUri") if open_model else None,
     )
+
+
+def _check_open_model_fields(body: dict[str, Any], spec: dict[str, Any], hyper: dict[str, Any],
+                             entry: CatalogModel, parent: str) -> str:
+    """Vertex's rules for an open model's job; returns the tuning mode it runs in (the model's first by default)."""
+    rules = entry.open_model
+    assert rules is not None
+    location = parent.rsplit("/", 1)[-1]
+    if location != "-" and location not in rules.regions:
+        raise StandInError(400, f"Tuning {entry.name} is not supported in {location}; supported regions: "
+                           f"{', '.join(rules.regions)}.")
+    output_uri = body.get("outputUri")
+    if rules.output_uri_required and not output_uri:
+        raise StandInError(
+            400, f"outputUri is required to tune {entry.name}: the Cloud Storage folder the tuned model is written "
+            "to (a field of the v1beta1 TuningJob)."
+        )
+    if output_uri is not None and not (isinstance(output_uri, str) and output_uri.startswith(GCS_PREFIX)
+                                       and len(output_uri) > len(GCS_PREFIX)):
+        raise StandInError(400, f"outputUri must be a Cloud Storage folder gs://bucket/path, got {output_uri!r}.")
+    for name in ("adapterSize", "learningRateMultiplier"):
+        if hyper.get(name) is not None:
+            raise StandInError(400, f"hyperParameters.{name} is not supported for {entry.name}: it is available for "
+                               "Gemini models only (open models take tuningMode and learningRate).")
+    mode = spec.get("tuningMode")
+    allowed = [TUNING_MODE_ENUM_PREFIX + name for name in rules.tuning_modes]
+    if mode in (None, TUNING_MODE_ENUM_PREFIX + "UNSPECIFIED", 0):
+        mode = allowed[0]
+    if mode not in allowed:
+        raise StandInError(400, f"supervisedTuningSpec.tuningMode {mode} is not supported for {entry.name}; "
+                           f"supported tuning modes: {', '.join(allowed)}.")
+    rate = hyper.get("learningRate")
+    if rate is not None and not (isinstance(rate, (int, float)) and rate > 0):
+        raise StandInError(400, f"hyperParameters.learningRate must be > 0, got {rate!r}.")
+    batch = hyper.get("batchSize")
+    if batch is not None and not (_as_int(batch) is not None and _as_int(batch) >= 1):
+        raise StandInError(400, f"hyperParameters.batchSize must be a positive integer, got {batch!r}.")
+    return str(mode)
+
+
+def _refuse_open_model_fields(body: dict[str, Any], spec: dict[str, Any], hyper: dict[str, Any], model: str) -> None:
+    """The open-model fields a Gemini job must not carry (google-genai: "only available for open source models")."""
+    given = [name for name, value in (("outputUri", body.get("outputUri")), ("tuningMode", spec.get("tuningMode")),
+                                      ("hyperParameters.learningRate", hyper.get("learningRate")),
+                                      ("hyperParameters.batchSize", hyper.get("batchSize"))) if value is not None]
+    if given:
+        raise StandInError(400, f"{', '.join(given)} is only available for open source models, not for {model}.")
+
+
+def _as_int(value: Any) -> int | None:
+    """An int64 field's value (JSON number or string), None when it is not a whole number."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(value) if str(value).lstrip("-").isdigit() else None
+    except (TypeError, ValueError):
+        return None

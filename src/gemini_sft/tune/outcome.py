@@ -13,6 +13,7 @@ count is multiplied by the epochs. So, normally,
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
@@ -24,6 +25,8 @@ from gemini_sft.tune.data_stats import TruncatedExample, TuningDataStats
 from gemini_sft.tune.service import Checkpoint, JobSnapshot, TuningRequest
 from gemini_sft.tune.sub_states import SubStateSpan
 from gemini_sft.tune.settings import TuningSettings
+
+log = logging.getLogger(__name__)
 
 OFFLINE_STANDIN_MARKER = "offline-stand-in"
 
@@ -79,6 +82,23 @@ class TuningOutcome:
     truncated_examples: tuple[TruncatedExample, ...] = ()
     loss_curves: LossCurves = field(default_factory=LossCurves)
     overfitting: OverfittingVerdict | None = None
+    output_uri: str = ""
+
+    @property
+    def no_endpoint_reason(self) -> str:
+        """Why the later steps have no endpoint to ask ("" when the job reports one).
+
+        Vertex deploys a tuned Gemini model to an endpoint itself; for an open model it tunes, the job is only
+        known to name the Model Registry model and the files under ``output_uri``.
+        """
+        if self.endpoint:
+            return ""
+        files = f" (its files are in {self.output_uri})" if self.output_uri else ""
+        return (
+            f"Tuning job {self.tuning_job} succeeded, but Vertex reports no endpoint for the tuned model "
+            f"{self.tuned_model}{files}: the evaluation has nothing to ask, so the run stops before the gate and "
+            "nothing is promoted. Deploy the model to an endpoint to serve or evaluate it."
+        )
 
     def checkpoint_candidates(self) -> list[CheckpointCandidate]:
         """Every checkpoint with the train and eval loss at its step (None where the curves say nothing)."""
@@ -126,6 +146,8 @@ class TuningOutcome:
             "data_stats": self.data_stats.as_dict() if self.data_stats else None,
             "truncated_examples": [asdict(t) for t in self.truncated_examples],
             "loss_curves_note": self.loss_curves.note,
+            "output_uri": self.output_uri,
+            "no_endpoint_reason": self.no_endpoint_reason,
             "overfitting": None if self.overfitting is None else {
                 "overfitting": self.overfitting.overfitting, "known": self.overfitting.known,
                 "message": self.overfitting.message, "best_eval_step": self.overfitting.best_eval_step,
@@ -184,7 +206,7 @@ def build_outcome(
         covers_epochs = billable_count_covers_epochs(job, epochs)
         billable_tokens = job.billable_tokens if covers_epochs else job.billable_tokens * epochs
     actual_cost = billable_tokens * price / 1_000_000 if billable_tokens is not None else None
-    return TuningOutcome(
+    outcome = TuningOutcome(
         tuning_job=job.name,
         state=job.state,
         tuned_model=job.tuned_model,
@@ -210,7 +232,11 @@ def build_outcome(
         start_time=job.start_time,
         end_time=job.end_time,
         request=request,
+        output_uri=job.output_uri or settings.output_uri,
     )
+    if outcome.no_endpoint_reason:
+        log.warning("%s", outcome.no_endpoint_reason)
+    return outcome
 
 
 def failure_error(

@@ -33,13 +33,19 @@ Sleep = Callable[[float], None]
 T = TypeVar("T")
 
 
+# Request fields added after the first release: when not sent they stay out of the fingerprint.
+_LATER_FIELDS = frozenset({"pre_tuned_model_checkpoint_id", "tuning_mode", "learning_rate", "batch_size"})
+
+
 @dataclass(frozen=True)
 class TuningRequest:
     """Everything sent to Vertex to create one supervised tuning job (SDK-independent).
 
     ``base_model`` is a publisher model id, or a tuned model resource
     (``projects/P/locations/L/models/ID@alias``) for continuous tuning.
-    Optional fields are None when not sent.
+    Optional fields are None when not sent. An open model Vertex tunes itself
+    takes ``tuning_mode`` (``TUNING_MODE_FULL`` / ``TUNING_MODE_PEFT_ADAPTER``),
+    ``learning_rate`` and ``batch_size`` and no adapter size or learning-rate multiplier.
     """
 
     base_model: str
@@ -47,7 +53,7 @@ class TuningRequest:
     validation_dataset_uri: str | None
     epoch_count: int
     adapter_size: str | None
-    learning_rate_multiplier: float
+    learning_rate_multiplier: float | None
     tuned_model_display_name: str
     description: str
     labels: dict[str, str]
@@ -55,12 +61,14 @@ class TuningRequest:
     output_uri: str | None
     export_last_checkpoint_only: bool
     pre_tuned_model_checkpoint_id: str | None = None
+    tuning_mode: str | None = None
+    learning_rate: float | None = None
+    batch_size: int | None = None
 
     def fingerprint(self) -> str:
         """16 hex characters identifying everything but the labels: equal for a retry of the same step."""
         # A field that is not sent stays out, so requests without it keep the fingerprint they always had.
-        fields = {k: v for k, v in asdict(self).items()
-                  if k != "labels" and not (k == "pre_tuned_model_checkpoint_id" and v is None)}
+        fields = {k: v for k, v in asdict(self).items() if k != "labels" and not (k in _LATER_FIELDS and v is None)}
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
 
@@ -84,7 +92,8 @@ class JobSnapshot:
     ``billable_characters`` are its one-pass and billable character counts.
     ``tuning_job_state`` is the detail state while RUNNING (``TUNING_JOB_STATE_...``, "" when none);
     ``experiment`` names the job's Vertex AI Experiment (its loss curves); ``data_stats`` is what
-    Vertex says of the training data (truncated examples, token distributions).
+    Vertex says of the training data (truncated examples, token distributions); ``output_uri`` the Cloud
+    Storage folder an open-model job writes its files to ("" for Gemini).
     """
 
     name: str
@@ -109,6 +118,7 @@ class JobSnapshot:
     tuning_job_state: str = ""
     experiment: str = ""
     data_stats: TuningDataStats | None = None
+    output_uri: str = ""
 
     @property
     def has_ended(self) -> bool:

@@ -20,6 +20,7 @@ from gemini_sft import model_catalog
 from gemini_sft.contracts import setting
 from gemini_sft.errors import ConfigError, TuningSettingsError
 from gemini_sft.names import sanitize_label_key, sanitize_label_value
+from gemini_sft.tune.open_model_rules import gemini_only_problems, open_model_problems
 from gemini_sft.tune.service import TuningRequest
 from gemini_sft.tune.watch import WatchSettings
 
@@ -51,6 +52,27 @@ def holds_no_rows(path: str | Path) -> bool:
         return False
     with file.open("rb") as handle:
         return not any(line.strip() for line in handle)
+
+
+def _regional_name_problems(
+    pattern: re.Pattern[str], name: str, location: str | None, malformed: str, other_region: str
+) -> list[str]:
+    """The problem of a regional resource name: its shape, or with ``location`` only whether it is in that region.
+
+    Args:
+        pattern: the resource name's shape, with a ``location`` group.
+        name: the resource name to check.
+        location: the job's region; None checks the shape only.
+        malformed: the problem when the name does not have the shape.
+        other_region: the problem when the name is in another region, a format string of ``resource_location``
+            and ``location``.
+    """
+    match = pattern.match(name)
+    if location is None:
+        return [] if match else [malformed]
+    if match and match.group("location") != location:
+        return [other_region.format(resource_location=match.group("location"), location=location)]
+    return []
 
 
 def _invalid(problems: list[str]) -> str:
@@ -94,7 +116,10 @@ class TuningSettings:
     production); else (no champion yet) the base model.
     """
 
-    base_model: str = setting(model_catalog.DEFAULT_BASE_MODEL, "Gemini model to tune, e.g. gemini-2.5-flash.")
+    base_model: str = setting(
+        model_catalog.DEFAULT_BASE_MODEL,
+        "Model to tune: Gemini (gemini-2.5-flash) or an open model Vertex tunes (meta/llama3_1@llama-3.1-8b-instruct).",
+    )
     epochs: int = setting(3, "Passes over the training data (1 or more).")
     adapter_size: int = setting(4, "LoRA adapter size: 1, 2, 4, 8 or 16 (Pro: up to 8); 0 lets Vertex choose.")
     learning_rate_multiplier: float = setting(1.0, "Multiplier of the learning rate Vertex recommends (above 0).")
@@ -143,12 +168,29 @@ class TuningSettings:
     start_checkpoint_id: str = setting(
         "", "Checkpoint of the start model to continue from (continuous tuning); empty uses its default checkpoint."
     )
+    tuning_mode: str = setting(
+        "", "Open models only: PEFT_ADAPTER (LoRA) or FULL fine-tuning; empty lets Vertex choose. Refused for Gemini.",
+        choices=("", *model_catalog.TUNING_MODES),
+    )
+    learning_rate: float = setting(
+        0.0, "Open models only: the learning rate (above 0); 0 lets Vertex choose. Gemini takes the multiplier.",
+        pipeline_name="tuning_learning_rate",
+    )
+    batch_size: int = setting(
+        0, "Open models only: examples per training step (1 or more); 0 lets Vertex choose.",
+        pipeline_name="tuning_batch_size",
+    )
 
     def start_model(self) -> str:
         """The tuned model the job continues from, or "" to tune the base model."""
         if self.continuous_from_model:
             return self.continuous_from_model
         return self.champion_model if self.continuous_tuning else ""
+
+    @property
+    def open_model(self) -> model_catalog.CatalogModel | None:
+        """The catalogue entry of the base model when it is an open model Vertex tunes itself, else None."""
+        return model_catalog.managed_open_model(self.base_model)
 
     @property
     def effective_base_model(self) -> str:
@@ -181,7 +223,14 @@ class TuningSettings:
                 dataset URIs must be ``gs://``.
         """
         problems: list[str] = []
-        if location not in model_catalog.TUNING_REGIONS:
+        open_model = self.open_model
+        if open_model is not None and open_model.open_model is not None:
+            if location not in open_model.open_model.regions:
+                problems.append(
+                    f"region {location!r} does not offer tuning of {open_model.name}; use one of: "
+                    + ", ".join(open_model.open_model.regions)
+                )
+        elif location not in model_catalog.TUNING_REGIONS:
             problems.append(
                 f"region {location!r} does not offer Gemini tuning; use one of: "
                 + ", ".join(sorted(model_catalog.TUNING_REGIONS))
@@ -207,19 +256,18 @@ class TuningSettings:
             problems.append(f"epochs must be a whole number >= 1, got {self.epochs!r}")
         if not (math.isfinite(self.learning_rate_multiplier) and self.learning_rate_multiplier > 0):
             problems.append(f"learning_rate_multiplier must be > 0, got {self.learning_rate_multiplier!r}")
-        if self.adapter_size != 0:
+        open_model = self.open_model
+        if open_model is not None:
+            problems += open_model_problems(self, open_model)
+        else:
+            problems += gemini_only_problems(self)
+        if self.adapter_size != 0 and open_model is None:
             allowed = limits.adapter_sizes if limits else tuple(model_catalog.ADAPTER_SIZE_ENUM)
             if self.adapter_size not in allowed or self.adapter_size not in model_catalog.ADAPTER_SIZE_ENUM:
                 problems.append(
                     f"adapter_size {self.adapter_size} is not allowed for {self.base_model}; "
                     f"allowed: {', '.join(map(str, allowed))} (or 0 to let Vertex choose)"
                 )
-        # Vertex's v1 TuningJob has no outputUri for Gemini: google-genai documents it for open models only.
-        if self.output_uri and model_catalog.base_model_id(self.base_model).startswith("gemini"):
-            problems.append(
-                f"output_uri (pipeline parameter tuning_output_uri) {self.output_uri!r} is not accepted for "
-                f"{self.base_model}: Vertex takes an output URI only for open models; leave it empty for Gemini"
-            )
         problems += self._encryption_key_problems()
         if self.price_per_million_tokens_usd < 0:
             problems.append("price_per_million_tokens_usd must be >= 0 (0 = catalogue price)")
@@ -237,18 +285,19 @@ class TuningSettings:
         start = self.start_model()
         if not start:
             return []
-        match = _TUNED_MODEL_RE.match(start)
-        if location is None and not match:
-            return [
+        return _regional_name_problems(
+            _TUNED_MODEL_RE,
+            start,
+            location,
+            malformed=(
                 f"continuous_from_model {start!r} is not a tuned model resource "
                 "like projects/P/locations/L/models/ID@production"
-            ]
-        if location is not None and match and match.group("location") != location:
-            return [
-                f"continuous_from_model is in {match.group('location')!r} but the job runs in {location!r}; "
+            ),
+            other_region=(
+                "continuous_from_model is in {resource_location!r} but the job runs in {location!r}; "
                 "continuous tuning must run in the model's region"
-            ]
-        return []
+            ),
+        )
 
     @staticmethod
     def _data_problems(data: TuningData, remote: bool) -> list[str]:
@@ -265,18 +314,16 @@ class TuningSettings:
         """The key's shape; with ``location``, only whether it is in the job's region."""
         if not self.encryption_key:
             return []
-        key_match = _KMS_KEY_RE.match(self.encryption_key)
-        if location is None and not key_match:
-            return [
+        return _regional_name_problems(
+            _KMS_KEY_RE,
+            self.encryption_key,
+            location,
+            malformed=(
                 f"encryption_key {self.encryption_key!r} is not a Cloud KMS key name like "
                 "projects/P/locations/L/keyRings/R/cryptoKeys/K"
-            ]
-        if location is not None and key_match and key_match.group("location") != location:
-            return [
-                f"encryption_key is in {key_match.group('location')!r}; the key must be in the job's region "
-                f"{location!r}"
-            ]
-        return []
+            ),
+            other_region="encryption_key is in {resource_location!r}; the key must be in the job's region {location!r}",
+        )
 
     def _label_problems(self) -> list[str]:
         try:
@@ -350,13 +397,17 @@ class TuningSettings:
             f"Supervised fine-tune of {self.effective_base_model} by the gemini-sft pipeline"
             + (f" (run {self.pipeline_run})" if self.pipeline_run else "")
         )
+        gemini = self.open_model is None
         request = TuningRequest(
             base_model=self.effective_base_model,
             training_dataset_uri=data.training_uri,
             validation_dataset_uri=data.validation_uri or None,
             epoch_count=self.epochs,
-            adapter_size=model_catalog.ADAPTER_SIZE_ENUM[self.adapter_size] if self.adapter_size else None,
-            learning_rate_multiplier=float(self.learning_rate_multiplier),
+            adapter_size=model_catalog.ADAPTER_SIZE_ENUM[self.adapter_size] if self.adapter_size and gemini else None,
+            learning_rate_multiplier=float(self.learning_rate_multiplier) if gemini else None,
+            tuning_mode=model_catalog.TUNING_MODE_ENUM_PREFIX + self.tuning_mode if self.tuning_mode else None,
+            learning_rate=float(self.learning_rate) if self.learning_rate else None,
+            batch_size=int(self.batch_size) if self.batch_size else None,
             tuned_model_display_name=self.display_name(),
             description=description,
             labels=self.job_labels(),

@@ -20,6 +20,7 @@ from gemini_sft.tune.outcome import TuningOutcome
 from gemini_sft.tune.sub_states import short_name
 from gemini_sft.tune.service import TERMINAL_STATES
 from gemini_sft.tune.settings import TuningSettings
+from gemini_sft.tune.open_model_rules import hyper_parameter_rows
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,8 @@ def render_summary(outcome: TuningOutcome, settings: TuningSettings) -> str:
         f"- Job: [`{outcome.tuning_job}`]({outcome.console_url}) — {outcome.state}"
         + (" (resumed from an earlier attempt)" if outcome.resumed else ""),
         f"- Tuned model: `{outcome.tuned_model}` (version {outcome.model_version or 'n/a'})",
-        f"- Endpoint: `{outcome.endpoint or 'n/a'}`",
+        f"- Endpoint: `{outcome.endpoint or 'n/a'}`" + (f" — {outcome.no_endpoint_reason}" if outcome.no_endpoint_reason
+                                                         else ""),
         f"- Checkpoints: {len(outcome.checkpoints)}",
         "",
         "## Settings",
@@ -148,8 +150,7 @@ def render_summary(outcome: TuningOutcome, settings: TuningSettings) -> str:
         f"| base model | `{outcome.base_model}` |",
         f"| continuous tuning from | `{outcome.continuous_from or '-'}` |",
         f"| epochs | {settings.epochs} |",
-        f"| adapter size | {settings.adapter_size or 'Vertex default'} |",
-        f"| learning-rate multiplier | {settings.learning_rate_multiplier:g} |",
+        *hyper_parameter_rows(settings),
         f"| display name | {request.tuned_model_display_name if request else settings.display_name()} |",
         f"| validation dataset | {'yes' if request and request.validation_dataset_uri else 'no'} |",
         f"| CMEK key | `{settings.encryption_key or '-'}` |",

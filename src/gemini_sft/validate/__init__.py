@@ -22,7 +22,8 @@ Modules: ``settings`` (the stage record and the per-file config), ``reading``
 ``decoding``, ``rules`` and ``file_rules`` (each rule with its code and fix),
 ``checker`` and ``merge`` (what a chunk found, merged in order), ``counting``
 (countTokens or the offline estimate), ``report`` (one file's report),
-``outcome`` (both splits and the budget), ``run`` (validating one file).
+``outcome`` (both splits and the budget), ``serving`` (the checkpoint-selection and
+holdout-evaluation calls, estimated), ``run`` (validating one file).
 """
 
 from gemini_sft.validate.counting import TOKEN_SOURCE_API, TOKEN_SOURCE_ESTIMATE, TokenCounter

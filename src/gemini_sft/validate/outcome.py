@@ -14,17 +14,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from gemini_sft.cost import check_budget
+from gemini_sft.cost import TUNING_ADVICE, check_budget, format_usd
 from gemini_sft.errors import BudgetExceededError
 from gemini_sft.open_weights.costs import TrainingCost, open_weights_training_cost
+from gemini_sft.open_weights.pipeline_step import VERTEX_GEMINI_BACKEND
 from gemini_sft.validate.report import ValidationReport, raise_if_invalid
 from gemini_sft.validate.run import ProgressCallback, validate_dataset
+from gemini_sft.validate.serving import ServingEstimate, estimate_serving
 from gemini_sft.validate.settings import DEFAULT_MAX_API_EXAMPLES, ValidationSettings
 
 log = logging.getLogger(__name__)
 
 # The figures of the result JSON that the console shows on the result artifact.
-RESULT_METADATA_KEYS = ("valid", "within_budget", "estimated_cost_usd", "billable_tokens", "token_source")
+RESULT_METADATA_KEYS = ("valid", "within_budget", "estimated_cost_usd", "estimated_total_usd", "billable_tokens",
+                        "token_source")
+SELECTION_ADVICE = (
+    "Checkpoint selection costs {cost}: lower checkpoint_validation_examples or checkpoint_selection_cost_ratio, "
+    "or set checkpoint_selection_rule=lowest_eval_loss (no calls)."
+)
 
 ProgressFactory = Callable[[Path], tuple[ProgressCallback | None, Callable[[], None]]]
 """Given a file, returns a progress callback (or None) and a function closing it."""
@@ -32,15 +39,17 @@ ProgressFactory = Callable[[Path], tuple[ProgressCallback | None, Callable[[], N
 
 @dataclass(frozen=True)
 class ValidationOutcome:
-    """The reports of the training and (optional) validation split, and the budget they are held to.
+    """The reports of the training and (optional) validation split, the serving estimate, and the budget.
 
-    ``budget_usd`` None means no budget. ``training_cost``: an open-weights run's GPU-hour estimate, which
-    then is the estimate held to the budget instead of the Gemini token price.
+    ``budget_usd`` None means no budget. ``serving`` (checkpoint selection and holdout evaluation calls)
+    counts towards the budget; None when it was not estimated. ``training_cost``: an open-weights run's
+    GPU-hour estimate, which then is the tuning line instead of the Gemini token price.
     """
 
     train: ValidationReport
     validation: ValidationReport | None
     budget_usd: float | None
+    serving: ServingEstimate | None = None
     training_cost: TrainingCost | None = None
 
     @property
@@ -64,33 +73,66 @@ class ValidationOutcome:
         return self.train.billable_tokens
 
     @property
+    def estimated_total_usd(self) -> float:
+        """The tuning estimate plus the checkpoint-selection and holdout-evaluation calls: what the budget holds."""
+        return self.estimated_cost_usd + (self.serving.total_usd if self.serving is not None else 0.0)
+
+    @property
     def within_budget(self) -> bool:
-        return self.budget_usd is None or self.estimated_cost_usd <= self.budget_usd
+        return self.budget_usd is None or self.estimated_total_usd <= self.budget_usd
 
     def over_budget_message(self) -> str:
         """Why the estimate is over the budget, or "" when it is within."""
         try:
-            check_budget(self.estimated_cost_usd, self.budget_usd)
+            self._check_budget()
         except BudgetExceededError as exc:
             return str(exc)
         return ""
+
+    def _check_budget(self) -> None:
+        """The budget guard over the whole estimate; its message names each line and the settings to change."""
+        if self.serving is None:
+            check_budget(self.estimated_cost_usd, self.budget_usd)
+            return
+        selection = self.serving.selection.cost_usd or 0.0
+        evaluation = self.serving.evaluation.cost_usd if self.serving.evaluation is not None else None
+        breakdown = (f"tuning job {format_usd(self.estimated_cost_usd)} + checkpoint selection {format_usd(selection)}"
+                     + (f" + holdout evaluation {format_usd(evaluation)}" if evaluation is not None else ""))
+        advice = TUNING_ADVICE
+        if selection > 0:
+            selection_advice = SELECTION_ADVICE.format(cost=format_usd(selection))
+            advice = (f"{selection_advice} Or raise max_budget_usd if the cost is intended."
+                      if self.budget_usd is not None and self.estimated_total_usd - selection <= self.budget_usd
+                      else f"{TUNING_ADVICE} {selection_advice}")
+        check_budget(self.estimated_total_usd, self.budget_usd, breakdown, advice)
 
     def raise_if_failed(self) -> None:
         """Raise DatasetInvalidError for an invalid split, then BudgetExceededError above the budget."""
         for report in self.reports:
             raise_if_invalid(report)
-        check_budget(self.estimated_cost_usd, self.budget_usd)
+        self._check_budget()
+
+    def costs(self) -> dict[str, Any]:
+        """The estimate line by line: ``{"tuning_usd", "checkpoint_selection", "holdout_evaluation",
+        "selection_to_evaluation_calls", "total_usd"}`` (the serving lines None when not estimated)."""
+        serving = self.serving.to_dict() if self.serving is not None else {
+            "checkpoint_selection": None, "holdout_evaluation": None, "selection_to_evaluation_calls": None}
+        return {"tuning_usd": round(self.estimated_cost_usd, 6), **serving,
+                "total_usd": round(self.estimated_total_usd, 6)}
 
     def to_json(self) -> dict[str, Any]:
         """The ``gemini-sft validate --json`` document: the training report's keys, plus ``validation`` when given.
 
         Keys: valid (both splits), examples, errors, warnings, token_stats,
-        estimated_cost_usd (of the training split), validation.
+        estimated_cost_usd (of the training split), validation, costs (the estimate line by line: tuning,
+        checkpoint selection, holdout evaluation, total), within_budget.
         """
         document = self.train.to_json_dict()
         document["valid"] = self.valid
         if self.validation is not None:
             document["validation"] = self.validation.to_json_dict()
+        document["costs"] = self.costs()
+        document["within_budget"] = self.within_budget
         if self.training_cost is not None:
             document["estimated_cost_usd"] = self.estimated_cost_usd
             document["open_weights_training"] = self.training_cost.to_dict()
@@ -102,6 +144,8 @@ class ValidationOutcome:
             "valid": self.valid,
             "within_budget": self.within_budget,
             "estimated_cost_usd": self.estimated_cost_usd,
+            "estimated_total_usd": self.estimated_total_usd,
+            "costs": self.costs(),
             "max_budget_usd": self.budget_usd,
             "billable_tokens": self.billable_tokens,
             "token_source": self.train.token_source,
@@ -132,23 +176,53 @@ class ValidationOutcome:
             "tokens_max": stats.max,
             "billable_tokens": self.billable_tokens,
             "estimated_cost_usd": round(self.estimated_cost_usd, 4),
+            **self._serving_metrics(),
+            "estimated_total_cost_usd": round(self.estimated_total_usd, 4),
         }
 
+    def _serving_metrics(self) -> dict[str, float | int]:
+        """Calls and cost of the checkpoint selection and the holdout evaluation (lines not estimated are left out)."""
+        if self.serving is None:
+            return {}
+        lines = {"checkpoint_selection": self.serving.selection, "holdout_evaluation": self.serving.evaluation}
+        metrics: dict[str, float | int] = {}
+        for name, line in lines.items():
+            if line is not None:
+                metrics[f"{name}_calls"] = line.calls
+                metrics[f"{name}_tokens"] = line.tokens
+                if line.cost_usd is not None:
+                    metrics[f"{name}_cost_usd"] = round(line.cost_usd, 4)
+        if self.serving.ratio_to_evaluation is not None:
+            metrics["selection_to_evaluation_calls"] = round(self.serving.ratio_to_evaluation, 4)
+        return metrics
+
+    def cost_rows(self) -> list[tuple[str, str]]:
+        """(line, figures) pairs of the estimate: tuning, checkpoint selection, holdout evaluation, total."""
+        tuning = "Open-weights training (GPU hours x machine price)" if self.training_cost is not None else "Tuning job"
+        rows = [(tuning, format_usd(self.estimated_cost_usd))]
+        rows += self.serving.rows() if self.serving is not None else []
+        return rows + [("Total", format_usd(self.estimated_total_usd))]
+
     def to_markdown(self) -> str:
-        """Both reports, then the budget decision."""
-        cost, budget = self.estimated_cost_usd, self.budget_usd
+        """Both reports, the estimate line by line, then the budget decision."""
+        cost, budget = self.estimated_total_usd, self.budget_usd
         budget_line = (
-            f"Estimated tuning cost **${cost:,.2f}** "
-            + (f"against a budget of ${budget:,.2f}: " if budget is not None else "(no budget set): ")
+            f"Estimated cost **{format_usd(cost)}** "
+            + (f"against a budget of {format_usd(budget)}: " if budget is not None else "(no budget set): ")
             + ("within budget." if self.within_budget else "**over budget, tuning stopped.**")
             + "\n"
         )
+        table = ["| Cost | Estimate |", "|---|---|"] + [f"| {line} | {figures} |" for line, figures in self.cost_rows()]
         basis = [self.training_cost.markdown() + "\n"] if self.training_cost is not None else []
-        return "\n".join([report.to_markdown() for report in self.reports] + ["# Budget\n", budget_line] + basis)
+        return "\n".join([report.to_markdown() for report in self.reports]
+                         + ["# Budget\n", *table, "", budget_line] + basis)
 
     def to_text(self) -> str:
-        """The console report of ``gemini-sft validate``: each file, then the verdict."""
+        """The console report of ``gemini-sft validate``: each file, the estimate line by line, then the verdict."""
         out = [f"Validation of {report.path} ({report.split})\n{report.to_text()}" for report in self.reports]
+        rows = self.cost_rows()
+        width = max(len(line) for line, _ in rows)
+        out.append("Estimated cost\n" + "\n".join(f"  {line.ljust(width)}  {figures}" for line, figures in rows) + "\n")
         if self.training_cost is not None:
             out.append(self.training_cost.markdown().replace("**", ""))
         if not self.valid:
@@ -172,6 +246,7 @@ def validate_splits(
     settings: ValidationSettings,
     budget_usd: float | None,
     *,
+    holdout: Path | None = None,
     workers: int | None = None,
     max_api_examples: int | None = DEFAULT_MAX_API_EXAMPLES,
     progress: ProgressFactory | None = None,
@@ -183,6 +258,8 @@ def validate_splits(
         validation: the validation file, or None.
         settings: model, epochs, price and how tokens are counted.
         budget_usd: the budget the estimate is held to (None: no budget).
+        holdout: the holdout split, whose evaluation calls are estimated and bound the checkpoint-selection
+            sample (None: not estimated).
         workers: worker processes per file (None: automatic).
         max_api_examples: ask the countTokens API about at most this many examples per file.
         progress: makes a progress callback per file.
@@ -200,14 +277,17 @@ def validate_splits(
             reports.append(validate_dataset(path, config, counter, callback))
         finally:
             close()
-    outcome = ValidationOutcome(reports[0], reports[1] if len(reports) > 1 else None, budget_usd,
+    # an open model chooses no checkpoint by calls and answers the holdout on its training machine
+    serving = estimate_serving(settings, validation, holdout) if settings.tuning_backend == VERTEX_GEMINI_BACKEND \
+        else None
+    outcome = ValidationOutcome(reports[0], reports[1] if len(reports) > 1 else None, budget_usd, serving,
                                 open_weights_training_cost(reports[0].billable_tokens, settings))
     log.info(
-        "%s: %d training examples, %d billable tokens, estimated $%.2f%s",
+        "%s: %d training examples, %d billable tokens, estimated $%.2f in all%s",
         "dataset valid" if outcome.valid else "dataset invalid",
         outcome.train.examples,
         outcome.billable_tokens,
-        outcome.estimated_cost_usd,
+        outcome.estimated_total_usd,
         "" if outcome.within_budget else " (over budget)",
     )
     return outcome

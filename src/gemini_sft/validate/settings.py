@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from gemini_sft.contracts import setting
+from gemini_sft.checkpoint_scoring import CheckpointSelectionSettings
+from gemini_sft.contracts import setting, settings_of
 from gemini_sft.cost import PADDING_TOKENS_PER_EXAMPLE
 from gemini_sft.errors import ConfigError
+from gemini_sft.evaluation.settings import EvaluationSettings
 from gemini_sft.model_catalog import DEFAULT_BASE_MODEL, limits_for
 from gemini_sft.open_weights.pipeline_step import TUNING_BACKENDS, VERTEX_GEMINI_BACKEND
+from gemini_sft.tune import TuningSettings
 
 if TYPE_CHECKING:
     from gemini_sft.validate.counting import TokenCounter
@@ -32,9 +35,21 @@ DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024
 DEFAULT_MAX_API_EXAMPLES = 20_000
 
 
+def _shared(record: type, name: str) -> Any:
+    """Another stage's setting taken here under its pipeline parameter name: same default, description, choices.
+
+    The pipeline passes shared parameters by name, so the estimate uses exactly the values the later stages get.
+    """
+    item = next(field for field in settings_of(record) if field.name == name)
+    return setting(item.default, item.description, choices=item.choices)
+
+
 @dataclass(frozen=True)
 class ValidationSettings:
-    """The validate stage's settings: model, cost inputs, budget and how tokens are counted.
+    """The validate stage's settings: model, cost inputs, budget, how tokens are counted, and the serving calls.
+
+    The last fields are other stages' settings under their pipeline names (checkpoints kept, the checkpoint
+    selection's rule, sample and cost ratio, the answer cap): the estimate prices the calls those stages will make.
 
     Validated on construction (raises ConfigError for epochs below 1 or a model
     that cannot be tuned).
@@ -55,6 +70,12 @@ class ValidationSettings:
     count_tokens_with_api: bool = setting(
         True, "Count tokens with the countTokens API when a project is set; otherwise estimate them offline."
     )
+    # What the serving calls after tuning depend on: the checkpoints, the validation sample, the answer length.
+    export_last_checkpoint_only: bool = _shared(TuningSettings, "export_last_checkpoint_only")
+    checkpoint_selection_rule: str = _shared(CheckpointSelectionSettings, "selection_rule")
+    checkpoint_validation_examples: int = _shared(CheckpointSelectionSettings, "validation_sample_size")
+    checkpoint_selection_cost_ratio: float = _shared(CheckpointSelectionSettings, "selection_cost_ratio")
+    max_output_tokens: int = _shared(EvaluationSettings, "max_output_tokens")
     # With open weights the budget holds the training's GPU hours x machine price (gemini_sft.open_weights.costs).
     tuning_backend: str = setting(
         VERTEX_GEMINI_BACKEND, "Who tunes: vertex-gemini (priced per token) or open-weights (priced as GPU hours x "
@@ -71,6 +92,16 @@ class ValidationSettings:
         if self.epochs < 1:
             raise ConfigError(f"epochs must be at least 1, got {self.epochs}.")
         limits_for(self.base_model)  # raises ConfigError for a model that cannot be tuned
+        self.selection_settings()  # raises ConfigError naming a bad checkpoint-selection setting
+
+    def selection_settings(self) -> CheckpointSelectionSettings:
+        """The checkpoint-selection record these values give (its sample-size rule prices the selection)."""
+        return CheckpointSelectionSettings(
+            selection_rule=self.checkpoint_selection_rule,
+            validation_sample_size=self.checkpoint_validation_examples,
+            selection_cost_ratio=self.checkpoint_selection_cost_ratio,
+            max_output_tokens=self.max_output_tokens,
+        )
 
     @property
     def budget_usd(self) -> float | None:

@@ -90,15 +90,21 @@ class VertexTarget:
         return VertexSettings.create(self.project, self.location, self.api_endpoint or None)
 
 
-def genai_client(settings: VertexSettings, timeout_ms: int | None = None) -> Any:
-    """A google-genai client for Vertex AI, pointed at ``settings.api_endpoint`` when set."""
+def genai_client(settings: VertexSettings, timeout_ms: int | None = None, api_version: str = "v1") -> Any:
+    """A google-genai client for Vertex AI, pointed at ``settings.api_endpoint`` when set.
+
+    Args:
+        settings: project, region and endpoint.
+        timeout_ms: the per-request timeout.
+        api_version: the Vertex API version (``v1``; ``v1beta1`` for what only it has, open-model tuning).
+    """
     from google import genai
     from google.genai import types
 
-    http_options = types.HttpOptions(api_version="v1", timeout=timeout_ms)
+    http_options = types.HttpOptions(api_version=api_version, timeout=timeout_ms)
     if settings.api_endpoint:
         http_options = types.HttpOptions(
-            base_url=settings.api_endpoint + "/", api_version="v1", timeout=timeout_ms
+            base_url=settings.api_endpoint + "/", api_version=api_version, timeout=timeout_ms
         )
     return genai.Client(
         vertexai=True,

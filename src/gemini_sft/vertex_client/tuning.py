@@ -18,6 +18,13 @@ from gemini_sft.vertex_client.settings import (
 log = logging.getLogger(__name__)
 
 
+# Gemini tuning goes through Vertex's v1 API. Open-model tuning needs v1beta1: its TuningJob has outputUri,
+# SupervisedTuningSpec.tuningMode and hyperParameters.learningRate / batchSize, which v1 lacks (the protos of
+# google-cloud-aiplatform); v1beta1 is also what google-genai uses for Vertex when no version is given.
+GEMINI_TUNING_API_VERSION = "v1"
+OPEN_MODEL_TUNING_API_VERSION = "v1beta1"
+
+
 class GenAITuningService:
     """The tune stage's :class:`gemini_sft.tune.TuningService` over google-genai ``client.tunings``.
 
@@ -25,12 +32,18 @@ class GenAITuningService:
     :class:`~gemini_sft.errors.TransientApiError` (the caller retries); any other API
     error raises :class:`VertexRequestError` with Vertex's status and message.
     The client does not retry by itself: retry policy belongs to the tune stage.
+
+    Args:
+        settings: project, region and endpoint.
+        timeout_ms: the per-request timeout.
+        open_models: True to tune open models Vertex tunes itself: every call then uses the v1beta1 API.
     """
 
-    def __init__(self, settings: VertexSettings, timeout_ms: int = 60_000) -> None:
+    def __init__(self, settings: VertexSettings, timeout_ms: int = 60_000, *, open_models: bool = False) -> None:
         self.settings = settings
         self._timeout_ms = timeout_ms
-        self._client = genai_client(settings, timeout_ms=timeout_ms)
+        self.api_version = OPEN_MODEL_TUNING_API_VERSION if open_models else GEMINI_TUNING_API_VERSION
+        self._client = genai_client(settings, timeout_ms=timeout_ms, api_version=self.api_version)
 
     def create(self, request: TuningRequest) -> JobSnapshot:
         """Launch a supervised tuning job for a ``gemini_sft.tune.TuningRequest``; returns its JobSnapshot."""
@@ -52,10 +65,13 @@ class GenAITuningService:
             encryption_spec=(
                 types.EncryptionSpec(kms_key_name=request.kms_key_name) if request.kms_key_name else None
             ),
-            # None leaves outputUri out of the request: v1 accepts it for open models only, and the
-            # tune settings refuse it for Gemini before any call.
+            # None leaves a field out of the request: outputUri, tuningMode, learningRate and batchSize are for
+            # open models only (v1beta1), and the tune settings refuse them for Gemini before any call.
             output_uri=request.output_uri,
             pre_tuned_model_checkpoint_id=request.pre_tuned_model_checkpoint_id,
+            tuning_mode=request.tuning_mode,
+            learning_rate=request.learning_rate,
+            batch_size=request.batch_size,
         )
         with warnings.catch_warnings():
             # `tunings.tune` warns on every call that the SDK's tuning surface is experimental.
@@ -99,7 +115,7 @@ class GenAITuningService:
 
     def cancel(self, name: str) -> None:
         """Ask Vertex to cancel tuning job ``name`` (on a fresh client: it may run after an interrupted call)."""
-        client = genai_client(self.settings, timeout_ms=self._timeout_ms)
+        client = genai_client(self.settings, timeout_ms=self._timeout_ms, api_version=self.api_version)
         self._call("cancel", lambda: client.tunings.cancel(name=name))
 
     @staticmethod
@@ -161,6 +177,7 @@ def job_snapshot(job: Any) -> JobSnapshot:
         tuning_job_state=str(getattr(job.tuning_job_state, "value", job.tuning_job_state or "")),
         experiment=job.experiment or "",
         data_stats=_data_stats(stats) if stats else None,
+        output_uri=getattr(job, "output_uri", None) or "",
     )
 
 
