@@ -52,6 +52,9 @@ def choose_checkpoint(
     selection_cost_ratio: float = 1.5,
     holdout: Input[Dataset] = None,
 ) -> NamedTuple("ChoiceOutputs", [("endpoint", str), ("checkpoint_id", str)]):
+    step_inputs = {k: v for k, v in locals().items() if k != "checkpoint_choice"}
+    step_inputs.update(tuned_model=tuned_model.uri, validation=validation.uri,
+                       holdout=holdout.uri if holdout is not None else "")
     import json
     import logging
     from collections import namedtuple
@@ -60,6 +63,7 @@ def choose_checkpoint(
     from gemini_sft.checkpoint_scoring import CheckpointSelectionSettings, choose_on_validation, load_validation
     from gemini_sft.contracts import record_from_values
     from gemini_sft.evaluation.settings import GENERATION_TIMEOUT_MS
+    from gemini_sft.permanent_failure import fail_fast_when_retried
     from gemini_sft.vertex_client import GenAIGenerator, VertexTarget, genai_client, quiet_http_logs
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -69,12 +73,15 @@ def choose_checkpoint(
     model_file, curves_file = Path(tuned_model.path), Path(loss_curves.path)
     model = json.loads(model_file.read_text()) if model_file.is_file() else dict(tuned_model.metadata)
     curves = json.loads(curves_file.read_text()) if curves_file.is_file() else {}
-    client = genai_client(vertex, timeout_ms=GENERATION_TIMEOUT_MS)
-    selection = choose_on_validation(
-        model, load_validation(validation.path),
-        lambda endpoint: GenAIGenerator(vertex, endpoint, max_output_tokens=max_output_tokens, client=client),
-        settings, holdout_examples=len(load_validation(holdout.path)) if holdout is not None else None,
-    )
+    # Retried for a lost pod or a flaky endpoint, but a tuned model without an endpoint or a bad setting
+    # would fail the same way again: the attempts share this folder, where that failure is recorded.
+    with fail_fast_when_retried(Path(checkpoint_choice.path).parent, step_inputs):
+        client = genai_client(vertex, timeout_ms=GENERATION_TIMEOUT_MS)
+        selection = choose_on_validation(
+            model, load_validation(validation.path),
+            lambda endpoint: GenAIGenerator(vertex, endpoint, max_output_tokens=max_output_tokens, client=client),
+            settings, holdout_examples=len(load_validation(holdout.path)) if holdout is not None else None,
+        )
     document = selection.document(model, curves)
     Path(checkpoint_choice.path).write_text(json.dumps(document, indent=2))
     checkpoint_choice.metadata.update({k: document[k] for k in ("endpoint", "rule", "reason", "calls")})

@@ -28,6 +28,8 @@ from kfp.dsl import Artifact, Dataset, Input, Markdown, Metrics, Output
         "validation": "Validation split, Gemini JSONL.",
         "holdout": "Holdout split for evaluation, Gemini JSONL.",
         "rejected": "One JSON object per rejected row: line, reason, detail, raw.",
+        "source_lines": "Per split, the raw file's line of each row in order (JSON), so the tune step names the "
+        "raw lines of the examples Vertex truncates or drops.",
         "dataset_version": "The dataset version record: SHA-256 per split, counts, settings, source.",
         "report": "What was kept and rejected, and why.",
         "metrics": "Row counts per split and per reject reason.",
@@ -42,6 +44,7 @@ def clean_data(
     validation: Output[Dataset],
     holdout: Output[Dataset],
     rejected: Output[Dataset],
+    source_lines: Output[Artifact],
     dataset_version: Output[Artifact],
     report: Output[Markdown],
     metrics: Output[Metrics],
@@ -77,7 +80,7 @@ def clean_data(
             artifact.uri += ".jsonl"
     outputs = SplitPaths(
         train=Path(train.path), validation=Path(validation.path), holdout=Path(holdout.path),
-        rejected=Path(rejected.path),
+        rejected=Path(rejected.path), source_lines=Path(source_lines.path),
     )
     result = clean_dataset(
         Path(raw_data.path), outputs, config, source_uri=raw_data.uri,
@@ -96,6 +99,7 @@ def clean_data(
             {"rows": record.rows, "sha256": record.sha256, "dataset_hash": version.dataset_hash, "format": "gemini"}
         )
     rejected.metadata.update({"rows": version.rejected.rows, "rejected_by_reason": version.rejected_by_reason})
+    source_lines.metadata.update({"source_uri": version.source_uri, "dataset_hash": version.dataset_hash})
     dataset_version.metadata.update({"dataset_hash": version.dataset_hash, "code_version": version.code_version})
     for name, value in result.metrics().items():
         metrics.log_metric(name, value)

@@ -29,10 +29,12 @@ from gemini_sft.vertex_client import VertexTarget
     inputs={
         "train": "Training split from the clean step, Gemini JSONL.",
         "validation": "Validation split from the clean step; an empty one is not sent.",
+        "source_lines": "The clean step's source lines (each split row's line in the raw file), so truncated and "
+        "dropped examples are named by their raw line; without them, by their line in the train split.",
     },
     outputs={
         "tuned_model": "The tuned model: model, version, endpoint, job, checkpoints with their losses, sub-states, "
-        "truncated examples, tokens and costs (also as JSON).",
+        "truncated and dropped examples with their raw file, line and fix, tokens and costs (also as JSON).",
         "summary": "The job's settings, sub-states, data stats, loss curves, checkpoints, tokens and estimated vs "
         "actual cost, with its console link.",
         "loss_curves": 'Train and eval curves of the job, JSON {"train": [[step, value], ...], "eval": [...]}.',
@@ -79,9 +81,12 @@ def tune_model(
     tuning_mode: str = "",
     learning_rate: float = 0.0,
     batch_size: int = 0,
+    source_lines: Input[Artifact] = None,
 ) -> NamedTuple("TuneOutputs", [("endpoint", str), ("model_resource", str), ("tuning_job", str)]):
     step_inputs = {k: v for k, v in locals().items() if k not in ("tuned_model", "summary", "loss_curves", "gcp_resources")}
-    step_inputs.update(train=train.uri, validation=validation.uri)
+    step_inputs.update(
+        train=train.uri, validation=validation.uri, source_lines=source_lines.uri if source_lines else ""
+    )
     import logging
     from collections import namedtuple
     from pathlib import Path
@@ -106,6 +111,7 @@ def tune_model(
             project=project, location=location,
             uses_local_server=vertex.uses_local_server, gcp_resources_path=gcp_resources,
             curve_reader=vertex_client.AiplatformCurveReader(vertex), training_file=train.path,
+            source_lines=tune.load_source_lines(source_lines.path if source_lines else None),
         )
         tuned_model.metadata.update(
             tune.write_step_outputs(outcome, settings, tuned_model.path, summary.path, loss_curves.path)

@@ -265,6 +265,7 @@ def build_pipeline(
                 tune = tune_op(
                     train=clean.outputs["train"],
                     validation=clean.outputs["validation"],
+                    source_lines=clean.outputs["source_lines"],
                     **stage_arguments(
                         [VertexTarget, TuningSettings],
                         parameters,

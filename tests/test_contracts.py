@@ -43,8 +43,9 @@ from gemini_sft.tune import TuningSettings
 from gemini_sft.validate import ValidationSettings
 from gemini_sft.vertex_client import VertexTarget
 
-CLEAN_ARTIFACTS = ("raw_data", "train", "validation", "holdout", "rejected", "dataset_version", "report", "metrics")
-TUNE_ARTIFACTS = ("train", "validation", "tuned_model", "summary", "loss_curves", "gcp_resources")
+CLEAN_ARTIFACTS = ("raw_data", "train", "validation", "holdout", "rejected", "source_lines", "dataset_version", "report",
+                   "metrics")
+TUNE_ARTIFACTS = ("train", "validation", "source_lines", "tuned_model", "summary", "loss_curves", "gcp_resources")
 # Tune fields fed by other tasks' outputs or the run name, and fields left at the component's default
 # (no pipeline parameter feeds them).
 TUNE_WIRED = ("dataset_hash", "estimated_cost_usd", "champion_model", "pipeline_run")

@@ -21,13 +21,13 @@ def test_the_summary_keeps_the_decision_numeric_metrics_costs_and_tuning() -> No
     assert summary["costs"]["estimated_tuning_usd"] == 1.5 and summary["costs"]["actual_tuning_usd"] == 1.25
     assert summary["costs"]["checkpoint_selection"]["attempts"] == 152
     assert summary["costs"]["evaluation_calls"] == 66
-    assert summary["tuning"] == TUNING
+    assert summary["tuning"] == {**TUNING, "truncated_examples": []}
 
 
 def test_an_unknown_actual_cost_stays_unknown() -> None:
     summary = build_run_summary(DECISION, EVALUATION, {"estimated_cost_usd": 1.5, "actual_cost_usd": None}, {})
     assert summary["costs"]["actual_tuning_usd"] is None
-    assert summary["costs"]["checkpoint_selection"]["calls"] == 0 and summary["tuning"] == {}
+    assert summary["costs"]["checkpoint_selection"]["calls"] == 0 and summary["tuning"] == {"truncated_examples": []}
 
 
 def test_selection_and_evaluation_show_estimate_and_actual_priced_alike() -> None:
@@ -59,3 +59,12 @@ def test_without_the_estimate_the_actuals_still_show() -> None:
     costs = build_run_summary(DECISION, EVALUATION, {}, {"calls": 10})["costs"]
     assert costs["checkpoint_selection"]["estimate"] is None and costs["estimated_total_usd"] is None
     assert costs["checkpoint_selection"]["actual"]["calls"] == 10
+
+
+def test_truncated_examples_name_their_file_line_reason_and_fix() -> None:
+    named = {"index": 4, "reason": "too long", "training_line": 4, "source_line": 9, "source": "gs://b/raw.jsonl",
+             "line": 9, "in_raw_file": True, "fix": "Shorten the example"}
+    summary = build_run_summary(DECISION, EVALUATION, {"truncated_examples": [named]}, {"tuning": TUNING})
+    assert summary["tuning"]["truncated_examples"] == [{"split_index": 4, "source": "gs://b/raw.jsonl", "line": 9,
+                                                        "in_raw_file": True, "reason": "too long",
+                                                        "fix": "Shorten the example"}]

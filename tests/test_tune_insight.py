@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -11,7 +12,8 @@ import pytest
 from gemini_sft import tune
 from gemini_sft.errors import TransientApiError, TuningSettingsError, VertexRequestError
 from gemini_sft.tune.curves import OVERFITTING_MARGIN, LossCurves, overfitting_verdict, value_at_step
-from gemini_sft.tune.data_stats import TruncatedExample, TuningDataStats, map_to_source_lines, training_line_numbers
+from gemini_sft.dataset.source_lines import SourceLines, SplitSourceLines
+from gemini_sft.tune.data_stats import TuningDataStats, locate_truncated_examples
 from gemini_sft.tune.stage import read_loss_curves
 from gemini_sft.tune.sub_states import WAITING_FOR_CAPACITY, WAITING_FOR_QUOTA, SubStateRecorder
 from tune_fakes import LOCATION, PROJECT, FakeClock, FakeTuningService
@@ -166,25 +168,56 @@ def test_a_short_wait_does_not_warn(tmp_path: Path) -> None:
 # -- data stats ----------------------------------------------------------------------------------------------
 
 
-def test_truncated_examples_get_their_training_file_lines_and_reasons(tmp_path: Path) -> None:
+def test_without_source_lines_truncated_examples_get_their_training_split_lines_and_say_so(tmp_path: Path) -> None:
     stats = TuningDataStats(example_count=3, total_truncated_example_count=5, truncated_example_indices=(2, 3),
-                            dropped_example_reasons=("too long", "too many images"))
+                            dropped_example_reasons=("The example is too long and was truncated.", "too many images"))
     outcome = _run(_SubStateService(quota_reads=0, reads=2, stats=stats), _Curves(LossCurves()), tmp_path)
+    train = str(tmp_path / "train.jsonl")
     # The file has a blank second line: example 2 is on line 3, example 3 on line 4.
-    assert outcome.truncated_examples == (TruncatedExample(2, "too long", 3), TruncatedExample(3, "too many images", 4))
+    assert [(t.index, t.source, t.line, t.in_raw_file, t.source_line) for t in outcome.truncated_examples] == [
+        (2, train, 3, False, None), (3, train, 4, False, None)]
+    assert "gemini-2.5-flash takes at most 131,072 tokens" in outcome.truncated_examples[0].fix and "Shorten" in outcome.truncated_examples[0].fix
+    assert "remove it" in outcome.truncated_examples[1].fix
     summary = tune.render_summary(outcome, tune.TuningSettings())
-    assert "| 2 | 3 | n/a | too long |" in summary and "of 5" in summary
+    assert f"| 2 | `{train}` | 3 | The example is too long and was truncated. |" in summary and "of 5" in summary
+    assert "lines are of the training split file" in summary
     assert outcome.artifact_metadata()["truncated_examples"][0]["training_line"] == 3
 
 
-def test_source_lines_map_training_rows_to_raw_file_lines(tmp_path: Path) -> None:
+def _source_lines(train: Path, lines: list[int], sha256: str | None = None) -> SourceLines:
+    digest = sha256 if sha256 is not None else hashlib.sha256(train.read_bytes()).hexdigest()
+    return SourceLines("gs://b/raw.jsonl", "jsonl", {"train": SplitSourceLines(len(lines), digest, lines)})
+
+
+def test_source_lines_name_the_raw_file_line_of_each_truncated_example(tmp_path: Path) -> None:
     stats = TuningDataStats(truncated_example_indices=(1, 3, 9), dropped_example_reasons=("a", "b", "c"))
-    file = tmp_path / "t.jsonl"
-    file.write_text("x\ny\nz\n")
-    found = stats.truncated_examples(training_line_numbers(file), source_lines=[10, 12, 17])
-    assert [(t.index, t.training_line, t.source_line) for t in found] == [(1, 1, 10), (3, 3, 17), (9, None, None)]
-    assert map_to_source_lines([TruncatedExample(2, "r", 2)], [None, None]) == [TruncatedExample(2, "r", 2, None)]
-    assert training_line_numbers(tmp_path / "missing.jsonl") is None
+    train = tmp_path / "t.jsonl"
+    train.write_text("x\ny\nz\n")
+    found = locate_truncated_examples(stats, train, "gs://b/train.jsonl", _source_lines(train, [10, 12, 17]))
+    assert [(t.index, t.source, t.line, t.in_raw_file, t.training_line) for t in found] == [
+        (1, "gs://b/raw.jsonl", 10, True, 1), (3, "gs://b/raw.jsonl", 17, True, 3),
+        (9, "gs://b/train.jsonl", None, False, None)]
+
+
+@pytest.mark.parametrize("lines, sha256", [([10, 12], None), ([10, 12, 17], "0" * 64)])
+def test_source_lines_of_another_training_file_are_not_used(
+    tmp_path: Path, lines: list[int], sha256: str | None
+) -> None:
+    stats = TuningDataStats(truncated_example_indices=(2,), dropped_example_reasons=("a",))
+    train = tmp_path / "t.jsonl"
+    train.write_text("x\ny\nz\n")
+    (found,) = locate_truncated_examples(stats, train, "gs://b/train.jsonl", _source_lines(train, lines, sha256))
+    assert (found.source, found.line, found.in_raw_file, found.source_line) == ("gs://b/train.jsonl", 2, False, None)
+
+
+def test_unreadable_source_lines_or_training_file_fall_back_without_failing(tmp_path: Path) -> None:
+    broken = tmp_path / "source_lines.json"
+    broken.write_text('{"version": 1, "splits": {"train": {"rows": 2, "lines": [1]}}}')
+    assert tune.load_source_lines(broken) is None and tune.load_source_lines(tmp_path / "missing.json") is None
+    assert tune.load_source_lines(None) is None
+    stats = TuningDataStats(truncated_example_indices=(1,), dropped_example_reasons=("",))
+    (found,) = locate_truncated_examples(stats, tmp_path / "missing.jsonl", "gs://b/train.jsonl")
+    assert (found.reason, found.source, found.line) == ("no reason given", "gs://b/train.jsonl", None)
 
 
 # -- curves in the outcome ----------------------------------------------------------------------------------

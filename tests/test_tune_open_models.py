@@ -97,6 +97,30 @@ def test_the_checkpoint_step_after_an_open_model_stops_the_run_with_the_reason(s
         choose_on_validation(dict(model.metadata), [], lambda endpoint: None, CheckpointSelectionSettings())
 
 
+def test_a_retried_checkpoint_step_does_not_repeat_the_no_endpoint_failure(standin: VertexStandIn,
+                                                                           tmp_path: Path) -> None:
+    from gemini_sft.components.choose_checkpoint import choose_checkpoint
+    from gemini_sft.permanent_failure import MARKER_NAME, RETRY_NOTE
+    from kfp import dsl
+
+    _, model, _, _ = run_step(tmp_path, **step_params(standin))
+    arguments = dict(
+        tuned_model=model, loss_curves=dsl.Artifact(uri=str(tmp_path / "out" / "loss_curves.json")),
+        validation=dsl.Dataset(uri=str(tmp_path / "validation.jsonl")),
+        checkpoint_choice=dsl.Artifact(uri=str(tmp_path / "choice" / "checkpoint_choice")),
+        project=PROJECT, location=LOCATION, api_endpoint=standin.base_url,
+    )
+    with pytest.raises(ConfigError, match="reports no endpoint") as first:
+        choose_checkpoint(**arguments)
+    assert RETRY_NOTE not in str(first.value)
+    assert (tmp_path / "choice" / MARKER_NAME).is_file()
+    requests_before_retry = len(standin.requests)
+    with pytest.raises(ConfigError) as retried:  # the retry KFP makes fails at once, with the same message
+        choose_checkpoint(**arguments)
+    assert RETRY_NOTE in str(retried.value) and "reports no endpoint" in str(retried.value)
+    assert len(standin.requests) == requests_before_retry
+
+
 # ------------------------------------------------------------------------------------------ refused mixes
 
 

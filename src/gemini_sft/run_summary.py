@@ -103,7 +103,8 @@ def build_run_summary(
     "actual_tuning_usd", "billable_training_tokens", "checkpoint_selection": {"planned_calls", "calls", "attempts",
     "validation_examples", "elapsed_seconds", "estimate", "actual", "relative_to_holdout_evaluation": {"calls",
     "tokens", "usd", "seconds"}}, "holdout_evaluation": {"estimate", "actual"}, "evaluation_calls",
-    "estimated_total_usd"}, "tuning": {"backend", "job", "checkpoints", "chosen_checkpoint", "loss_curves"}}``.
+    "estimated_total_usd"}, "tuning": {"backend", "job", "checkpoints", "chosen_checkpoint", "loss_curves",
+    "truncated_examples": [{"split_index", "source", "line", "in_raw_file", "reason", "fix"}]}}``.
     An ``estimate`` or ``actual`` is ``{"calls", "input_tokens", "output_tokens", "cost_usd", ...}``.
 
     Args:
@@ -132,6 +133,25 @@ def build_run_summary(
             "evaluation_calls": generation.get("calls") if isinstance(generation, Mapping) else None,
             "estimated_total_usd": _number(estimate.get("total_usd")),
         },
-        "tuning": dict(checkpoint_choice.get("tuning") or {}),
+        "tuning": {
+            **dict(checkpoint_choice.get("tuning") or {}),
+            "truncated_examples": truncated_examples(tuned_model),
+        },
         **({"comparison": evaluation["comparison"]} if evaluation.get("comparison") else {}),
     }
+
+
+def truncated_examples(tuned_model: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The examples Vertex truncated or dropped, from the tuned model's metadata, where to fix them and how.
+
+    ``source`` and ``line`` are the raw file and its line when ``in_raw_file``, else the training split and its
+    line; ``split_index`` is Vertex's 1-based index in the training split.
+
+    Args:
+        tuned_model: the tune step's tuned model metadata, decoded.
+    """
+    return [
+        {"split_index": item.get("index"), "source": item.get("source", ""), "line": item.get("line"),
+         "in_raw_file": bool(item.get("in_raw_file")), "reason": item.get("reason", ""), "fix": item.get("fix", "")}
+        for item in tuned_model.get("truncated_examples") or [] if isinstance(item, Mapping)
+    ]

@@ -3,7 +3,7 @@
 Convert a raw dataset (JSONL in Gemini, input/output, input_text/output_text, prompt/completion
 or chat-messages format, or CSV/TSV; optionally gzip) to Gemini tuning examples, reject unusable
 rows with a reason, and split the rest. Writes train.jsonl, validation.jsonl, holdout.jsonl,
-rejected.jsonl, dataset_version.json and report.md to --out.
+rejected.jsonl, source_lines.json, dataset_version.json and report.md to --out.
 """
 
 from __future__ import annotations
@@ -70,4 +70,5 @@ def _print_summary(report: CleanReport, out_dir: Path) -> None:
     for warning in report.warnings:
         print(f"Warning: {warning}")
     print(f"Dataset hash {report.dataset_hash}")
-    print(f"Wrote {out_dir}/{{train,validation,holdout,rejected}}.jsonl, dataset_version.json, report.md")
+    print(f"Wrote {out_dir}/{{train,validation,holdout,rejected}}.jsonl, source_lines.json, dataset_version.json, "
+          "report.md")

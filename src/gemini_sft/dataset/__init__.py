@@ -18,4 +18,5 @@ The clean stage (:func:`gemini_sft.dataset.clean.clean_dataset`):
 - :mod:`~gemini_sft.dataset.routing`: converted lines copied to their splits, rejected rows written.
 - :mod:`~gemini_sft.dataset.report` and :mod:`~gemini_sft.dataset.version`: the report and the dataset
   version record.
+- :mod:`~gemini_sft.dataset.source_lines`: each kept row's line in the raw file, per split.
 """

@@ -4,7 +4,10 @@
 format, CSV/TSV, optionally gzip-compressed), normalises every row to a Gemini
 example, rejects what cannot be used with a stable reason code, and splits the
 rest. Every row read ends in exactly one split file or in the rejected file
-(``{"line", "reason", "detail", "raw"}`` per row); the count is checked.
+(``{"line", "reason", "detail", "raw"}`` per row); the count is checked. Each
+kept row's line in the raw file is recorded per split
+(:mod:`~gemini_sft.dataset.source_lines`), so what a later stage says of a
+split's row can name the raw line.
 
 Memory does not grow with the size of the examples: the first pass converts
 each row once, writes the converted line to a temporary file and keeps only a
@@ -31,6 +34,7 @@ from gemini_sft.dataset.first_pass import first_pass
 from gemini_sft.dataset.report import CleanReport, build_report
 from gemini_sft.dataset.routing import route_converted, write_rejected
 from gemini_sft.dataset.settings import CleanConfig, SplitPaths
+from gemini_sft.dataset.source_lines import split_source_lines, write_source_lines
 from gemini_sft.dataset.sources import detect_source
 from gemini_sft.dataset.splits import SPLIT_NAMES
 from gemini_sft.errors import ConfigError, DatasetInvalidError
@@ -55,7 +59,7 @@ def clean_dataset(
 
     Args:
         source: the raw data file (JSONL, CSV or TSV, optionally gzip).
-        outputs: where the three splits and the rejected rows are written.
+        outputs: where the three splits, the rejected rows and (when set) the source lines are written.
         config: the settings of the stage.
         source_uri: recorded in the version record as the source (defaults to the path).
         source_uri_pattern: the raw data URI as configured (with placeholders), recorded for lineage.
@@ -75,6 +79,9 @@ def clean_dataset(
         for leftover in work_dir.iterdir():
             leftover.unlink()
         work_dir.rmdir()
+    if outputs.source_lines is not None:
+        lines = split_source_lines(first.fates, first.lines, {name: f.rows for name, f in split_files.items()})
+        write_source_lines(outputs.source_lines, source_uri or str(source), info.container, lines, split_files)
     return build_report(
         source, source_uri, info, config, first, decisions, outputs, split_files, rejected_written, source_uri_pattern
     )

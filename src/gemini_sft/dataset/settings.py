@@ -144,18 +144,23 @@ def _stratify_problems(stratify_by: str) -> list[str]:
 
 @dataclass(frozen=True)
 class SplitPaths:
-    """Where :func:`gemini_sft.dataset.clean.clean_dataset` writes its four JSONL outputs."""
+    """Where :func:`gemini_sft.dataset.clean.clean_dataset` writes its JSONL outputs and the rows' source lines.
+
+    ``source_lines`` (see :mod:`gemini_sft.dataset.source_lines`) is not written when None.
+    """
 
     train: Path
     validation: Path
     holdout: Path
     rejected: Path
+    source_lines: Path | None = None
 
     @classmethod
     def in_directory(cls, directory: Path) -> SplitPaths:
-        """``train.jsonl``, ``validation.jsonl``, ``holdout.jsonl`` and ``rejected.jsonl`` in ``directory``."""
-        return cls(*(directory / f"{name}.jsonl" for name in ("train", "validation", "holdout", "rejected")))
+        """``train.jsonl``, ``validation.jsonl``, ``holdout.jsonl``, ``rejected.jsonl`` and ``source_lines.json``."""
+        splits = (directory / f"{name}.jsonl" for name in ("train", "validation", "holdout", "rejected"))
+        return cls(*splits, source_lines=directory / "source_lines.json")
 
-    def files(self) -> tuple[Path, Path, Path, Path]:
-        """The four paths: train, validation, holdout, rejected."""
-        return (self.train, self.validation, self.holdout, self.rejected)
+    def files(self) -> tuple[Path, ...]:
+        """Every path written: train, validation, holdout, rejected, then source_lines when set."""
+        return (self.train, self.validation, self.holdout, self.rejected, *filter(None, [self.source_lines]))

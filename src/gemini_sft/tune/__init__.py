@@ -26,7 +26,8 @@ Flow of :func:`run_tuning`, one module per step:
    the job's own message. The stage then reads the job's loss curves
    (:mod:`~gemini_sft.tune.curves`, through a :class:`CurveReader`; none is
    not an error), flags overfitting, gives each checkpoint its losses, and
-   maps the examples Vertex truncated to their lines
+   maps the examples Vertex truncated or dropped to the raw file's lines
+   through the clean stage's source lines, with a fix each
    (:mod:`~gemini_sft.tune.data_stats`).
 5. :mod:`~gemini_sft.tune.summary`: the Markdown summary (with the loss chart)
    and the step's files (tuned model JSON, summary, loss curves JSON).
@@ -61,7 +62,7 @@ from gemini_sft.tune.outcome import (
     split_model_version,
 )
 from gemini_sft.tune.curves import LossCurves, OverfittingVerdict, overfitting_verdict
-from gemini_sft.tune.data_stats import TruncatedExample, TuningDataStats
+from gemini_sft.tune.data_stats import TruncatedExample, TuningDataStats, load_source_lines
 from gemini_sft.tune.service import (
     API_RETRY,
     FAILED_STATES,
@@ -105,7 +106,7 @@ __all__ = [
     "WatchSettings", "billable_count_covers_epochs", "build_outcome", "call_api", "cancel_job",
     "cancel_on_sigterm", "console_url", "create_job", "failure_error", "find_previous_job", "gcp_resources_json",
     "holds_no_rows", "identity_labels", "is_offline_standin", "job_id", "job_name_from_gcp_resources",
-    "jobs_labelled", "launch_or_resume", "read_recorded_job", "render_summary", "run_tuning",
+    "jobs_labelled", "launch_or_resume", "load_source_lines", "read_recorded_job", "render_summary", "run_tuning",
     "sanitize_label_key", "sanitize_label_value", "split_model_version", "watch_job", "write_gcp_resources",
     "write_step_outputs",
 ]

@@ -7,11 +7,12 @@ import random
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
 
+from gemini_sft import model_catalog
+from gemini_sft.dataset.source_lines import SourceLines
 from gemini_sft.errors import VertexApiError
 from gemini_sft.tune.curves import LossCurves, overfitting_verdict
-from gemini_sft.tune.data_stats import training_line_numbers
+from gemini_sft.tune.data_stats import locate_truncated_examples
 from gemini_sft.tune.launch import identity_labels, launch_or_resume, write_gcp_resources
 from gemini_sft.tune.outcome import TuningOutcome, build_outcome, failure_error
 from gemini_sft.tune.service import Clock, CurveReader, JobSnapshot, Sleep, TuningService, call_api
@@ -38,7 +39,7 @@ def run_tuning(
     rng: random.Random | None = None,
     curve_reader: CurveReader | None = None,
     training_file: str | Path | None = None,
-    source_lines: Sequence[int | None] | None = None,
+    source_lines: SourceLines | None = None,
 ) -> TuningOutcome:
     """Launch (or resume) the tuning job for ``settings`` and watch it to the end.
 
@@ -58,7 +59,8 @@ def run_tuning(
         rng: the poll jitter's random source.
         curve_reader: reads the loss curves of the job's Experiment after it ends; None reads none.
         training_file: local path of the training split, to give truncated examples their line numbers.
-        source_lines: the raw file's line of each training row, when the clean stage gives it.
+        source_lines: the clean stage's record of each split row's raw line, to name the raw line of a
+            truncated example; None (or a record of another training file) names the training split's line.
 
     Returns:
         The :class:`TuningOutcome` of a SUCCEEDED job.
@@ -106,8 +108,9 @@ def run_tuning(
     )
     curves = read_loss_curves(curve_reader, final, sleep=sleep)
     stats = final.data_stats
-    lines = training_line_numbers(training_file) if training_file is not None and stats else None
-    truncated = tuple(stats.truncated_examples(lines, source_lines)) if stats else ()
+    truncated = tuple(locate_truncated_examples(
+        stats, training_file, data.training_uri, source_lines, model_catalog.limits_for(settings.base_model),
+    )) if stats else ()
     if truncated or (stats and stats.total_truncated_example_count):
         log.warning("Vertex truncated or dropped %d training examples (%d named)",
                     stats.total_truncated_example_count or len(truncated), len(truncated))

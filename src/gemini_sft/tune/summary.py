@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gemini_sft.tune.curves import loss_chart_svg, svg_data_uri
-from gemini_sft.tune.data_stats import TokenDistribution
+from gemini_sft.tune.data_stats import TokenDistribution, TruncatedExample
 from gemini_sft.tune.outcome import TuningOutcome
 from gemini_sft.tune.sub_states import short_name
 from gemini_sft.tune.service import TERMINAL_STATES
@@ -65,6 +65,27 @@ def _distribution_row(name: str, value: TokenDistribution | None) -> str:
     return f"| {name} | " + " | ".join("n/a" if v is None else f"{v:,.0f}" for v in cells) + " |"
 
 
+def _truncated_table(examples: tuple[TruncatedExample, ...], truncated_count: int) -> list[str]:
+    """The truncated examples Vertex named: where each is (raw file and line, else the training split's) and the fix."""
+    if not examples:
+        return []
+    listed = examples[:MAX_LISTED_TRUNCATED]
+    lines = ["", "| example in train split | file | line | reason |", "|---|---|---|---|"]
+    lines += [f"| {e.index} | `{e.source or 'n/a'}` | {e.line or 'n/a'} | {e.reason} |" for e in listed]
+    if any(e.in_raw_file for e in listed):
+        lines.append("\nLines are of the raw file the clean step read, counting every line (blank and rejected "
+                     "ones too), as in its rejected rows.")
+    else:
+        lines.append("\nThe clean step's source lines were not given or do not describe this training file (a run "
+                     "made before the clean step recorded them, or a training split given directly): lines are of "
+                     "the training split file.")
+    lines += ["", "How to fix:", ""] + [f"- {fix}" for fix in dict.fromkeys(e.fix for e in listed if e.fix)]
+    if len(examples) > MAX_LISTED_TRUNCATED or truncated_count > len(examples):
+        lines.append(f"\nListed {len(listed)} of {truncated_count:,}; Vertex names a sample only, the tuned model "
+                     "artifact lists every one it named.")
+    return lines
+
+
 def _insight_sections(outcome: TuningOutcome) -> list[str]:
     """Sub-states, Vertex's data stats with truncated examples, loss curves and checkpoints."""
     lines = ["", "## Sub-states", ""]
@@ -89,18 +110,7 @@ def _insight_sections(outcome: TuningOutcome) -> list[str]:
             _distribution_row("output", stats.user_output_tokens),
             _distribution_row("messages", stats.messages_per_example),
         ]
-        if outcome.truncated_examples:
-            lines += ["", "| example | line in train split | line in raw file | reason |", "|---|---|---|---|"]
-            for example in outcome.truncated_examples[:MAX_LISTED_TRUNCATED]:
-                lines.append(
-                    f"| {example.index} | {example.training_line or 'n/a'} | {example.source_line or 'n/a'} "
-                    f"| {example.reason} |"
-                )
-            if len(outcome.truncated_examples) > MAX_LISTED_TRUNCATED or truncated_count > len(
-                    outcome.truncated_examples):
-                lines.append(f"\nListed {min(MAX_LISTED_TRUNCATED, len(outcome.truncated_examples))} of "
-                             f"{truncated_count:,}; Vertex names a sample only, the tuned model artifact lists "
-                             "every one it named.")
+        lines += _truncated_table(outcome.truncated_examples, truncated_count)
     lines += ["", "## Loss curves", ""]
     curves = outcome.loss_curves
     candidates = outcome.checkpoint_candidates()
