@@ -13,6 +13,8 @@ from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markd
 @describe_component(
     """Have the base model, the tuned endpoint and (when given) the champion answer the holdout prompts; score them.
 
+    An open model's recorded answers are scored instead, beside a Gemini model when compare_with_gemini is set.
+
     Raises ConfigError when the tuned endpoint is missing, EvaluationError when nothing could be scored.""",
     records=[VertexTarget, EvaluationSettings],
     inputs={
@@ -28,7 +30,7 @@ from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markd
                    "tokens, cost, fallback_* (tuned with fallback to base), ...",
         "classification_metrics": "The tuned model's confusion matrix (when label_pattern is set).",
         "predictions": "One JSON row per example: reference, each model's answer, scores and errors.",
-        "report": "The evaluation report (Markdown).",
+        "report": "The evaluation report (Markdown); with compare_with_gemini, open weights and Gemini side by side.",
         "html_report": "The evaluation report, one self-contained HTML page with charts.",
         "evaluation": "The evaluation document the gate and promotion read (metrics, models, settings).",
     },
@@ -55,6 +57,10 @@ def evaluate_models(
     label_pattern: str = "",
     bootstrap_samples: int = 1000,
     seed: int = 42,
+    compare_with_gemini: str = "none",
+    serving_machine_type: str = "g2-standard-12",
+    serving_accelerator_type: str = "NVIDIA_L4",
+    serving_accelerator_count: int = 1,
     tuned_model: Input[Model] = None,
     checkpoint_choice: Input[Artifact] = None,
 ):
@@ -75,7 +81,7 @@ def evaluate_models(
         from gemini_sft.open_weights.evaluation import evaluate_recorded_answers
 
         result = evaluate_recorded_answers(holdout.path, tuned_model.path, tuned_model.metadata, settings,
-                                           progress=LogProgress())
+                                           progress=LogProgress(), vertex=vertex, train_path=train.path)
     else:
         result = evaluate_holdout(holdout.path, settings, vertex, progress=LogProgress(), train_path=train.path)
     files = write_outputs(result, predictions=predictions.path, evaluation=evaluation.path,

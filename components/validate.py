@@ -17,7 +17,8 @@ from kfp.dsl import Artifact, Dataset, Input, Markdown, Metrics, Output
     """Validate the training and validation splits against Vertex's rules; estimate the run's cost; stop over budget.
 
     The estimate has a line each for the tuning job, the checkpoint selection (every checkpoint answers the
-    validation sample) and the holdout evaluation, at the catalogue's prices; the budget holds their total.
+    validation sample) and the holdout evaluation, at the catalogue's prices; the budget holds their total. With
+    tuning_backend=open-weights the tuning line is the training machine's GPU hours x its list price.
     An empty or absent validation split is allowed (tuning then runs without one). Fails with
     DatasetInvalidError for invalid data and BudgetExceededError above the budget, after writing the report.""",
     records=[ValidationSettings],
@@ -56,6 +57,10 @@ def validate_data(
     checkpoint_validation_examples: int = 50,
     checkpoint_selection_cost_ratio: float = 1.5,
     max_output_tokens: int = 1024,
+    tuning_backend: str = "vertex-gemini",
+    machine_type: str = "g2-standard-8",
+    accelerator_type: str = "NVIDIA_L4",
+    accelerator_count: int = 1,
     holdout: Input[Dataset] = None,
 ) -> NamedTuple("ValidateOutputs", [("estimated_cost_usd", float), ("billable_tokens", int), ("examples", int)]):
     import json

@@ -256,7 +256,7 @@ def build_pipeline(
                 train=clean.outputs["train"],
                 validation=clean.outputs["validation"],
                 holdout=clean.outputs["holdout"],
-                **stage_arguments([ValidationSettings], parameters),
+                **stage_arguments([ValidationSettings], parameters, wired=machine.fields()),
             ).set_display_name("Validate dataset and estimate cost")
             validate.set_cpu_limit("2").set_memory_limit("8G")
 

@@ -72,7 +72,7 @@ STAGES: list[tuple[Any, list[type], tuple[str, ...], str, tuple[str, ...]]] = [
     (clean_data, [CleanConfig], CLEAN_ARTIFACTS, "clean-data", ()),
     (resolve_raw_data, [], ("raw_data_uri", "raw_data"), "resolve-raw-data", ()),
     (tune_model, [VertexTarget, TuningSettings], TUNE_ARTIFACTS, "tune-model", TUNE_WIRED + TUNE_DEFAULTS),
-    (validate_data, [ValidationSettings], VALIDATE_ARTIFACTS, "validate-data", ()),
+    (validate_data, [ValidationSettings], VALIDATE_ARTIFACTS, "validate-data", TRAIN_OPEN_COMPILED),
     (evaluate_models, [VertexTarget, EvaluationSettings], EVALUATE_ARTIFACTS, "evaluate-models", EVALUATE_WIRED),
     (gate_model, [GatePolicy], GATE_ARTIFACTS, "gate-model", ()),
     (train_open_weights, [OpenWeightsSettings], TRAIN_OPEN_ARTIFACTS, "train-open-weights", TRAIN_OPEN_COMPILED),

@@ -137,6 +137,7 @@ def build_run_summary(
             **dict(checkpoint_choice.get("tuning") or {}),
             "truncated_examples": truncated_examples(tuned_model),
         },
+        **({"comparison": evaluation["comparison"]} if evaluation.get("comparison") else {}),
     }
 
 

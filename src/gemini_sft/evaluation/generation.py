@@ -41,7 +41,8 @@ class GenerationResult:
     ``finish_reason`` is the API's value (``STOP``, ``MAX_TOKENS``, ``SAFETY``, ...), "" when unknown.
     Token counts are the API's usage figures (0 when not reported): ``output_tokens`` counts the
     answer, ``thinking_tokens`` the thoughts before it (billed as output, and within
-    ``max_output_tokens``).
+    ``max_output_tokens``). ``latency_seconds``: how long the answer took where it was made, for an
+    answer made elsewhere (a recorded one); None: the call's own time is measured.
     """
 
     text: str
@@ -50,6 +51,7 @@ class GenerationResult:
     input_tokens: int = 0
     output_tokens: int = 0
     thinking_tokens: int = 0
+    latency_seconds: float | None = None
 
 
 class Generator(Protocol):
@@ -213,12 +215,18 @@ def _ask(
         error=None,
         attempts=attempts,
         model_version=result.model_version or "",
-        latency_seconds=time.monotonic() - started,
+        latency_seconds=_latency(result, started),
         finish_reason=result.finish_reason or "",
         input_tokens=int(getattr(result, "input_tokens", 0) or 0),
         output_tokens=int(getattr(result, "output_tokens", 0) or 0),
         thinking_tokens=int(getattr(result, "thinking_tokens", 0) or 0),
     )
+
+
+def _latency(result: GenerationResult, started: float) -> float:
+    """The answer's own latency when it was made elsewhere, else the time this call took."""
+    recorded = getattr(result, "latency_seconds", None)
+    return float(recorded) if recorded is not None else time.monotonic() - started
 
 
 def generate_answers(

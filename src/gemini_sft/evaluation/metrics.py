@@ -35,7 +35,9 @@ LABEL_METRICS: tuple[str, ...] = ("label_accuracy", "label_macro_f1")
 ALL_SCORE_METRICS: tuple[str, ...] = TEXT_METRICS + LABEL_METRICS
 
 BASE, TUNED, CHAMPION = "base", "tuned", "champion"
-MODEL_ROLES: tuple[str, ...] = (BASE, TUNED, CHAMPION)
+# a Gemini model an open-weights run is compared with (information only: the gate never reads it)
+GEMINI = "gemini"
+MODEL_ROLES: tuple[str, ...] = (BASE, TUNED, CHAMPION, GEMINI)
 
 # Predicted labels that are not a reference class (or no label at all) fall in this column.
 OTHER_LABEL = "(other)"
@@ -321,7 +323,8 @@ def summarize(
     for every score metric M (``rouge1``, ``rouge2``, ``rougeL``, ``exact_match``,
     ``normalized_exact_match``, and with labels ``label_accuracy``, ``label_macro_f1``):
     ``{role}_M``, ``delta_M`` = tuned - base with ``delta_M_ci_low``/``_ci_high``, and
-    with a champion ``delta_vs_champion_M`` = tuned - champion with its interval. Also
+    with a champion ``delta_vs_champion_M`` = tuned - champion with its interval (``delta_vs_gemini_M`` the
+    same against a compared Gemini model). Also
     ``n_examples``, ``{role}_errors``, ``{role}_error_rate``, ``{role}_answered``,
     ``{role}_response_chars_mean``/``_median``/``_p95``, ``{role}_response_words_mean``,
     ``reference_chars_mean``, ``wins_M``/``ties_M``/``losses_M`` (tuned vs base per example,
@@ -376,6 +379,8 @@ def summarize(
     comparisons = [("delta", TUNED, BASE)]
     if CHAMPION in arrays:
         comparisons.append(("delta_vs_champion", TUNED, CHAMPION))
+    if GEMINI in arrays:
+        comparisons.append(("delta_vs_gemini", TUNED, GEMINI))
     for prefix, candidate, baseline in comparisons:
         for name in metric_names:
             metrics[f"{prefix}_{name}"] = point[candidate][name] - point[baseline][name]

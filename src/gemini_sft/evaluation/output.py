@@ -41,7 +41,13 @@ def write_outputs(
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_predictions(result, predictions)
     write_evaluation(result, evaluation)
-    Path(markdown).write_text(render_markdown(result), encoding="utf-8")
-    Path(html).write_text(render_html(result), encoding="utf-8")
+    markdown_text, page = render_markdown(result), render_html(result)
+    if result.comparison is not None:
+        from gemini_sft.evaluation.comparison_section import add_comparison_html, render_comparison_markdown
+
+        markdown_text += render_comparison_markdown(result.comparison)
+        page = add_comparison_html(page, result.comparison)
+    Path(markdown).write_text(markdown_text, encoding="utf-8")
+    Path(html).write_text(page, encoding="utf-8")
     finite = {name: value for name, value in sorted(result.metrics.items()) if math.isfinite(value)}
     return WrittenEvaluation(metrics=finite, confusion=result.confusion.get(TUNED))

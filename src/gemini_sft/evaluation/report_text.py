@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from gemini_sft.evaluation.metrics import (
     BASE,
     CHAMPION,
+    GEMINI,
     LABEL_METRICS,
     OTHER_LABEL,
     TEXT_METRICS,
@@ -18,8 +19,8 @@ from gemini_sft.evaluation.metrics import (
 )
 from gemini_sft.evaluation.result import ERROR_POLICY, EvaluationResult, ExampleRecord
 
-ROLE_LABELS = {BASE: "Base", TUNED: "Tuned", CHAMPION: "Champion"}
-ROLE_COLOURS = {BASE: "#8a94a6", TUNED: "#1a73e8", CHAMPION: "#e37400"}
+ROLE_LABELS = {BASE: "Base", TUNED: "Tuned", CHAMPION: "Champion", GEMINI: "Gemini (compared)"}
+ROLE_COLOURS = {BASE: "#8a94a6", TUNED: "#1a73e8", CHAMPION: "#e37400", GEMINI: "#188038"}
 METRIC_LABELS = {
     "rouge1": "ROUGE-1",
     "rouge2": "ROUGE-2",

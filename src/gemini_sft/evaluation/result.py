@@ -57,6 +57,8 @@ class EvaluationResult:
     # role -> the thinking config its model was sent (None: none sent); empty when not known
     thinking: dict[str, dict[str, int | str] | None] = field(default_factory=dict)
     contract_checked: bool = False
+    # an open-weights run's side-by-side comparison with a Gemini model (gemini_sft.evaluation.comparison)
+    comparison: dict[str, Any] | None = None
 
     @property
     def offline_standin(self) -> bool:
@@ -103,6 +105,7 @@ class EvaluationResult:
                     if name.startswith("fallback_reason_") and value
                 },
             },
+            **({"comparison": self.comparison} if self.comparison is not None else {}),
         }
 
     def prediction_rows(self) -> list[dict[str, Any]]:

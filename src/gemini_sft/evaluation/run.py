@@ -15,7 +15,7 @@ from gemini_sft.evaluation.holdout import HoldoutCase, load_holdout
 from gemini_sft.evaluation.metrics import BASE, MODEL_ROLES, TUNED, ResponseScorer, summarize
 from gemini_sft.evaluation.progress import ProgressReporter
 from gemini_sft.evaluation.result import EvaluationResult, ExampleRecord
-from gemini_sft.evaluation.settings import CONFIDENCE, EvaluationSettings, build_generators
+from gemini_sft.evaluation.settings import COMPARE_NONE, CONFIDENCE, EvaluationSettings, build_generators
 from gemini_sft.evaluation.usage import usage_metrics
 from gemini_sft.retry import RetryPolicy
 from gemini_sft.serving.contract import learn_output_contract
@@ -47,7 +47,7 @@ def run_evaluation(
 
     Args:
         cases: the holdout cases (see :func:`gemini_sft.evaluation.holdout.load_holdout`).
-        generators: a generator per role: ``base``, ``tuned`` and optionally ``champion``.
+        generators: a generator per role: ``base``, ``tuned`` and optionally ``champion`` and ``gemini``.
         settings: the stage settings; the result names each role's model from them.
         retry: the backoff for transient call failures (default :class:`RetryPolicy`).
         confidence: the level of the bootstrap intervals.
@@ -70,7 +70,8 @@ def run_evaluation(
         raise EvaluationError("no holdout examples to evaluate")
     scorer = ResponseScorer(settings.label_pattern)  # validates the pattern before any call is made
     roles = [role for role in MODEL_ROLES if role in generators]
-    models = settings.models()
+    # a role the settings do not name (a compared Gemini model) is named by its generator
+    models = {**{role: str(getattr(generators[role], "model", "")) for role in roles}, **settings.models()}
     limiter = limiter or RequestRateLimiter(settings.requests_per_minute)
     answers, stats = generate_answers(
         cases,
@@ -185,6 +186,9 @@ def evaluate_holdout(
         ConfigError: for a missing tuned model or an invalid setting, before any call is made.
         InputFormatError, EvaluationError: see :func:`load_holdout` and :func:`run_evaluation`.
     """
+    if settings.compare_with_gemini != COMPARE_NONE:
+        log.warning("compare_with_gemini=%s applies to tuning_backend=open-weights only: no extra model is asked",
+                    settings.compare_with_gemini)
     cases, skipped = load_holdout(holdout_path)
     contract = learn_output_contract(train_path, settings.label_pattern) if train_path is not None else None
     generators = build_generators(settings, vertex)

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 CONFIDENCE = 0.95
 # Per-request timeout of the generation client.
 GENERATION_TIMEOUT_MS = 120_000
+# Which Gemini model an open-weights run is compared with: none, the base model, or the champion in production.
+COMPARE_NONE, COMPARE_BASE, COMPARE_CHAMPION = "none", "base", "champion"
+COMPARE_CHOICES = (COMPARE_NONE, COMPARE_BASE, COMPARE_CHAMPION)
 
 
 @dataclass(frozen=True)
@@ -50,8 +53,22 @@ class EvaluationSettings:
     )
     bootstrap_samples: int = setting(1000, "Paired bootstrap replicates for the confidence intervals (0 = none).")
     seed: int = setting(42, "Seed of the bootstrap and of the retry backoff jitter.")
+    compare_with_gemini: str = setting(
+        COMPARE_NONE,
+        "With tuning_backend=open-weights, also ask a Gemini model the holdout questions and report it side by "
+        "side (quality, latency, cost): none, base (base_model) or champion (the Gemini model in production). "
+        "Information only: the gate compares the tuned model with its own base.",
+        choices=COMPARE_CHOICES, cli=False,
+    )
+    # The open model's serving machine (the deploy step's), priced per 1,000 answers in the comparison.
+    serving_machine_type: str = setting("g2-standard-12", "Machine type of each serving replica.", cli=False)
+    serving_accelerator_type: str = setting("NVIDIA_L4", "GPU of each serving replica.", cli=False)
+    serving_accelerator_count: int = setting(1, "GPUs of each serving replica.", cli=False)
 
     def __post_init__(self) -> None:
+        if self.compare_with_gemini not in COMPARE_CHOICES:
+            raise ConfigError(f"compare_with_gemini must be one of {', '.join(COMPARE_CHOICES)}, "
+                              f"got {self.compare_with_gemini!r}")
         # the base model's rules (which a tuned endpoint follows) refuse a bad choice before anything runs
         from gemini_sft.model_catalog import catalog_entry, thinking_config_for
 

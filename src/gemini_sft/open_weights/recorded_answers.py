@@ -37,6 +37,7 @@ class RecordedAnswers:
             text=answer["answer"],
             model_version=answer.get("model_version") or self.model_version,
             finish_reason=answer.get("finish_reason") or "",
+            latency_seconds=float(answer.get("latency_seconds") or 0.0),
         )
 
 

@@ -16,6 +16,8 @@ from typing import Any, Callable
 
 from gemini_sft.cost import TUNING_ADVICE, check_budget, format_usd
 from gemini_sft.errors import BudgetExceededError
+from gemini_sft.open_weights.costs import TrainingCost, open_weights_training_cost
+from gemini_sft.open_weights.pipeline_step import VERTEX_GEMINI_BACKEND
 from gemini_sft.validate.report import ValidationReport, raise_if_invalid
 from gemini_sft.validate.run import ProgressCallback, validate_dataset
 from gemini_sft.validate.serving import ServingEstimate, estimate_serving
@@ -40,13 +42,15 @@ class ValidationOutcome:
     """The reports of the training and (optional) validation split, the serving estimate, and the budget.
 
     ``budget_usd`` None means no budget. ``serving`` (checkpoint selection and holdout evaluation calls)
-    counts towards the budget; None when it was not estimated.
+    counts towards the budget; None when it was not estimated. ``training_cost``: an open-weights run's
+    GPU-hour estimate, which then is the tuning line instead of the Gemini token price.
     """
 
     train: ValidationReport
     validation: ValidationReport | None
     budget_usd: float | None
     serving: ServingEstimate | None = None
+    training_cost: TrainingCost | None = None
 
     @property
     def reports(self) -> list[ValidationReport]:
@@ -60,6 +64,8 @@ class ValidationOutcome:
     @property
     def estimated_cost_usd(self) -> float:
         """The tuning estimate (the validation split is not billed as training)."""
+        if self.training_cost is not None:
+            return self.training_cost.budget_usd
         return self.train.estimated_cost_usd
 
     @property
@@ -127,6 +133,9 @@ class ValidationOutcome:
             document["validation"] = self.validation.to_json_dict()
         document["costs"] = self.costs()
         document["within_budget"] = self.within_budget
+        if self.training_cost is not None:
+            document["estimated_cost_usd"] = self.estimated_cost_usd
+            document["open_weights_training"] = self.training_cost.to_dict()
         return document
 
     def to_result_json(self) -> dict[str, Any]:
@@ -145,6 +154,7 @@ class ValidationOutcome:
             "price_per_million_tokens_usd": self.train.cost.price_per_million_tokens_usd,
             "train": self.train.to_json_dict(),
             "validation": self.validation.to_json_dict() if self.validation is not None else None,
+            "open_weights_training": self.training_cost.to_dict() if self.training_cost is not None else None,
         }
 
     def result_metadata(self) -> dict[str, Any]:
@@ -188,7 +198,8 @@ class ValidationOutcome:
 
     def cost_rows(self) -> list[tuple[str, str]]:
         """(line, figures) pairs of the estimate: tuning, checkpoint selection, holdout evaluation, total."""
-        rows = [("Tuning job", format_usd(self.estimated_cost_usd))]
+        tuning = "Open-weights training (GPU hours x machine price)" if self.training_cost is not None else "Tuning job"
+        rows = [(tuning, format_usd(self.estimated_cost_usd))]
         rows += self.serving.rows() if self.serving is not None else []
         return rows + [("Total", format_usd(self.estimated_total_usd))]
 
@@ -202,8 +213,9 @@ class ValidationOutcome:
             + "\n"
         )
         table = ["| Cost | Estimate |", "|---|---|"] + [f"| {line} | {figures} |" for line, figures in self.cost_rows()]
+        basis = [self.training_cost.markdown() + "\n"] if self.training_cost is not None else []
         return "\n".join([report.to_markdown() for report in self.reports]
-                         + ["# Budget\n", *table, "", budget_line])
+                         + ["# Budget\n", *table, "", budget_line] + basis)
 
     def to_text(self) -> str:
         """The console report of ``gemini-sft validate``: each file, the estimate line by line, then the verdict."""
@@ -211,6 +223,8 @@ class ValidationOutcome:
         rows = self.cost_rows()
         width = max(len(line) for line, _ in rows)
         out.append("Estimated cost\n" + "\n".join(f"  {line.ljust(width)}  {figures}" for line, figures in rows) + "\n")
+        if self.training_cost is not None:
+            out.append(self.training_cost.markdown().replace("**", ""))
         if not self.valid:
             out.append("INVALID: fix the errors above before tuning.")
         else:
@@ -263,8 +277,11 @@ def validate_splits(
             reports.append(validate_dataset(path, config, counter, callback))
         finally:
             close()
-    serving = estimate_serving(settings, validation, holdout)
-    outcome = ValidationOutcome(reports[0], reports[1] if len(reports) > 1 else None, budget_usd, serving)
+    # an open model chooses no checkpoint by calls and answers the holdout on its training machine
+    serving = estimate_serving(settings, validation, holdout) if settings.tuning_backend == VERTEX_GEMINI_BACKEND \
+        else None
+    outcome = ValidationOutcome(reports[0], reports[1] if len(reports) > 1 else None, budget_usd, serving,
+                                open_weights_training_cost(reports[0].billable_tokens, settings))
     log.info(
         "%s: %d training examples, %d billable tokens, estimated $%.2f in all%s",
         "dataset valid" if outcome.valid else "dataset invalid",

@@ -19,6 +19,7 @@ from gemini_sft.cost import PADDING_TOKENS_PER_EXAMPLE
 from gemini_sft.errors import ConfigError
 from gemini_sft.evaluation.settings import EvaluationSettings
 from gemini_sft.model_catalog import DEFAULT_BASE_MODEL, limits_for
+from gemini_sft.open_weights.pipeline_step import TUNING_BACKENDS, VERTEX_GEMINI_BACKEND
 from gemini_sft.tune import TuningSettings
 
 if TYPE_CHECKING:
@@ -75,6 +76,17 @@ class ValidationSettings:
     checkpoint_validation_examples: int = _shared(CheckpointSelectionSettings, "validation_sample_size")
     checkpoint_selection_cost_ratio: float = _shared(CheckpointSelectionSettings, "selection_cost_ratio")
     max_output_tokens: int = _shared(EvaluationSettings, "max_output_tokens")
+    # With open weights the budget holds the training's GPU hours x machine price (gemini_sft.open_weights.costs).
+    tuning_backend: str = setting(
+        VERTEX_GEMINI_BACKEND, "Who tunes: vertex-gemini (priced per token) or open-weights (priced as GPU hours x "
+        "the training machine's price from the machine catalogue).", choices=TUNING_BACKENDS,
+    )
+    machine_type: str = setting("g2-standard-8", "Training machine of an open-weights run, for its cost estimate.",
+                                pipeline_name="open_weights_machine_type")
+    accelerator_type: str = setting("NVIDIA_L4", "GPU of that machine, for its cost estimate.",
+                                    pipeline_name="open_weights_accelerator_type")
+    accelerator_count: int = setting(1, "GPUs of that machine, for its cost estimate.",
+                                     pipeline_name="open_weights_accelerator_count")
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
