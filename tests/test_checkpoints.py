@@ -108,9 +108,26 @@ def test_run_summary_tuning_section_names_the_choice_and_the_curves() -> None:
     choice = choose_checkpoint(candidates)
     section = run_summary_tuning({"offline_standin": True, "tuning_job": "projects/p/locations/l/tuningJobs/1"},
                                  {"train": [[1, 2.0]], "eval": [[1, 2.1]], "note": ""}, candidates, choice)
-    assert section["backend"] == "offline-stand-in" and section["job"].endswith("tuningJobs/1")
+    assert section["backend"] == "vertex-gemini" and section["offline_standin"] is True
+    assert section["job"].endswith("tuningJobs/1")
     assert [c["validation_score"] for c in section["checkpoints"]] == [0.6, 0.9, 0.8]
     assert section["chosen_checkpoint"]["checkpoint_id"] == "2" and section["chosen_checkpoint"]["rule"] == (
         RULE_BEST_VALIDATION_METRIC)
     assert section["loss_curves"] == {"train": [[1, 2.0]], "eval": [[1, 2.1]]}
-    assert run_summary_tuning({}, {}, candidates, None)["backend"] == "vertex"
+    assert run_summary_tuning({}, {}, candidates, None)["backend"] == "vertex-gemini"
+
+
+def test_run_summary_tuning_section_of_an_open_weights_model_names_the_epoch_its_training_kept() -> None:
+    metadata = {"tuning_backend": "open-weights", "chosen_checkpoint": "checkpoints/checkpoint-8",
+                "chosen_checkpoint_epoch": 2.0, "chosen_checkpoint_step": 8.0, "chosen_checkpoint_eval_loss": 1.25,
+                "chosen_by": "lowest validation loss"}
+    section = run_summary_tuning(metadata, {"train": [[4, 2.0], [8, 1.5]], "eval": [[4, 1.4], [8, 1.25]]}, [], None)
+    assert section["backend"] == "open-weights" and section["checkpoints"] == []
+    chosen = section["chosen_checkpoint"]
+    assert (chosen["checkpoint_id"], chosen["epoch"], chosen["step"], chosen["rule"]) == (
+        "checkpoints/checkpoint-8", 2, 8, RULE_LOWEST_EVAL_LOSS)
+    assert isinstance(chosen["epoch"], int) and "epoch 2," in chosen["reason"]
+    assert "epoch 2" in chosen["reason"] and "1.2500" in chosen["reason"] and chosen["endpoint"] == ""
+    last = run_summary_tuning({**metadata, "chosen_by": "last epoch (no validation)"}, {}, [], None)
+    assert last["chosen_checkpoint"]["rule"] == RULE_LAST and "no validation split" in last["chosen_checkpoint"]["reason"]
+    assert run_summary_tuning({"tuning_backend": "open-weights"}, {}, [], None)["chosen_checkpoint"] is None

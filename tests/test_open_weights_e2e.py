@@ -50,6 +50,18 @@ def test_the_run_trains_the_open_model_and_says_so(passing_run: LocalRunResult) 
     assert not (passing_run.run_dir / "tune-model").exists()  # no Gemini tuning job
 
 
+def test_the_pipelines_run_summary_names_the_backend_and_the_epoch_the_training_kept(
+    passing_run: LocalRunResult,
+) -> None:
+    # The summarize step's own artifact (what Vertex keeps), before the local run adds its sections.
+    tuning = json.loads((passing_run.run_dir / "summarize-run" / "run_summary").read_text())["tuning"]
+    assert tuning["backend"] == "open-weights" and tuning["checkpoints"] == []
+    chosen = tuning["chosen_checkpoint"]
+    kept = min(_summary(passing_run)["tuning"]["eval_loss_by_epoch"], key=lambda pair: pair[1])
+    assert chosen["rule"] == "lowest_eval_loss" and chosen["epoch"] == kept[0]
+    assert chosen["checkpoint_id"].startswith("checkpoints/checkpoint-") and chosen["endpoint"] == ""
+
+
 def test_the_run_folder_holds_the_adapter(passing_run: LocalRunResult) -> None:
     adapter = Path(_summary(passing_run)["tuning"]["adapter"])
     assert adapter.parent == passing_run.output_dir

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Mapping, Sequence
 
 from gemini_sft.errors import ConfigError
+from gemini_sft.open_weights.pipeline_step import OPEN_WEIGHTS_BACKEND, VERTEX_GEMINI_BACKEND
 
 RULE_BEST_VALIDATION_METRIC = "best_validation_metric"
 RULE_LOWEST_EVAL_LOSS = "lowest_eval_loss"
@@ -231,10 +232,39 @@ def run_summary_tuning(
         candidates: the checkpoints as scored (validation scores set where they were measured).
         choice: the chosen checkpoint, or None when none was chosen.
     """
+    # A Gemini tuning job's model metadata has no tuning_backend.
+    backend = str(tuned_model_metadata.get("tuning_backend") or VERTEX_GEMINI_BACKEND)
+    chosen = choice.as_dict() if choice else None
+    if backend == OPEN_WEIGHTS_BACKEND:
+        chosen = _open_weights_choice(tuned_model_metadata)
     return {
-        "backend": "offline-stand-in" if tuned_model_metadata.get("offline_standin") else "vertex",
+        "backend": backend,
+        "offline_standin": bool(tuned_model_metadata.get("offline_standin")),
         "job": tuned_model_metadata.get("tuning_job", ""),
         "checkpoints": [c.as_dict() for c in candidates],
-        "chosen_checkpoint": choice.as_dict() if choice else None,
+        "chosen_checkpoint": chosen,
         "loss_curves": {key: [list(point) for point in loss_curves.get(key) or []] for key in ("train", "eval")},
     }
+
+
+def _open_weights_choice(tuned_model_metadata: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The checkpoint an open-weights training kept, in the shape of a chosen Vertex checkpoint (no endpoint yet)."""
+    checkpoint = tuned_model_metadata.get("chosen_checkpoint")
+    if not checkpoint:
+        return None
+    # KFP keeps artifact metadata numbers as floats: epochs and steps are whole numbers again here.
+    epoch, step = (_whole(tuned_model_metadata.get(key)) for key in ("chosen_checkpoint_epoch", "chosen_checkpoint_step"))
+    loss = tuned_model_metadata.get("chosen_checkpoint_eval_loss")
+    by_loss = tuned_model_metadata.get("chosen_by") != "last epoch (no validation)"
+    rule = RULE_LOWEST_EVAL_LOSS if by_loss else RULE_LAST
+    where = f"epoch {epoch}" if epoch is not None else str(checkpoint)
+    reason = (f"the training kept {where}, the lowest eval loss on the validation split"
+              f"{f' ({loss:.4f})' if isinstance(loss, (int, float)) else ''}; early stopping watched the same loss."
+              if by_loss else f"the training kept {where}, its last (there was no validation split to compare).")
+    return {"checkpoint_id": str(checkpoint), "epoch": epoch, "step": step, "endpoint": "", "rule": rule,
+            "requested_rule": rule, "reason": reason}
+
+
+def _whole(value: Any) -> int | None:
+    """An epoch or step number as an int (None when absent)."""
+    return int(value) if isinstance(value, (int, float)) and math.isfinite(value) else None

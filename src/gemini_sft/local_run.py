@@ -345,6 +345,8 @@ def run_local(
     result.artifacts["stand-in requests"] = request_log
     _write_summary(result, data)
     write_open_weights_summary(result, arguments)
+    if (output_dir / "adapter").is_dir():
+        result.artifacts["adapter (LoRA)"] = output_dir / "adapter"
     write_run_status(output_dir, "succeeded", gate_passed=result.gate_passed, seconds=round(seconds, 1))
     return result
 
@@ -368,6 +370,7 @@ def _collect_outputs(output_dir: Path, run_dir: Path, log_file: Path, seconds: f
         ("gate decision", "gate-model/decision", "gate_decision.json"),
         ("promotion record", "promote-model/promotion_record", "promotion_record.json"),
         ("rejection record", "record-rejection/rejection_record", "rejection_record.json"),
+        ("deployment record", "deploy-open-weights/deployment_record", "deployment_record.json"),
         ("checkpoint choice", "choose-checkpoint/checkpoint_choice", "checkpoint_choice.json"),
         ("run summary", "summarize-run/run_summary", "run_summary.json"),
     ):
@@ -409,7 +412,7 @@ def chosen_checkpoint_line(result: LocalRunResult) -> str:
         return ""
     relative = ((summary.get("costs") or {}).get("checkpoint_selection") or {}).get("relative_to_holdout_evaluation")
     cost = ""
-    if relative and relative.get("calls") is not None:
+    if relative and relative.get("calls"):  # no calls: the training chose (open weights), nothing was asked
         usd = f", {relative['usd']:.2f}x its cost" if relative.get("usd") is not None else ""
         cost = f"; selection took {relative['calls']:.2f}x the holdout evaluation's calls{usd}"
     return f"Checkpoint: {chosen.get('reason', '')} (rule {chosen.get('rule', '')}{cost})"

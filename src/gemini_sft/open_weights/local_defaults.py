@@ -91,7 +91,6 @@ def tuning_section(run_dir: Path, output_dir: Path, backend: str) -> dict[str, A
         "training_folder": str(folder),
         "epochs_trained": summary["epochs_trained"],
         "stopped_early": summary["stopped_early"],
-        "chosen_checkpoint": summary["chosen_checkpoint"],
         "eval_loss_by_epoch": summary["eval_loss_by_epoch"],
         "loss_curves": curves,
         "train_loss_falls": _train_loss_falls(curves),

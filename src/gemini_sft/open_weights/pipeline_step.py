@@ -54,6 +54,7 @@ def write_step_outputs(summary: Mapping[str, Any], folder: Path, loss_curves: Pa
     shutil.copyfile(folder / summary.get("loss_curves", CURVES_FILE), loss_curves)
     figures = dict(summary.get("figures") or {})
     versions = answers.get("model_versions", {})
+    chosen = summary.get("chosen_checkpoint") or {}
     metadata = {
         "tuning_backend": OPEN_WEIGHTS_BACKEND,
         "base_model": summary.get("base_model", ""),
@@ -63,7 +64,11 @@ def write_step_outputs(summary: Mapping[str, Any], folder: Path, loss_curves: Pa
         "base_model_version": versions.get("base", ""),
         "tuned_model_version": versions.get("tuned", ""),
         "epochs_trained": summary.get("epochs_trained", 0),
-        "chosen_checkpoint": (summary.get("chosen_checkpoint") or {}).get("checkpoint", ""),
+        "chosen_checkpoint": chosen.get("checkpoint", ""),
+        "chosen_checkpoint_epoch": chosen.get("epoch"),
+        "chosen_checkpoint_step": chosen.get("step"),
+        "chosen_checkpoint_eval_loss": chosen.get("eval_loss"),
+        "chosen_by": chosen.get("chosen_by", ""),
         "tokens_per_second": float(figures.get("tokens_per_second", 0.0)),
         "gpu_hours": float(figures.get("gpu_hours", 0.0)),
     }
