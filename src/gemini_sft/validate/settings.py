@@ -50,7 +50,7 @@ class ValidationSettings:
     """The validate stage's settings: model, cost inputs, budget, how tokens are counted, and the serving calls.
 
     The shared fields are other stages' settings under their pipeline names (checkpoints kept, the checkpoint
-    selection's rule, sample and cost ratio, the answer cap): the estimate prices the calls
+    selection's rule, sample and cost ratio, the answer cap, the Gemini comparison): the estimate prices the calls
     those stages will make; ``tuning_mode`` picks an open model's per-example token limit.
 
     Validated on construction (raises ConfigError for epochs below 1 or a model
@@ -89,8 +89,9 @@ class ValidationSettings:
                                     pipeline_name="open_weights_accelerator_type")
     accelerator_count: int = setting(1, "GPUs of that machine, for its cost estimate.",
                                      pipeline_name="open_weights_accelerator_count")
-    # An open model Vertex tunes has a token limit per tuning mode.
+    # An open model Vertex tunes has a token limit per tuning mode; an open-weights run may ask Gemini the holdout.
     tuning_mode: str = _shared(TuningSettings, "tuning_mode")
+    compare_with_gemini: str = _shared(EvaluationSettings, "compare_with_gemini")
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
