@@ -7,8 +7,9 @@ checkpoint choice (whose ``tuning`` section is
 result (the estimate before the run). The serving calls after tuning (checkpoint
 selection, holdout evaluation, an open-weights run's Gemini comparison) are
 priced from their token counts exactly as the estimate was
-(:func:`gemini_sft.cost.serving_cost`), so estimate and actual sit side by side. The pipeline's last step writes it as an artifact; ``run --local``
-copies that artifact to the run folder.
+(:func:`gemini_sft.cost.serving_cost`), so estimate and actual sit side by side.
+The pipeline's last step writes it as an artifact; ``run --local`` copies that
+artifact to the run folder.
 """
 
 from __future__ import annotations
