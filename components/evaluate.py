@@ -50,6 +50,7 @@ def evaluate_models(
     base_model: str = "gemini-2.5-flash",
     tuned_endpoint: str = "",
     champion_endpoint: str = "",
+    champion_backend: str = "",
     max_output_tokens: int = 1024,
     thinking: str = "off-or-lowest",
     max_concurrency: int = 8,

@@ -21,17 +21,18 @@ DECISION = "The gate's decision JSON (passed, reasons, metrics)."
 @describe_component(
     """The model version in production and its endpoint, from the promotion history in ``registry_uri``.
 
-    Both outputs are "" when nothing is in production yet or no ``registry_uri`` is set.
+    Every output is "" when nothing is in production yet or no ``registry_uri`` is set.
     Fails (PromotionError) when the history cannot be read.""",
     inputs={"registry_uri": REGISTRY_URI},
     outputs={
         "champion_model": "The production model version, projects/P/locations/L/models/ID@V; empty when none.",
         "champion_endpoint": "The endpoint serving the production model; empty when none.",
+        "champion_backend": "The backend that made it (vertex-gemini or open-weights); empty when none.",
     },
 )
 def find_champion(
     registry_uri: str = "",
-) -> NamedTuple("ChampionOutputs", [("champion_model", str), ("champion_endpoint", str)]):
+) -> NamedTuple("ChampionOutputs", [("champion_model", str), ("champion_endpoint", str), ("champion_backend", str)]):
     import logging
     from collections import namedtuple
 
@@ -39,16 +40,16 @@ def find_champion(
 
     logging.basicConfig(level=logging.INFO)
     log = logging.getLogger("gemini_sft.components.promote")
-    outputs = namedtuple("ChampionOutputs", ["champion_model", "champion_endpoint"])
+    outputs = namedtuple("ChampionOutputs", ["champion_model", "champion_endpoint", "champion_backend"])
     if not registry_uri:
         log.warning("No registry_uri given: treating the run as having no champion")
-        return outputs("", "")
+        return outputs("", "", "")
     champion = PromotionStore(registry_uri).champion()
     if champion is None:
         log.info("No champion in the promotion registry yet")
-        return outputs("", "")
-    log.info("Champion: %s", champion.model.versioned_name)
-    return outputs(champion.model.versioned_name, champion.model.endpoint)
+        return outputs("", "", "")
+    log.info("Champion: %s (%s)", champion.model.versioned_name, champion.tuning_backend)
+    return outputs(champion.model.versioned_name, champion.model.endpoint, champion.tuning_backend)
 
 
 @describe_component(

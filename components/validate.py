@@ -18,7 +18,9 @@ from kfp.dsl import Artifact, Dataset, Input, Markdown, Metrics, Output
 
     The estimate has a line each for the tuning job, the checkpoint selection (every checkpoint answers the
     validation sample) and the holdout evaluation, at the catalogue's prices; the budget holds their total. With
-    tuning_backend=open-weights the tuning line is the training machine's GPU hours x its list price.
+    tuning_backend=open-weights the tuning line is the training machine's GPU hours x its list price, and with
+    compare_with_gemini a Gemini comparison line prices the Gemini model's holdout answers. An open model Vertex
+    tunes is checked against the per-example token limit of its tuning_mode.
     An empty or absent validation split is allowed (tuning then runs without one). Fails with
     DatasetInvalidError for invalid data and BudgetExceededError above the budget, after writing the report.""",
     records=[ValidationSettings],
@@ -61,6 +63,8 @@ def validate_data(
     machine_type: str = "g2-standard-8",
     accelerator_type: str = "NVIDIA_L4",
     accelerator_count: int = 1,
+    tuning_mode: str = "",
+    compare_with_gemini: str = "none",
     holdout: Input[Dataset] = None,
 ) -> NamedTuple("ValidateOutputs", [("estimated_cost_usd", float), ("billable_tokens", int), ("examples", int)]):
     import json

@@ -93,7 +93,7 @@ TUNE_KEEPS_DEFAULTS = ("continuous_from_model", "retry_failed_job", "cancel_on_t
 
 # Record fields that are not pipeline parameters: fed from a task output or the run, or left at their default.
 WIRED_FIELDS = ("dataset_hash", "estimated_cost_usd", "champion_model", "pipeline_run", "tuned_endpoint",
-                "champion_endpoint")
+                "champion_endpoint", "champion_backend")
 # The open-weights training machine is part of the compiled spec (the custom job's), not a run parameter.
 COMPILED_FIELDS = ("machine_type", "accelerator_type", "accelerator_count")
 
@@ -331,6 +331,7 @@ def build_pipeline(
                     wired={
                         "tuned_endpoint": choose.outputs["endpoint"],
                         "champion_endpoint": champion.outputs["champion_endpoint"],
+                        "champion_backend": champion.outputs["champion_backend"],
                     },
                 ),
             ).set_display_name("Evaluate base vs tuned on holdout")

@@ -62,8 +62,8 @@ REJECTION_ARTIFACTS = ("tuned_model", "decision", "rejection_record", "registry_
 TRAIN_OPEN_ARTIFACTS = ("train", "validation", "holdout", "tuned_model", "loss_curves", "figures", "predictions")
 # The training machine is fixed when the pipeline is compiled (the custom job's machine), not a run parameter.
 TRAIN_OPEN_COMPILED = ("machine_type", "accelerator_type", "accelerator_count")
-# The tuned and champion endpoints come from the tune and find-champion tasks.
-EVALUATE_WIRED = ("tuned_endpoint", "champion_endpoint")
+# The tuned and champion endpoints (and the champion's backend) come from the tune and find-champion tasks.
+EVALUATE_WIRED = ("tuned_endpoint", "champion_endpoint", "champion_backend")
 GATE_ARTIFACTS = ("evaluation", "decision", "report")
 CHOOSE_ARTIFACTS = ("tuned_model", "loss_curves", "validation", "holdout", "checkpoint_choice")
 

@@ -51,7 +51,7 @@ def output_artifact(tmp_path: Path, name: str) -> Artifact:
 def test_find_champion_is_empty_before_any_promotion(tmp_path: Path) -> None:
     result = find_champion(registry_uri=str(tmp_path / "registry"))
     assert (result.champion_model, result.champion_endpoint) == ("", "")
-    assert find_champion(registry_uri="") == ("", "")
+    assert find_champion(registry_uri="") == ("", "", "")
 
 
 def test_promote_then_find_champion_then_reject(tmp_path: Path) -> None:
@@ -76,6 +76,7 @@ def test_promote_then_find_champion_then_reject(tmp_path: Path) -> None:
     champion = find_champion(registry_uri=registry_uri)
     assert champion.champion_model == f"{PARENT}/11@1"
     assert champion.champion_endpoint == "projects/p/locations/us-central1/endpoints/11"
+    assert champion.champion_backend == "vertex-gemini"  # the evaluation asks it as a tuned Gemini model
 
     failed = json_artifact(tmp_path, "failed.json", {"passed": False, "reasons": ["delta_rougeL -0.1 < 0.0"], "metrics": {"delta_rougeL": -0.1}})
     rejection_out = output_artifact(tmp_path, "rejection_record")
@@ -113,7 +114,7 @@ def test_the_rejection_step_names_a_failed_open_model_by_its_training_folder(tmp
     assert rejection["base_model"] == "tiny-local" and rejection["pipeline_run"] == "run-3"
     assert rejection["previous_champion"] is None and rejection["alias"] == "production"
     assert rejection_out.metadata["model"] == f"{folder}@candidate"
-    assert find_champion(registry_uri=registry_uri) == ("", "")
+    assert find_champion(registry_uri=registry_uri) == ("", "", "")
 
 
 def test_the_rejection_step_refuses_a_gemini_model_without_a_registry_name(tmp_path: Path) -> None:

@@ -5,10 +5,11 @@ One document, built from the artifacts every run already writes: the gate's
 checkpoint choice (whose ``tuning`` section is
 :func:`gemini_sft.checkpoints.run_summary_tuning`) and the validate step's
 result (the estimate before the run). The serving calls after tuning (checkpoint
-selection, holdout evaluation) are priced from their token counts exactly as
-the estimate was (:func:`gemini_sft.cost.serving_cost`), so estimate and actual
-sit side by side. The pipeline's last step writes it as an artifact; ``run --local``
-copies that artifact to the run folder.
+selection, holdout evaluation, an open-weights run's Gemini comparison) are
+priced from their token counts exactly as the estimate was
+(:func:`gemini_sft.cost.serving_cost`), so estimate and actual sit side by side.
+The pipeline's last step writes it as an artifact; ``run --local`` copies that
+artifact to the run folder.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import math
 from typing import Any, Mapping
 
 from gemini_sft.cost import ServingCost, serving_cost
+from gemini_sft.evaluation.metrics import GEMINI
 
 SUMMARY_VERSION = 1
 SELECTION_KEYS = ("planned_calls", "calls", "attempts", "validation_examples", "elapsed_seconds")
@@ -39,15 +41,42 @@ def selection_actual(checkpoint_choice: Mapping[str, Any], model: str) -> Servin
     )
 
 
-def evaluation_actual(evaluation: Mapping[str, Any], model: str) -> ServingCost:
-    """The holdout evaluation's calls and tokens over every model that answered, at ``model``'s serving prices."""
-    metrics = evaluation.get("metrics") or {}
-    roles = list((evaluation.get("models") or {}).keys())
-    generation = evaluation.get("generation") or {}
+def _role_tokens(metrics: Mapping[str, Any], roles: list[str]) -> tuple[float, float]:
+    """Input tokens and output tokens (thinking billed as output) of these roles' answers, all together."""
     inputs = sum(_count(metrics.get(f"{role}_input_tokens")) for role in roles)
     outputs = sum(_count(metrics.get(f"{role}_output_tokens")) + _count(metrics.get(f"{role}_thinking_tokens"))
                   for role in roles)
-    return serving_cost(model, int(_count(generation.get("calls"))), inputs, outputs)
+    return inputs, outputs
+
+
+def _comparison_calls(evaluation: Mapping[str, Any]) -> int:
+    """The calls to the compared Gemini model: one per holdout example when it answered, else none."""
+    return int(_count(evaluation.get("n_examples"))) if GEMINI in (evaluation.get("models") or {}) else 0
+
+
+def evaluation_actual(evaluation: Mapping[str, Any], model: str) -> ServingCost:
+    """The holdout evaluation's calls and tokens over every model that answered, at ``model``'s serving prices.
+
+    A compared Gemini model is left out: :func:`comparison_actual` prices its calls.
+    """
+    roles = [role for role in (evaluation.get("models") or {}) if role != GEMINI]
+    inputs, outputs = _role_tokens(evaluation.get("metrics") or {}, roles)
+    calls = _count((evaluation.get("generation") or {}).get("calls")) - _comparison_calls(evaluation)
+    return serving_cost(model, int(max(calls, 0)), inputs, outputs)
+
+
+def comparison_actual(evaluation: Mapping[str, Any]) -> ServingCost | None:
+    """The Gemini comparison's calls and tokens, at the Gemini model's serving prices; None without a comparison.
+
+    The model priced is the one the comparison names (``gemini_priced_as``: an endpoint is priced as the Gemini
+    base it was tuned from), as validate's estimate priced ``base_model``.
+    """
+    comparison = evaluation.get("comparison")
+    if not isinstance(comparison, Mapping):
+        return None
+    inputs, outputs = _role_tokens(evaluation.get("metrics") or {}, [GEMINI])
+    model = str(comparison.get("gemini_priced_as") or "")  # "" (an older document): no price, cost unknown
+    return serving_cost(model, _comparison_calls(evaluation), inputs, outputs)
 
 
 def _ratio(part: float | None, whole: float | None) -> float | None:
@@ -60,7 +89,9 @@ def serving_costs(
     evaluation: Mapping[str, Any], tuned_model: Mapping[str, Any], checkpoint_choice: Mapping[str, Any],
     estimate: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """The ``checkpoint_selection`` and ``holdout_evaluation`` cost entries: estimate, actual and their ratio.
+    """The ``checkpoint_selection``, ``holdout_evaluation`` and ``gemini_comparison`` cost entries: estimate,
+    actual and the selection's ratio to the evaluation (the comparison entry None when the run made none and
+    none was estimated).
 
     Args:
         evaluation: the evaluation document, decoded.
@@ -72,6 +103,7 @@ def serving_costs(
                 or (evaluation.get("models") or {}).get("base") or "")
     selection = selection_actual(checkpoint_choice, model)
     holdout = evaluation_actual(evaluation, model)
+    comparison = comparison_actual(evaluation)
     seconds = _number((evaluation.get("generation") or {}).get("elapsed_seconds"))
     relative = {
         "calls": _ratio(selection.calls, holdout.calls),
@@ -87,6 +119,10 @@ def serving_costs(
             "relative_to_holdout_evaluation": relative,
         },
         "holdout_evaluation": {"estimate": estimate.get("holdout_evaluation"), "actual": holdout.to_dict()},
+        "gemini_comparison": None if comparison is None and not estimate.get("gemini_comparison") else {
+            "estimate": estimate.get("gemini_comparison"),
+            "actual": comparison.to_dict() if comparison is not None else None,
+        },
     }
 
 
@@ -102,7 +138,8 @@ def build_run_summary(
     ``{"version", "gate": {"passed", "summary", "reasons"}, "metrics": {...}, "costs": {"estimated_tuning_usd",
     "actual_tuning_usd", "billable_training_tokens", "checkpoint_selection": {"planned_calls", "calls", "attempts",
     "validation_examples", "elapsed_seconds", "estimate", "actual", "relative_to_holdout_evaluation": {"calls",
-    "tokens", "usd", "seconds"}}, "holdout_evaluation": {"estimate", "actual"}, "evaluation_calls",
+    "tokens", "usd", "seconds"}}, "holdout_evaluation": {"estimate", "actual"}, "gemini_comparison": {"estimate",
+    "actual"} or None, "evaluation_calls",
     "estimated_total_usd"}, "tuning": {"backend", "job", "checkpoints", "chosen_checkpoint", "loss_curves",
     "truncated_examples": [{"split_index", "source", "line", "in_raw_file", "reason", "fix"}]}}``.
     An ``estimate`` or ``actual`` is ``{"calls", "input_tokens", "output_tokens", "cost_usd", ...}``.

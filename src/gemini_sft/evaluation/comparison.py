@@ -38,6 +38,7 @@ from gemini_sft.examples import read_examples
 from gemini_sft.machine_catalog import MachineSpec
 from gemini_sft.model_catalog import input_price_per_million, is_tuned_model, output_price_per_million
 from gemini_sft.open_weights.costs import PricedFigure, measured_training_cost, serving_cost_per_1k_answers
+from gemini_sft.open_weights.pipeline_step import OPEN_WEIGHTS_BACKEND
 from gemini_sft.tokens import estimate_example_tokens
 
 if TYPE_CHECKING:
@@ -49,10 +50,30 @@ log = logging.getLogger(__name__)
 TRAINING_SUMMARY_FILE = "training_summary.json"
 TINY_MODEL_NOTE = "tiny local model (random weights, trained on CPU here): says nothing about a real model"
 STANDIN_NOTE = "offline stand-in of the Vertex API: no Gemini model answered, nothing was billed"
+NO_CHAMPION = "no model is in production; nothing to compare with Gemini"
+OPEN_WEIGHTS_CHAMPION = "the model in production is an open-weights deployment; nothing to compare with Gemini"
+
+
+def no_comparison_reason(settings: EvaluationSettings) -> str:
+    """Why ``compare_with_gemini=champion`` asks no Gemini model ("" when it asks one, or for another choice).
+
+    The champion is asked as a tuned Gemini model; an open-weights deployment (the promotion record's
+    ``tuning_backend``, given as ``champion_backend``) serves no Gemini API, so it is not asked.
+
+    Args:
+        settings: the evaluation settings as the pipeline gave them.
+    """
+    if settings.compare_with_gemini != COMPARE_CHAMPION:
+        return ""
+    if not settings.champion_endpoint:
+        return NO_CHAMPION
+    if settings.champion_backend == OPEN_WEIGHTS_BACKEND:
+        return OPEN_WEIGHTS_CHAMPION
+    return ""
 
 
 def gemini_comparison_model(settings: EvaluationSettings) -> str:
-    """The Gemini model ``compare_with_gemini`` names ("" for none, or for a champion when none is in production).
+    """The Gemini model ``compare_with_gemini`` names ("" for none, or for a champion that is no Gemini model).
 
     Args:
         settings: the evaluation settings as the pipeline gave them (``base_model`` is the Gemini base).
@@ -60,8 +81,10 @@ def gemini_comparison_model(settings: EvaluationSettings) -> str:
     if settings.compare_with_gemini == COMPARE_BASE:
         return settings.base_model
     if settings.compare_with_gemini == COMPARE_CHAMPION:
-        if not settings.champion_endpoint:
-            log.warning("compare_with_gemini=champion: no model is in production, so no Gemini model is compared")
+        reason = no_comparison_reason(settings)
+        if reason:
+            log.warning("compare_with_gemini=champion: %s", reason)
+            return ""
         return settings.champion_endpoint
     return ""
 
@@ -242,14 +265,19 @@ def build_comparison(
         metrics[f"{GEMINI}_latency_seconds_mean"] = latency["mean"]
         metrics[f"{GEMINI}_serving_cost_per_1k_answers_usd"] = _usd(per_1k)
         metrics[f"{GEMINI}_tuning_cost_usd"] = _usd(tuning)
+    compared = any(row["role"] == GEMINI for row in rows)
+    skipped = "" if compared else (no_comparison_reason(settings) or "no Gemini model answered")
     document = {
         "compare_with_gemini": settings.compare_with_gemini,
+        # the catalogued model whose token prices the Gemini calls are billed at (an endpoint: its base)
+        "gemini_priced_as": settings.base_model,
+        "gemini_skipped": skipped,
         "primary_metric": primary_metric,
         "region": region,
         "serving_machine": asdict(serving),
         "training": train_cost.to_dict(),
         "models": rows,
-        "notes": [
+        "notes": ([f"No Gemini model was asked: {skipped}."] if skipped else []) + [
             "Information only: the gate compares the tuned model with its own base.",
             "Open-weights latency is per answer on the training machine, one request at a time; serving per "
             "1,000 answers at that pace is an upper bound for a batching server (vLLM), and an endpoint is "

@@ -58,6 +58,13 @@ def _bases(comparison: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _intro(comparison: Mapping[str, Any]) -> str:
+    """Who answered the holdout, then the document's notes (one of which says why no Gemini model was asked)."""
+    asked = ("The open model and its base answered the holdout questions." if comparison.get("gemini_skipped")
+             else "The open model, its base and a Gemini model answered the same holdout questions.")
+    return " ".join([asked, *(comparison.get("notes") or [])])
+
+
 def _headers(comparison: Mapping[str, Any]) -> list[str]:
     metric = str(comparison.get("primary_metric", "rougeL"))
     return [h.format(metric=METRIC_LABELS.get(metric, metric)) for h in HEADERS]
@@ -71,9 +78,7 @@ def render_comparison_markdown(comparison: Mapping[str, Any]) -> str:
         return text.replace("|", "\\|").replace("\n", " ")
 
     headers = _headers(comparison)
-    lines = ["", f"## {SECTION_TITLE}", "",
-             "The open model, its base and a Gemini model answered the same holdout questions. "
-             + " ".join(comparison.get("notes") or []), "",
+    lines = ["", f"## {SECTION_TITLE}", "", _intro(comparison), "",
              "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for row in comparison.get("models") or []:
         lines.append("| " + " | ".join(cell(c) for c in _cells(row, metric)) + " |")
@@ -85,8 +90,7 @@ def render_comparison_html(comparison: Mapping[str, Any]) -> str:
     """The section as HTML, every value escaped."""
     metric = str(comparison.get("primary_metric", "rougeL"))
     out = [f"<section><h2>{SECTION_TITLE}</h2>",
-           "<p>The open model, its base and a Gemini model answered the same holdout questions. "
-           + html.escape(" ".join(comparison.get("notes") or [])) + "</p>",
+           "<p>" + html.escape(_intro(comparison)) + "</p>",
            "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in _headers(comparison)) + "</tr>"]
     for row in comparison.get("models") or []:
         out.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _cells(row, metric)) + "</tr>")

@@ -37,6 +37,10 @@ class EvaluationSettings:
     champion_endpoint: str = setting(
         "", "Endpoint of the model now in production, evaluated as 'champion'; empty when there is none."
     )
+    champion_backend: str = setting(
+        "", "Which backend made the model in production (its promotion record's tuning_backend: vertex-gemini or "
+        "open-weights); empty when there is none.", cli=False,
+    )
     max_output_tokens: int = setting(1024, "Cap on the length of each answer, in tokens (thinking tokens count too).")
     thinking: str = setting(
         "off-or-lowest",

@@ -15,6 +15,7 @@ from typing import Any
 from gemini_sft.tokens import estimate_example_tokens
 from gemini_sft.validate import rules
 from gemini_sft.validate.issues import RawIssue
+from gemini_sft.validate.token_limit import OFFLINE_ESTIMATE, too_many_tokens_message
 
 NEAR_LIMIT_FRACTION = 0.9
 # Distinct system instructions remembered to detect inconsistency (kept in memory only, never reported).
@@ -23,11 +24,17 @@ MAX_TRACKED_SYSTEM_INSTRUCTIONS = 16
 
 @dataclass(frozen=True)
 class ChunkParams:
-    """What a chunk checker needs to know: the token limit, how many issues to keep, whether to collect for the API."""
+    """What a chunk checker needs to know: the token limit, how many issues to keep, whether to collect for the API.
+
+    ``limit_note`` and ``limit_fix`` are what a too_many_tokens message adds (see
+    :class:`gemini_sft.validate.token_limit.TokenLimit`).
+    """
 
     max_tokens_per_example: int
     max_stored_issues: int
     collect_for_api: bool
+    limit_note: str = ""
+    limit_fix: str = ""
 
 
 @dataclass
@@ -92,12 +99,9 @@ class ChunkChecker:
         """``too_many_tokens`` above the per-example limit; remember examples close to it (the estimate may be off)."""
         max_tokens = self.params.max_tokens_per_example
         if tokens > max_tokens:
-            self.error(
-                line_no,
-                "too_many_tokens",
-                f"The example has about {tokens:,} tokens (offline estimate), above the limit of "
-                f"{max_tokens:,} per example. Shorten it or split the conversation into several examples.",
-            )
+            message = too_many_tokens_message(tokens, OFFLINE_ESTIMATE, max_tokens, self.params.limit_note,
+                                              self.params.limit_fix)
+            self.error(line_no, "too_many_tokens", message)
         elif tokens > int(max_tokens * NEAR_LIMIT_FRACTION):
             self.result.near_limit_count += 1
             if self.result.first_near_limit_line is None:

@@ -18,6 +18,7 @@ from gemini_sft.errors import VertexApiError
 from gemini_sft.validate.checker import ChunkResult
 from gemini_sft.validate.issues import RawIssue
 from gemini_sft.validate.merge import Merger
+from gemini_sft.validate.token_limit import COUNT_TOKENS_API, OFFLINE_ESTIMATE, TokenLimit, too_many_tokens_message
 
 log = logging.getLogger(__name__)
 
@@ -41,20 +42,20 @@ class _ApiCapReached(Exception):
     """More examples than ``ValidationConfig.max_api_examples``: the offline estimate is used instead."""
 
 
-def count_chunk_tokens(chunk: ChunkResult, counter: TokenCounter, merger: Merger, max_tokens: int) -> list[RawIssue]:
+def count_chunk_tokens(chunk: ChunkResult, counter: TokenCounter, merger: Merger, limit: TokenLimit) -> list[RawIssue]:
     """Count the chunk's valid examples with ``counter``, or fall back to the estimate; returns token-limit errors.
 
     Args:
         chunk: a checked chunk whose ``for_api`` holds the examples to count.
         counter: the token counter.
         merger: the file's figures (API totals, ``api_ok``; fallback warnings are recorded here).
-        max_tokens: the per-example token limit.
+        limit: the per-example token limit.
     """
     cap = merger.config.max_api_examples
     try:
         if cap is not None and merger.api_counted + len(chunk.for_api) > cap:
             raise _ApiCapReached(cap)
-        return _count_with_api(chunk, counter, merger, max_tokens)
+        return _count_with_api(chunk, counter, merger, limit)
     except _ApiCapReached:
         merger.api_ok = False
         calibration = ""
@@ -79,24 +80,20 @@ def count_chunk_tokens(chunk: ChunkResult, counter: TokenCounter, merger: Merger
             "token_count_api_unavailable",
             f"The countTokens API failed ({exc}); token figures and limits use the offline estimate instead.",
         )
-    return estimate_limit_errors(chunk, max_tokens)
+    return estimate_limit_errors(chunk, limit)
 
 
-def estimate_limit_errors(chunk: ChunkResult, max_tokens: int) -> list[RawIssue]:
+def estimate_limit_errors(chunk: ChunkResult, limit: TokenLimit) -> list[RawIssue]:
     """``too_many_tokens`` for the chunk's collected examples whose offline estimate is above the limit."""
     return [
-        (
-            line,
-            "too_many_tokens",
-            f"The example has about {tokens:,} tokens (offline estimate), above the limit of {max_tokens:,} per "
-            "example. Shorten it or split the conversation into several examples.",
-        )
+        (line, "too_many_tokens",
+         too_many_tokens_message(tokens, OFFLINE_ESTIMATE, limit.max_tokens, limit.note, limit.fix))
         for line, _, tokens in chunk.for_api
-        if tokens > max_tokens
+        if tokens > limit.max_tokens
     ]
 
 
-def _count_with_api(chunk: ChunkResult, counter: TokenCounter, merger: Merger, max_tokens: int) -> list[RawIssue]:
+def _count_with_api(chunk: ChunkResult, counter: TokenCounter, merger: Merger, limit: TokenLimit) -> list[RawIssue]:
     """Replace the chunk's estimates of valid examples by API counts; returns too_many_tokens errors."""
     if not chunk.for_api:
         return []
@@ -110,15 +107,9 @@ def _count_with_api(chunk: ChunkResult, counter: TokenCounter, merger: Merger, m
         merger.api_counted += 1
         merger.api_total += count
         merger.api_estimated_total += estimate
-        if count > max_tokens:
-            errors.append(
-                (
-                    line,
-                    "too_many_tokens",
-                    f"The example has {count:,} tokens (countTokens API), above the limit of {max_tokens:,} per "
-                    "example. Shorten it or split the conversation into several examples.",
-                )
-            )
+        if count > limit.max_tokens:
+            errors.append((line, "too_many_tokens",
+                           too_many_tokens_message(count, COUNT_TOKENS_API, limit.max_tokens, limit.note, limit.fix)))
     return errors
 
 

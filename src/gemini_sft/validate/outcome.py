@@ -20,7 +20,12 @@ from gemini_sft.open_weights.costs import TrainingCost, open_weights_training_co
 from gemini_sft.open_weights.pipeline_step import VERTEX_GEMINI_BACKEND
 from gemini_sft.validate.report import ValidationReport, raise_if_invalid
 from gemini_sft.validate.run import ProgressCallback, validate_dataset
-from gemini_sft.validate.serving import ServingEstimate, estimate_serving
+from gemini_sft.validate.serving import (
+    ComparisonEstimate,
+    ServingEstimate,
+    estimate_gemini_comparison,
+    estimate_serving,
+)
 from gemini_sft.validate.settings import DEFAULT_MAX_API_EXAMPLES, ValidationSettings
 
 log = logging.getLogger(__name__)
@@ -32,6 +37,7 @@ SELECTION_ADVICE = (
     "Checkpoint selection costs {cost}: lower checkpoint_validation_examples or checkpoint_selection_cost_ratio, "
     "or set checkpoint_selection_rule=lowest_eval_loss (no calls)."
 )
+COMPARISON_ADVICE = "The Gemini comparison costs {cost}: set compare_with_gemini=none to leave it out."
 
 ProgressFactory = Callable[[Path], tuple[ProgressCallback | None, Callable[[], None]]]
 """Given a file, returns a progress callback (or None) and a function closing it."""
@@ -43,7 +49,8 @@ class ValidationOutcome:
 
     ``budget_usd`` None means no budget. ``serving`` (checkpoint selection and holdout evaluation calls)
     counts towards the budget; None when it was not estimated. ``training_cost``: an open-weights run's
-    GPU-hour estimate, which then is the tuning line instead of the Gemini token price.
+    GPU-hour estimate, which then is the tuning line instead of the Gemini token price. ``comparison``: an
+    open-weights run's Gemini comparison (``compare_with_gemini``), which counts towards the budget too.
     """
 
     train: ValidationReport
@@ -51,6 +58,7 @@ class ValidationOutcome:
     budget_usd: float | None
     serving: ServingEstimate | None = None
     training_cost: TrainingCost | None = None
+    comparison: ComparisonEstimate | None = None
 
     @property
     def reports(self) -> list[ValidationReport]:
@@ -74,8 +82,10 @@ class ValidationOutcome:
 
     @property
     def estimated_total_usd(self) -> float:
-        """The tuning estimate plus the checkpoint-selection and holdout-evaluation calls: what the budget holds."""
-        return self.estimated_cost_usd + (self.serving.total_usd if self.serving is not None else 0.0)
+        """The tuning estimate plus the checkpoint-selection, holdout-evaluation and Gemini-comparison calls: what
+        the budget holds."""
+        return (self.estimated_cost_usd + (self.serving.total_usd if self.serving is not None else 0.0)
+                + (self.comparison.cost_usd if self.comparison is not None else 0.0))
 
     @property
     def within_budget(self) -> bool:
@@ -91,8 +101,15 @@ class ValidationOutcome:
 
     def _check_budget(self) -> None:
         """The budget guard over the whole estimate; its message names each line and the settings to change."""
+        comparison = self.comparison.cost_usd if self.comparison is not None else 0.0
         if self.serving is None:
-            check_budget(self.estimated_cost_usd, self.budget_usd)
+            if not comparison:
+                check_budget(self.estimated_cost_usd, self.budget_usd)
+                return
+            breakdown = (f"open-weights training {format_usd(self.estimated_cost_usd)} + Gemini comparison "
+                         f"{format_usd(comparison)}")
+            advice = f"{TUNING_ADVICE} {COMPARISON_ADVICE.format(cost=format_usd(comparison))}"
+            check_budget(self.estimated_total_usd, self.budget_usd, breakdown, advice)
             return
         selection = self.serving.selection.cost_usd or 0.0
         evaluation = self.serving.evaluation.cost_usd if self.serving.evaluation is not None else None
@@ -114,10 +131,11 @@ class ValidationOutcome:
 
     def costs(self) -> dict[str, Any]:
         """The estimate line by line: ``{"tuning_usd", "checkpoint_selection", "holdout_evaluation",
-        "selection_to_evaluation_calls", "total_usd"}`` (the serving lines None when not estimated)."""
+        "selection_to_evaluation_calls", "gemini_comparison", "total_usd"}`` (a line None when not estimated)."""
         serving = self.serving.to_dict() if self.serving is not None else {
             "checkpoint_selection": None, "holdout_evaluation": None, "selection_to_evaluation_calls": None}
-        return {"tuning_usd": round(self.estimated_cost_usd, 6), **serving,
+        comparison = self.comparison.to_dict() if self.comparison is not None else None
+        return {"tuning_usd": round(self.estimated_cost_usd, 6), **serving, "gemini_comparison": comparison,
                 "total_usd": round(self.estimated_total_usd, 6)}
 
     def to_json(self) -> dict[str, Any]:
@@ -181,10 +199,12 @@ class ValidationOutcome:
         }
 
     def _serving_metrics(self) -> dict[str, float | int]:
-        """Calls and cost of the checkpoint selection and the holdout evaluation (lines not estimated are left out)."""
-        if self.serving is None:
-            return {}
-        lines = {"checkpoint_selection": self.serving.selection, "holdout_evaluation": self.serving.evaluation}
+        """Calls and cost of the checkpoint selection, the holdout evaluation and the Gemini comparison (lines not
+        estimated are left out)."""
+        lines = {"checkpoint_selection": self.serving.selection, "holdout_evaluation": self.serving.evaluation} \
+            if self.serving is not None else {}
+        if self.comparison is not None:
+            lines["gemini_comparison"] = self.comparison.cost
         metrics: dict[str, float | int] = {}
         for name, line in lines.items():
             if line is not None:
@@ -192,15 +212,17 @@ class ValidationOutcome:
                 metrics[f"{name}_tokens"] = line.tokens
                 if line.cost_usd is not None:
                     metrics[f"{name}_cost_usd"] = round(line.cost_usd, 4)
-        if self.serving.ratio_to_evaluation is not None:
+        if self.serving is not None and self.serving.ratio_to_evaluation is not None:
             metrics["selection_to_evaluation_calls"] = round(self.serving.ratio_to_evaluation, 4)
         return metrics
 
     def cost_rows(self) -> list[tuple[str, str]]:
-        """(line, figures) pairs of the estimate: tuning, checkpoint selection, holdout evaluation, total."""
+        """(line, figures) pairs of the estimate: tuning, checkpoint selection, holdout evaluation, Gemini comparison,
+        total."""
         tuning = "Open-weights training (GPU hours x machine price)" if self.training_cost is not None else "Tuning job"
         rows = [(tuning, format_usd(self.estimated_cost_usd))]
         rows += self.serving.rows() if self.serving is not None else []
+        rows += [self.comparison.row()] if self.comparison is not None else []
         return rows + [("Total", format_usd(self.estimated_total_usd))]
 
     def to_markdown(self) -> str:
@@ -258,8 +280,8 @@ def validate_splits(
         validation: the validation file, or None.
         settings: model, epochs, price and how tokens are counted.
         budget_usd: the budget the estimate is held to (None: no budget).
-        holdout: the holdout split, whose evaluation calls are estimated and bound the checkpoint-selection
-            sample (None: not estimated).
+        holdout: the holdout split, whose evaluation (and Gemini comparison) calls are estimated and which
+            bounds the checkpoint-selection sample (None: not estimated).
         workers: worker processes per file (None: automatic).
         max_api_examples: ask the countTokens API about at most this many examples per file.
         progress: makes a progress callback per file.
@@ -281,7 +303,8 @@ def validate_splits(
     serving = estimate_serving(settings, validation, holdout) if settings.tuning_backend == VERTEX_GEMINI_BACKEND \
         else None
     outcome = ValidationOutcome(reports[0], reports[1] if len(reports) > 1 else None, budget_usd, serving,
-                                open_weights_training_cost(reports[0].billable_tokens, settings))
+                                open_weights_training_cost(reports[0].billable_tokens, settings),
+                                estimate_gemini_comparison(settings, holdout))
     log.info(
         "%s: %d training examples, %d billable tokens, estimated $%.2f in all%s",
         "dataset valid" if outcome.valid else "dataset invalid",

@@ -22,6 +22,7 @@ from gemini_sft.validate.merge import Merger
 from gemini_sft.validate.reading import Chunk, LongLine
 from gemini_sft.validate.report import ValidationReport
 from gemini_sft.validate.settings import ValidationConfig
+from gemini_sft.validate.token_limit import TokenLimit, example_token_limit
 
 log = logging.getLogger("gemini_sft.validate")
 
@@ -47,7 +48,9 @@ def validate_dataset(
     file cannot be opened (missing, a directory, unreadable).
     """
     path = Path(path)
-    limits = limits_for(config.model)
+    limit = example_token_limit(config.model, config.tuning_mode)
+    # every per-example rule (too long, near the limit, a line far too long) reads the limit of the mode
+    limits = replace(limits_for(config.model), max_tokens_per_example=limit.max_tokens)
     try:
         file_bytes = path.stat().st_size
         handle = path.open("rb")
@@ -58,9 +61,11 @@ def validate_dataset(
     workers = reading.workers_for(config, file_bytes, sequential=use_api)
     merger = Merger(config)
     params = ChunkParams(
-        max_tokens_per_example=limits.max_tokens_per_example,
+        max_tokens_per_example=limit.max_tokens,
         max_stored_issues=max(config.max_stored_errors, config.max_stored_warnings),
         collect_for_api=use_api,
+        limit_note=limit.note,
+        limit_fix=limit.fix,
     )
     max_line_bytes = reading.MAX_LINE_BYTES
     log.info("Validating %s (%s, %d bytes, %d worker(s))", path.name, config.split, file_bytes, workers)
@@ -115,7 +120,8 @@ def _merge_item(
         line_offset = 0
     extra: list[RawIssue] = []
     if result.for_api and token_counter is not None:
-        extra = count_chunk_tokens(result, token_counter, merger, limits.max_tokens_per_example)
+        limit = TokenLimit(params.max_tokens_per_example, params.limit_note, params.limit_fix)
+        extra = count_chunk_tokens(result, token_counter, merger, limit)
     merger.add(result, extra, line_offset)
 
 

@@ -8,7 +8,11 @@ serving prices (input and output tokens) from the model catalogue:
   10) answers the same validation sample, sized by
   :meth:`gemini_sft.checkpoint_scoring.CheckpointSelectionSettings.sample_size`;
 * **holdout evaluation**: the base and the tuned model answer every holdout
-  example (a champion in production adds as many calls again).
+  example (a champion in production adds as many calls again);
+* **Gemini comparison** (open-weights runs with ``compare_with_gemini``): one
+  Gemini model (``base_model``, or the champion tuned from it, billed at the
+  same prices) answers every holdout example, priced with the same token
+  estimate as the holdout evaluation.
 
 Tokens per call are offline estimates from the split itself: the prompt turns
 and system instruction as input, the reference answer (capped at
@@ -29,6 +33,8 @@ from gemini_sft.checkpoint_scoring import (
 )
 from gemini_sft.cost import ServingCost, format_usd, serving_cost
 from gemini_sft.errors import InputFormatError
+from gemini_sft.evaluation.settings import COMPARE_BASE, COMPARE_NONE
+from gemini_sft.open_weights.pipeline_step import OPEN_WEIGHTS_BACKEND
 from gemini_sft.tokens import estimate_example_tokens, estimate_text_tokens
 from gemini_sft.validate.settings import ValidationSettings
 
@@ -130,6 +136,42 @@ class ServingEstimate:
                 ("Holdout evaluation", evaluation)]
 
 
+@dataclass(frozen=True)
+class ComparisonEstimate:
+    """The estimated calls of an open-weights run's Gemini comparison: one Gemini model x every holdout example.
+
+    ``cost`` is None when no holdout split was given (unknown, not zero).
+    """
+
+    compare_with_gemini: str
+    model: str
+    holdout_examples: int | None
+    cost: ServingCost | None
+
+    @property
+    def cost_usd(self) -> float:
+        """The comparison in USD (0 when unknown or without a catalogue price; :meth:`row` says which)."""
+        return (self.cost.cost_usd or 0.0) if self.cost is not None else 0.0
+
+    def to_dict(self) -> dict | None:
+        """``{..., "holdout_examples", "model", "compare_with_gemini"}`` (the calls and prices of
+        :meth:`ServingCost.to_dict`), or None when no holdout split was given."""
+        if self.cost is None:
+            return None
+        return {**self.cost.to_dict(), "holdout_examples": self.holdout_examples, "model": self.model,
+                "compare_with_gemini": self.compare_with_gemini}
+
+    def row(self) -> tuple[str, str]:
+        """The (line, figures) pair of the reports."""
+        if self.cost is None:
+            return "Gemini comparison", "not estimated: no holdout split given"
+        asked = (self.model if self.compare_with_gemini == COMPARE_BASE
+                 else f"the champion, tuned from {self.model} and priced as it; none is asked when nothing is in "
+                      "production or an open-weights deployment is")
+        return ("Gemini comparison", f"{_figures(self.cost)} ({asked}, x {self.holdout_examples} holdout examples; "
+                                     "compare_with_gemini=none leaves it out)")
+
+
 def _figures(line: ServingCost) -> str:
     cost = line.cost_usd
     price = "no catalogue price" if cost is None else format_usd(cost)
@@ -166,14 +208,37 @@ def estimate_serving(
             note += (f", bounded by checkpoint_selection_cost_ratio {settings.checkpoint_selection_cost_ratio:g} "
                      f"x the holdout evaluation ({bound:g} calls)" if settings.checkpoint_selection_cost_ratio > 0
                      else " (no cost ratio cap)")
-    calls = checkpoints * sample if sample else 0
-    selection = serving_cost(model, calls, calls * scored.input_tokens_mean, calls * scored.output_tokens_mean)
+    selection = _calls_cost(model, checkpoints * sample if sample else 0, scored)
     evaluation = None
     if held_out is not None:
-        evaluation_calls = HOLDOUT_EVALUATION_MODELS * held_out.examples
-        evaluation = serving_cost(model, evaluation_calls, evaluation_calls * held_out.input_tokens_mean,
-                                  evaluation_calls * held_out.output_tokens_mean)
+        evaluation = _calls_cost(model, HOLDOUT_EVALUATION_MODELS * held_out.examples, held_out)
     estimate = ServingEstimate(model, checkpoints, sample, holdout_examples, selection, evaluation, note)
     log.info("serving estimate: checkpoint selection %d calls, holdout evaluation %s calls, %s",
              selection.calls, evaluation.calls if evaluation else "unknown", format_usd(estimate.total_usd))
     return estimate
+
+
+def _calls_cost(model: str, calls: int, tokens: CallTokens) -> ServingCost:
+    """``calls`` generation calls to ``model`` with the mean tokens of a split, at its serving prices."""
+    return serving_cost(model, calls, calls * tokens.input_tokens_mean, calls * tokens.output_tokens_mean)
+
+
+def estimate_gemini_comparison(settings: ValidationSettings, holdout: Path | None) -> ComparisonEstimate | None:
+    """Estimate the Gemini comparison of an open-weights run: one model answering every holdout example.
+
+    Args:
+        settings: the validate stage's settings (``tuning_backend``, ``compare_with_gemini``, ``base_model``,
+            the answer cap).
+        holdout: the holdout split (None: the comparison is not estimated).
+
+    Returns None when the run makes no comparison (a Gemini run, or ``compare_with_gemini=none``).
+    """
+    if settings.tuning_backend != OPEN_WEIGHTS_BACKEND or settings.compare_with_gemini == COMPARE_NONE:
+        return None
+    model = settings.base_model
+    if holdout is None:
+        return ComparisonEstimate(settings.compare_with_gemini, model, None, None)
+    held_out = split_call_tokens(holdout, settings.max_output_tokens)
+    cost = _calls_cost(model, held_out.examples, held_out)
+    log.info("Gemini comparison estimate: %d calls to %s, %s", cost.calls, model, format_usd(cost.cost_usd or 0.0))
+    return ComparisonEstimate(settings.compare_with_gemini, model, held_out.examples, cost)

@@ -18,9 +18,10 @@ from gemini_sft.contracts import setting, settings_of
 from gemini_sft.cost import PADDING_TOKENS_PER_EXAMPLE
 from gemini_sft.errors import ConfigError
 from gemini_sft.evaluation.settings import EvaluationSettings
-from gemini_sft.model_catalog import DEFAULT_BASE_MODEL, limits_for
+from gemini_sft.model_catalog import DEFAULT_BASE_MODEL
 from gemini_sft.open_weights.pipeline_step import TUNING_BACKENDS, VERTEX_GEMINI_BACKEND
 from gemini_sft.tune import TuningSettings
+from gemini_sft.validate.token_limit import example_token_limit
 
 if TYPE_CHECKING:
     from gemini_sft.validate.counting import TokenCounter
@@ -48,8 +49,9 @@ def _shared(record: type, name: str) -> Any:
 class ValidationSettings:
     """The validate stage's settings: model, cost inputs, budget, how tokens are counted, and the serving calls.
 
-    The last fields are other stages' settings under their pipeline names (checkpoints kept, the checkpoint
-    selection's rule, sample and cost ratio, the answer cap): the estimate prices the calls those stages will make.
+    The shared fields are other stages' settings under their pipeline names (checkpoints kept, the checkpoint
+    selection's rule, sample and cost ratio, the answer cap, the Gemini comparison): the estimate prices the calls
+    those stages will make; ``tuning_mode`` picks an open model's per-example token limit.
 
     Validated on construction (raises ConfigError for epochs below 1 or a model
     that cannot be tuned).
@@ -87,11 +89,14 @@ class ValidationSettings:
                                     pipeline_name="open_weights_accelerator_type")
     accelerator_count: int = setting(1, "GPUs of that machine, for its cost estimate.",
                                      pipeline_name="open_weights_accelerator_count")
+    # An open model Vertex tunes has a token limit per tuning mode; an open-weights run may ask Gemini the holdout.
+    tuning_mode: str = _shared(TuningSettings, "tuning_mode")
+    compare_with_gemini: str = _shared(EvaluationSettings, "compare_with_gemini")
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise ConfigError(f"epochs must be at least 1, got {self.epochs}.")
-        limits_for(self.base_model)  # raises ConfigError for a model that cannot be tuned
+        example_token_limit(self.base_model, self.tuning_mode)  # ConfigError: a model that cannot be tuned, a bad mode
         self.selection_settings()  # raises ConfigError naming a bad checkpoint-selection setting
 
     def selection_settings(self) -> CheckpointSelectionSettings:
@@ -125,6 +130,7 @@ class ValidationSettings:
             split=split,
             workers=workers,
             max_api_examples=max_api_examples,
+            tuning_mode=self.tuning_mode,
         )
 
     def token_counter(self) -> TokenCounter | None:
@@ -149,7 +155,8 @@ class ValidationConfig:
     ``chunk_bytes``: how much is read (and checked by one worker) at a time.
     ``max_api_examples``: a token counter is asked about at most this many
     examples (one request each); a larger file uses the offline estimate and
-    says so (None: no cap).
+    says so (None: no cap). ``tuning_mode``: the mode an open model Vertex tunes is tuned in, whose
+    per-example token limit applies ("": Vertex chooses, the stricter limit is assumed).
     """
 
     model: str = DEFAULT_BASE_MODEL
@@ -163,6 +170,7 @@ class ValidationConfig:
     workers: int | None = None
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
     max_api_examples: int | None = DEFAULT_MAX_API_EXAMPLES
+    tuning_mode: str = ""
 
     def __post_init__(self) -> None:
         if self.split not in ("training", "validation"):
@@ -173,4 +181,4 @@ class ValidationConfig:
             raise ConfigError(f"workers must be at least 1, got {self.workers}.")
         if self.chunk_bytes < 1024:
             raise ConfigError(f"chunk_bytes must be at least 1024, got {self.chunk_bytes}.")
-        limits_for(self.model)  # raises ConfigError for a model that cannot be tuned
+        example_token_limit(self.model, self.tuning_mode)  # ConfigError: a model that cannot be tuned, a bad mode
