@@ -127,19 +127,12 @@ class VertexDeployments:
             ).result(timeout=OPERATION_TIMEOUT_SECONDS)
         log.info("Undeployed %s from %s", deployed_model_id, endpoint)
 
-    def raw_predict(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Send ``body`` (vLLM's ``{"prompt", "max_tokens"}``) to the endpoint's serving container [rawPredict]."""
-        import json
-
-        from google.api import httpbody_pb2
-        from google.cloud.aiplatform import initializer, utils
-
-        client = initializer.global_config.create_client(
-            client_class=utils.PredictionClientWithOverride, location_override=self.settings.location)
-        request = httpbody_pb2.HttpBody(content_type="application/json", data=json.dumps(body).encode("utf-8"))
-        with _call(f"ask {endpoint}"):
-            response = client.raw_predict(endpoint=endpoint, http_body=request)
-        return json.loads(response.data.decode("utf-8"))
+    def raw_predict(self, endpoint: str, body: dict[str, Any]) -> Any:
+        """Send ``body`` (the vLLM container's ``{"instances": [...]}``) to the endpoint's container [rawPredict]."""
+        try:
+            return EndpointPredictor(self.settings)(endpoint, body)
+        except GenerationCallError as exc:
+            raise DeploymentError(f"Could not ask {endpoint}: {exc}") from exc
 
 
 class EndpointPredictor:
