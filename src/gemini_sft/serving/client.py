@@ -117,12 +117,12 @@ def fallback_base_model(
     else the base of a Gemini canary, else ``gemini_fallback`` (the config's ``base_model``, default: the
     catalogue's default Gemini model). Raises ConfigError when that model is not a Gemini model.
     """
+    gemini_canary = canary.base_model if canary and canary.tuning_backend != OPEN_WEIGHTS_BACKEND else ""
     if production.tuning_backend != OPEN_WEIGHTS_BACKEND:
-        base = base_model or production.base_model or (canary.base_model if canary else "")
+        base = base_model or production.base_model or gemini_canary
         if not base:
             raise ConfigError("The production record names no base model to fall back to; pass one (--base-model).")
         return base, ""
-    gemini_canary = canary.base_model if canary and canary.tuning_backend != OPEN_WEIGHTS_BACKEND else ""
     base = base_model or gemini_canary or gemini_fallback or DEFAULT_BASE_MODEL
     if not is_gemini_model(base):
         raise ConfigError(

@@ -54,7 +54,8 @@ def chat_request_body(request: ReplyRequest) -> dict[str, Any]:
 
 
 def _average_logprob(choice: dict[str, Any]) -> float | None:
-    content = (choice.get("logprobs") or {}).get("content") if isinstance(choice.get("logprobs"), dict) else None
+    logprobs = choice.get("logprobs")
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
     if not isinstance(content, list) or not content:
         return None
     values = [float(token["logprob"]) for token in content if isinstance(token, dict) and "logprob" in token]
