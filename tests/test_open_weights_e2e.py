@@ -92,8 +92,9 @@ def test_a_passing_model_is_deployed_and_its_endpoint_answers_with_the_adapter(
     assert champion["model"]["endpoint"] == deployment["endpoint"]
     service = VertexDeployments(VertexSettings.create("local-project", "us-central1", module_standin.base_url))
     assert service.traffic_split(deployment["endpoint"]) == {deployment["deployed_model_id"]: 100}
-    answer = service.raw_predict(deployment["endpoint"], {"prompt": "My printer is jammed", "max_tokens": 8})
-    assert isinstance(answer["predictions"][0], str)
+    answer = service.raw_predict(deployment["endpoint"], {"instances": [
+        {"prompt": "My printer is jammed", "max_tokens": 8, "raw_response": False}]})
+    assert answer["predictions"][0].startswith("Prompt:\nMy printer is jammed\nOutput:\n")
     assert answer["deployedModelId"] == deployment["deployed_model_id"]
 
 

@@ -3,7 +3,8 @@
 Read champion.json from the promotion registry, ask the production (tuned) endpoint and return its
 answer, or the base model's when the tuned answer is empty, blocked, cut at max tokens, repetitive,
 breaks the output contract learned from the training data, or has a low average log-probability.
-Says which model answered and why.
+Says which model answered and why. An open model in production (served by vLLM) is asked through its
+endpoint and falls back to a Gemini model (--base-model, else the config's base_model).
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ def register(subparsers: Any) -> None:
                         help="request key for sticky canary routing, e.g. a user id (default: the prompt)")
     parser.add_argument("--contract", type=Path, default=None, metavar="FILE",
                         help="output contract JSON for the production model (default: the one in the registry)")
-    parser.add_argument("--base-model", default="", help="fallback model (default: the production model's base)")
+    parser.add_argument("--base-model", default="",
+                        help="fallback model (default: the production model's base; for an open model in production, "
+                             "the config's base_model, else the catalogue's default Gemini model)")
     parser.add_argument("--api-endpoint", default=None,
                         help="Vertex-compatible API endpoint (default: the config's, $VERTEX_API_ENDPOINT, else Vertex)")
     parser.add_argument("--max-output-tokens", type=int, default=1024, help="answer length cap (default 1024)")
@@ -67,6 +70,7 @@ def ask_command(args: argparse.Namespace) -> int:
         settings=settings,
         base_model=args.base_model,
         contract=contract,
+        gemini_fallback=str(config.parameters.get("base_model") or "") if config else "",
     )
     notes: list[str] = []
     if client.plan.contract_for(client.plan.production) is None:

@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 from gemini_sft.errors import ConfigError, GenerationCallError, PromotionError, VertexApiError
+from gemini_sft.model_catalog import DEFAULT_BASE_MODEL, base_model_id
+from gemini_sft.open_weights.pipeline_step import OPEN_WEIGHTS_BACKEND
 from gemini_sft.promotion import CHAMPION_FILE, PromotionRecord, PromotionStore
 from gemini_sft.retry import RetryPolicy, call_with_retries
 from gemini_sft.review.staging import active_canary
@@ -35,6 +37,7 @@ from gemini_sft.serving.canary import ShadowEntry, ShadowLog, goes_to_canary, ke
 from gemini_sft.serving.contract import OutputContract, contract_path
 from gemini_sft.serving.fallback import CALL_FAILED_REASON, DEFAULT_RULES, FallbackRules, fallback_reason
 from gemini_sft.serving.reply import ModelReply, ReplyGenerator, ReplyRequest
+from gemini_sft.serving.vllm import VllmReplyGenerator
 
 log = logging.getLogger(__name__)
 
@@ -87,16 +90,59 @@ class ServingPlan:
     base_model: str
     canary: PromotionRecord | None = None
     contracts: dict[str, OutputContract] = field(default_factory=dict)
+    base_model_note: str = ""
 
     def contract_for(self, record: PromotionRecord | None) -> OutputContract | None:
         return self.contracts.get(record.model.versioned_name) if record is not None else None
 
+    @property
+    def open_weights_endpoints(self) -> frozenset[str]:
+        """The endpoints of the records served by a vLLM container (asked with vLLM requests, not Gemini's)."""
+        return frozenset(r.model.endpoint for r in (self.production, self.canary)
+                         if r is not None and r.tuning_backend == OPEN_WEIGHTS_BACKEND)
 
-def read_serving_plan(store: PromotionStore, base_model: str = "", contract: OutputContract | None = None) -> ServingPlan:
+
+def is_gemini_model(model: str) -> bool:
+    """Whether a model reference names a Gemini model (one generateContent can ask without a deployment)."""
+    return base_model_id(model).startswith("gemini-")
+
+
+def fallback_base_model(
+    production: PromotionRecord, canary: PromotionRecord | None, base_model: str, gemini_fallback: str
+) -> tuple[str, str]:
+    """The model answering when the tuned ones cannot, and a note when it is not the production model's base.
+
+    A tuned Gemini model falls back to its own base model. The base model of an open-weights run is not
+    a Gemini model and is not deployed, so an open model falls back to ``base_model`` (``--base-model``),
+    else the base of a Gemini canary, else ``gemini_fallback`` (the config's ``base_model``, default: the
+    catalogue's default Gemini model). Raises ConfigError when that model is not a Gemini model.
+    """
+    gemini_canary = canary.base_model if canary and canary.tuning_backend != OPEN_WEIGHTS_BACKEND else ""
+    if production.tuning_backend != OPEN_WEIGHTS_BACKEND:
+        base = base_model or production.base_model or gemini_canary
+        if not base:
+            raise ConfigError("The production record names no base model to fall back to; pass one (--base-model).")
+        return base, ""
+    base = base_model or gemini_canary or gemini_fallback or DEFAULT_BASE_MODEL
+    if not is_gemini_model(base):
+        raise ConfigError(
+            f"The open model in production cannot fall back to {base!r}: the fallback must be a Gemini model; "
+            f"set --base-model (or base_model in the config) to one, e.g. {DEFAULT_BASE_MODEL}."
+        )
+    open_base = production.base_model or "its base model"
+    return base, (f"the open model in production falls back to the Gemini model {base}: {open_base} is not a "
+                  "Gemini model and is not deployed")
+
+
+def read_serving_plan(
+    store: PromotionStore, base_model: str = "", contract: OutputContract | None = None, gemini_fallback: str = ""
+) -> ServingPlan:
     """The plan from a registry: ``champion.json``, the active canary and the stored contracts.
 
-    ``contract`` (when given) replaces the production model's stored contract. Raises PromotionError when
-    nothing is in production or the champion has no endpoint, ConfigError when no base model is known.
+    ``contract`` (when given) replaces the production model's stored contract; ``base_model`` and
+    ``gemini_fallback`` choose the fallback model (see :func:`fallback_base_model`). Raises PromotionError
+    when nothing is in production or the champion has no endpoint, ConfigError when no usable fallback
+    model is known.
     """
     try:
         text = store.files.read_text(CHAMPION_FILE)
@@ -110,10 +156,8 @@ def read_serving_plan(store: PromotionStore, base_model: str = "", contract: Out
         raise PromotionError(f"{store.uri}/{CHAMPION_FILE} is not a promotion record; fix or rewrite it.") from exc
     if not production.model.endpoint:
         raise PromotionError(f"The model in production ({production.model.versioned_name}) has no endpoint to ask.")
-    canary = active_canary(store)
-    base = base_model or production.base_model or (canary.base_model if canary else "")
-    if not base:
-        raise ConfigError("The production record names no base model to fall back to; pass one (--base-model).")
+    canary = _with_backend(store, active_canary(store))
+    base, base_note = fallback_base_model(production, canary, base_model, gemini_fallback)
     contracts: dict[str, OutputContract] = {}
     for record in (production, canary):
         if record is None:
@@ -123,7 +167,18 @@ def read_serving_plan(store: PromotionStore, base_model: str = "", contract: Out
             contracts[record.model.versioned_name] = stored
     if contract is not None:
         contracts[production.model.versioned_name] = contract
-    return ServingPlan(production=production, base_model=base, canary=canary, contracts=contracts)
+    return ServingPlan(production=production, base_model=base, canary=canary, contracts=contracts,
+                       base_model_note=base_note)
+
+
+def _with_backend(store: PromotionStore, canary: PromotionRecord | None) -> PromotionRecord | None:
+    """The canary record with the tuning backend of its candidate (a canary record itself names none)."""
+    if canary is None or canary.tuning_backend == OPEN_WEIGHTS_BACKEND:
+        return canary
+    for earlier in store.history():
+        if earlier.model == canary.model and earlier.tuning_backend == OPEN_WEIGHTS_BACKEND:
+            return canary.model_copy(update={"tuning_backend": OPEN_WEIGHTS_BACKEND})
+    return canary
 
 
 def read_contract(store: PromotionStore, model_versioned_name: str) -> OutputContract | None:
@@ -165,8 +220,10 @@ class ServingClient:
 
     Args:
         plan: who answers (from :func:`read_serving_plan`).
-        generator_for: builds the generator of one model name or endpoint (cached per model).
+        generator_for: builds the generator of one Gemini model name or endpoint (cached per model).
         settings: answer length, thresholds, retries.
+        open_generator_for: builds the generator of an open model's vLLM endpoint (cached per endpoint);
+            needed only when a record of the plan is open weights.
         shadow_log: where shadow answers go (needed only when the canary answers in shadow).
         sleep: how to wait between retries (tests pass a recorder).
     """
@@ -177,12 +234,14 @@ class ServingClient:
         generator_for: Callable[[str], ReplyGenerator],
         settings: ServingSettings | None = None,
         *,
+        open_generator_for: Callable[[str], ReplyGenerator] | None = None,
         shadow_log: ShadowLog | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.plan = plan
         self.settings = settings or ServingSettings()
         self._generator_for = generator_for
+        self._open_generator_for = open_generator_for
         self._generators: dict[str, ReplyGenerator] = {}
         self._no_logprobs: set[str] = set()
         self._shadow_log = shadow_log
@@ -190,6 +249,7 @@ class ServingClient:
         self._rng = random.Random()
         self._store: PromotionStore | None = None
         self._base_override = ""
+        self._gemini_fallback = ""
         self._contract_override: OutputContract | None = None
 
     @classmethod
@@ -204,16 +264,20 @@ class ServingClient:
         base_model: str = "",
         contract: OutputContract | None = None,
         timeout_ms: int = 60_000,
+        gemini_fallback: str = "",
     ) -> "ServingClient":
         """A client for the registry's production model, calling Vertex (or ``api_endpoint``).
 
-        Project and region default to those of the production endpoint's name. Raises PromotionError or
-        ConfigError as :func:`read_serving_plan` does.
+        Project and region default to those of the production endpoint's name. Tuned Gemini models are
+        asked with generateContent, open models with vLLM chat requests through their endpoint's rawPredict.
+        ``gemini_fallback`` is the Gemini model an open model falls back to (see :func:`fallback_base_model`).
+        Raises PromotionError or ConfigError as :func:`read_serving_plan` does.
         """
         from gemini_sft.vertex_client import GenAIReplyGenerator, VertexSettings, genai_client
+        from gemini_sft.vertex_client.deployments import EndpointPredictor
 
         store = PromotionStore(registry_uri)
-        plan = read_serving_plan(store, base_model=base_model, contract=contract)
+        plan = read_serving_plan(store, base_model=base_model, contract=contract, gemini_fallback=gemini_fallback)
         if not (project and location):
             endpoint_project, endpoint_location = settings_from_endpoint(plan.production.model.endpoint)
             project, location = project or endpoint_project, location or endpoint_location
@@ -223,15 +287,19 @@ class ServingClient:
             plan,
             lambda model: GenAIReplyGenerator(vertex, model, client=shared),
             settings,
+            open_generator_for=lambda endpoint: VllmReplyGenerator(
+                endpoint, EndpointPredictor(vertex, timeout_seconds=timeout_ms / 1000)),
             shadow_log=ShadowLog(store.files),
         )
         client._store, client._base_override, client._contract_override = store, base_model, contract
+        client._gemini_fallback = gemini_fallback
         return client
 
     def refresh(self) -> None:
         """Read the registry again (a new champion, canary or contract); only for clients made by from_registry."""
         if self._store is not None:
-            self.plan = read_serving_plan(self._store, base_model=self._base_override, contract=self._contract_override)
+            self.plan = read_serving_plan(self._store, base_model=self._base_override, contract=self._contract_override,
+                                          gemini_fallback=self._gemini_fallback)
 
     # -- asking ----------------------------------------------------------------------------------
 
@@ -262,6 +330,8 @@ class ServingClient:
             log.info("%s model passed over (%s)", role, reason)
         if served is None:
             system = self._system_instruction(plan.contract_for(plan.production))
+            if plan.base_model_note:
+                notes.append(plan.base_model_note)
             try:
                 reply = self._call(plan.base_model, prompt, system, notes)
             except GenerationCallError as exc:
@@ -287,13 +357,21 @@ class ServingClient:
 
     def _generator(self, model: str) -> ReplyGenerator:
         if model not in self._generators:
-            self._generators[model] = self._generator_for(model)
+            if model in self.plan.open_weights_endpoints:
+                if self._open_generator_for is None:
+                    raise ConfigError(f"{model} serves an open model, and this client cannot ask vLLM endpoints "
+                                      "(pass open_generator_for).")
+                self._generators[model] = self._open_generator_for(model)
+            else:
+                self._generators[model] = self._generator_for(model)
         return self._generators[model]
 
     def _call(self, model: str, prompt: str, system_instruction: str, notes: list[str]) -> ModelReply:
         """One answer with retries; asks for logprobs unless the model refused them before."""
         generator = self._generator(model)
-        wants_logprobs = self.settings.ask_logprobs and model not in self._no_logprobs
+        open_weights = model in self.plan.open_weights_endpoints
+        # vLLM's container documents no logprobs for the predict route: not asked, checked when returned
+        wants_logprobs = self.settings.ask_logprobs and model not in self._no_logprobs and not open_weights
         request = ReplyRequest(
             prompt=prompt,
             system_instruction=system_instruction,
@@ -301,7 +379,10 @@ class ServingClient:
             temperature=self.settings.temperature,
             response_logprobs=wants_logprobs,
         )
-        return self._call_with(generator, request, notes)
+        reply = self._call_with(generator, request, notes)
+        if open_weights and reply.avg_logprob is None and self.settings.ask_logprobs:
+            notes.append(f"{model} (vLLM) returned no log-probabilities: they were not checked")
+        return reply
 
     def _call_with(self, generator: ReplyGenerator, request: ReplyRequest, notes: list[str]) -> ModelReply:
         try:
@@ -309,7 +390,8 @@ class ServingClient:
                 lambda: generator(request),
                 retryable=lambda exc: isinstance(exc, GenerationCallError) and exc.retryable,
                 policy=self.settings.retry,
-                what=f"generateContent for {generator.model}",
+                what=f"{'rawPredict' if generator.model in self.plan.open_weights_endpoints else 'generateContent'} "
+                     f"for {generator.model}",
                 sleep=self._sleep,
                 rng=self._rng,
             )

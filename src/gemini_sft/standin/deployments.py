@@ -15,10 +15,13 @@ What the deployment of an open-weights model sends, under
   ``PATCH endpoints/ID?updateMask=traffic_split`` moves traffic (the shares must
   name deployed models and add up to 100); ``POST endpoints/ID:mutateDeployedModel``
   changes replicas.
-* ``POST endpoints/ID:rawPredict`` (an HttpBody both ways) answers ``{"prompt", "max_tokens"}`` with
-  the deployed model that takes the most traffic: an open-weights adapter folder
-  (a local ``artifactUri``) is loaded with peft and generates, as vLLM with LoRA
-  would; the answer says it came from the stand-in.
+* ``POST endpoints/ID:rawPredict`` (an HttpBody both ways) hands the body to
+  the serving container of the deployed model that takes the most traffic, as
+  Vertex does. The container is Vertex's prebuilt vLLM image (predict route
+  ``/generate``), stood in for by :mod:`.vllm_container`: an open-weights
+  adapter folder (a local ``artifactUri``) is loaded with peft and answers
+  ``{"instances": [...]}`` as vLLM with LoRA would; the answer says it came
+  from the stand-in.
 
 Nothing is run on a machine. State lives in ``standin.extension_state["deployments"]``.
 """
@@ -33,10 +36,11 @@ import itertools
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from gemini_sft.standin.platform import platform_state
 from gemini_sft.standin.routing import Route, StandInError, StandInRequest, api_path
+from gemini_sft.standin.vllm_container import answer_instances, parse_prediction_body
 
 STATE_KEY = "deployments"
 _TYPE = "type.googleapis.com/google.cloud.aiplatform.v1."
@@ -68,7 +72,7 @@ class DeploymentState:
         self._ids = itertools.count(4_000_000_000)
         self.models: dict[str, dict[str, Any]] = {}
         self.endpoints: dict[str, dict[str, Any]] = {}
-        self._answerers: dict[str, Callable[[str, int], str]] = {}
+        self._generators: dict[str, Any] = {}
 
     def upload(self, standin: Any, parent: str, body: dict[str, Any]) -> dict[str, Any]:
         model = body.get("model")
@@ -199,22 +203,22 @@ class DeploymentState:
             return {**copy.deepcopy(self.models[f"{deployed['model']}@{deployed['modelVersionId']}"]),
                     "deployedModelId": serving_id}
 
-    def answerer(self, model: dict[str, Any]) -> Callable[[str, int], str]:
-        """Generation with the model's adapter (loaded once per uploaded model)."""
+    def generator(self, model: dict[str, Any]) -> Any:
+        """The model's adapter generator (an ``AdapterGenerator``, loaded once per uploaded model)."""
         key = f"{model['name']}@{model['versionId']}"
         with self._lock:
-            if key not in self._answerers:
-                self._answerers[key] = _adapter_answerer(Path(model.get("artifactUri") or ""))
-            return self._answerers[key]
+            if key not in self._generators:
+                self._generators[key] = _adapter_generator(Path(model.get("artifactUri") or ""))
+            return self._generators[key]
 
 
-def _adapter_answerer(folder: Path) -> Callable[[str, int], str]:
-    """Load an open-weights training folder (base model + adapter) with peft; a function prompt -> answer."""
-    from gemini_sft.open_weights.serving import load_adapter_answerer
+def _adapter_generator(folder: Path) -> Any:
+    """Load an open-weights training folder (base model + adapter) with peft."""
+    from gemini_sft.open_weights.serving import AdapterGenerator
 
     if not (folder / "adapter" / "adapter_config.json").is_file():
         raise StandInError(400, f"artifactUri {folder} holds no adapter/adapter_config.json to serve.")
-    return load_adapter_answerer(folder)
+    return AdapterGenerator(folder)
 
 
 def _raw_body(request: dict[str, Any]) -> dict[str, Any]:
@@ -273,11 +277,9 @@ def routes() -> list[Route]:
         state = deployment_state(request.standin)
         model = state.serving_model(endpoint_name(request))
         body = _raw_body(request.json_object())
-        prompt = body.get("prompt")
-        if not isinstance(prompt, str) or not prompt:
-            raise StandInError(400, "rawPredict body needs a non-empty \"prompt\" string (vLLM's request shape).")
-        answer = state.answerer(model)(prompt, int(body.get("max_tokens") or 64))
-        answer_body = {"predictions": [answer], "deployedModelId": model["deployedModelId"], "model": model["name"],
+        instances = parse_prediction_body(body)  # refused before the adapter is loaded
+        predictions = answer_instances(state.generator(model), instances, model["name"])
+        answer_body = {"predictions": predictions, "deployedModelId": model["deployedModelId"], "model": model["name"],
                        "note": "answered by the offline stand-in with the uploaded adapter"}
         # rawPredict answers with the container's HTTP body, as a google.api.HttpBody
         return 200, {"contentType": "application/json",

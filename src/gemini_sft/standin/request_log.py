@@ -57,8 +57,10 @@ def replay_request_log(base_url: str, path: Path) -> int:
 
     A fresh stand-in started with ``first_resource_id=LOCAL_RUN_FIRST_RESOURCE_ID`` numbers its resources
     as the local run's did, so the replay rebuilds the run's tuning jobs,
-    tuned endpoints (answering from the run's training split, which must still be on disk) and Model
-    Registry versions under the same names: ``gemini-sft ask`` can then ask the model a local run promoted.
+    tuned endpoints (answering from the run's training split, which must still be on disk), Model
+    Registry versions and, for an open-weights run, the model upload (its local ``artifactUri``), endpoint,
+    deployed model and traffic (its rawPredict answers with the adapter, which must still be on disk) under
+    the same names: ``gemini-sft ask`` can then ask the model a local run promoted.
     Requests the stand-in refused then, and calls that change no state (generation, token counts),
     are not sent.
 

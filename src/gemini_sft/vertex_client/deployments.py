@@ -12,7 +12,8 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, Any, Iterator
 
-from gemini_sft.errors import DeploymentError
+from gemini_sft.errors import DeploymentError, GenerationCallError
+from gemini_sft.retry import TRANSIENT_HTTP_CODES
 from gemini_sft.vertex_client.settings import VertexSettings, init_aiplatform
 
 if TYPE_CHECKING:
@@ -126,16 +127,47 @@ class VertexDeployments:
             ).result(timeout=OPERATION_TIMEOUT_SECONDS)
         log.info("Undeployed %s from %s", deployed_model_id, endpoint)
 
-    def raw_predict(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Send ``body`` (vLLM's ``{"prompt", "max_tokens"}``) to the endpoint's serving container [rawPredict]."""
+    def raw_predict(self, endpoint: str, body: dict[str, Any]) -> Any:
+        """Send ``body`` (the vLLM container's ``{"instances": [...]}``) to the endpoint's container [rawPredict]."""
+        try:
+            return EndpointPredictor(self.settings)(endpoint, body)
+        except GenerationCallError as exc:
+            raise DeploymentError(f"Could not ask {endpoint}: {exc}") from exc
+
+
+class EndpointPredictor:
+    """Sends JSON bodies to endpoints' serving containers [rawPredict]; what the serving client asks vLLM with.
+
+    Args:
+        settings: project, region and API endpoint.
+        timeout_seconds: how long one call may take.
+    """
+
+    def __init__(self, settings: VertexSettings, timeout_seconds: float = 60.0) -> None:
+        init_aiplatform(settings)
+        from google.cloud.aiplatform import initializer, utils
+
+        self._timeout = timeout_seconds
+        self._client = initializer.global_config.create_client(
+            client_class=utils.PredictionClientWithOverride, location_override=settings.location)
+
+    def __call__(self, endpoint: str, body: dict[str, Any]) -> Any:
+        """The container's JSON answer; GenerationCallError (retryable for 408/429/5xx) when the call fails."""
         import json
 
         from google.api import httpbody_pb2
-        from google.cloud.aiplatform import initializer, utils
+        from google.api_core import exceptions
 
-        client = initializer.global_config.create_client(
-            client_class=utils.PredictionClientWithOverride, location_override=self.settings.location)
         request = httpbody_pb2.HttpBody(content_type="application/json", data=json.dumps(body).encode("utf-8"))
-        with _call(f"ask {endpoint}"):
-            response = client.raw_predict(endpoint=endpoint, http_body=request)
-        return json.loads(response.data.decode("utf-8"))
+        try:
+            response = self._client.raw_predict(endpoint=endpoint, http_body=request, timeout=self._timeout)
+        except exceptions.GoogleAPICallError as exc:
+            code = int(exc.code) if exc.code else None
+            raise GenerationCallError(f"{endpoint}: {exc.message or exc}", status_code=code,
+                                      retryable=code in TRANSIENT_HTTP_CODES) from exc
+        except exceptions.RetryError as exc:
+            raise GenerationCallError(f"{endpoint}: {exc}", retryable=True) from exc
+        try:
+            return json.loads(response.data.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise GenerationCallError(f"{endpoint}: the serving container did not answer with JSON") from exc
