@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from gemini_sft.contracts import setting
 from gemini_sft.errors import ConfigError
 from gemini_sft.evaluation.metrics import BASE, CHAMPION, TUNED
+from gemini_sft.open_weights.pipeline_step import OPEN_WEIGHTS_BACKEND
 
 if TYPE_CHECKING:
     from gemini_sft.evaluation.generation import Generator
@@ -119,9 +120,17 @@ def build_generators(settings: EvaluationSettings, vertex: VertexSettings) -> di
         raise ConfigError("base_model is required: the model the tuned model is compared against")
     thinking = settings.thinking_configs()  # refuses a bad choice before any call is made
     client = genai_client(vertex, timeout_ms=GENERATION_TIMEOUT_MS)
-    return {
+    generators: dict[str, Generator] = {
         role: GenAIGenerator(
             vertex, model, max_output_tokens=settings.max_output_tokens, thinking=thinking[role], client=client
         )
         for role, model in settings.models().items()
     }
+    if CHAMPION in generators and settings.champion_backend == OPEN_WEIGHTS_BACKEND:
+        # An open-weights champion is a vLLM deployment: it answers through its container, not generateContent.
+        from gemini_sft.serving.vllm import VllmCaseGenerator
+        from gemini_sft.vertex_client import EndpointPredictor
+
+        generators[CHAMPION] = VllmCaseGenerator(settings.champion_endpoint, EndpointPredictor(vertex),
+                                                 settings.max_output_tokens)
+    return generators

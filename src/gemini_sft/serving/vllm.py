@@ -102,3 +102,60 @@ class VllmReplyGenerator:
 
     def __call__(self, request: ReplyRequest) -> ModelReply:
         return reply_from_chat_response(self._raw_predict(self.model, chat_request_body(request)), self.model)
+
+
+# Gemini content roles -> chat roles.
+_CHAT_ROLES = {"user": "user", "model": "assistant"}
+
+
+def case_chat_body(system_instruction: str, contents: list[dict[str, Any]], max_tokens: int) -> dict[str, Any]:
+    """The prediction body asking a vLLM endpoint one evaluation case (Gemini ``contents``, temperature 0).
+
+    Args:
+        system_instruction: the case's system instruction ("" for none).
+        contents: the case's Gemini turns, ending with the user's question.
+        max_tokens: the answer length cap.
+    """
+    messages = [{"role": "system", "content": system_instruction}] if system_instruction else []
+    for turn in contents:
+        text = "".join(str(part.get("text", "")) for part in turn.get("parts") or [] if isinstance(part, dict))
+        messages.append({"role": _CHAT_ROLES.get(str(turn.get("role", "user")), "user"), "content": text})
+    return {"instances": [{REQUEST_FORMAT_KEY: CHAT_REQUEST_FORMAT, "messages": messages,
+                           "max_tokens": max_tokens, "temperature": 0.0}]}
+
+
+class VllmCaseGenerator:
+    """Answers evaluation cases with an open model on a vLLM endpoint (an evaluation ``Generator``).
+
+    The champion of a Gemini run may be an open-weights deployment; it answers the same holdout
+    through its endpoint's container, with the case's system instruction and turns as chat messages.
+
+    Args:
+        endpoint: the endpoint's resource name.
+        raw_predict: sends a JSON body to the endpoint's container and returns its JSON answer; raises
+            GenerationCallError when the call fails.
+        max_output_tokens: the answer length cap.
+    """
+
+    def __init__(self, endpoint: str, raw_predict: Callable[[str, dict[str, Any]], Any],
+                 max_output_tokens: int = 1024) -> None:
+        self.model = endpoint
+        self._raw_predict = raw_predict
+        self._max_output_tokens = max_output_tokens
+
+    def __call__(self, case: Any) -> Any:
+        """Generate an answer for an EvaluationCase; returns a GenerationResult."""
+        from gemini_sft.evaluation.generation import GenerationResult
+
+        body = self._raw_predict(self.model, case_chat_body(case.system_instruction, list(case.contents),
+                                                            self._max_output_tokens))
+        reply = reply_from_chat_response(body, self.model)
+        predictions = body.get("predictions") if isinstance(body, dict) else None
+        completion = predictions[0] if isinstance(predictions, list) and predictions else predictions
+        usage = completion.get("usage") if isinstance(completion, dict) else None
+        usage = usage if isinstance(usage, dict) else {}
+        return GenerationResult(
+            text=reply.text, model_version=reply.model_version or self.model, finish_reason=reply.finish_reason,
+            input_tokens=int(usage.get("prompt_tokens") or 0), output_tokens=int(usage.get("completion_tokens") or 0),
+        )
+

@@ -20,7 +20,7 @@ One module per Google service the project calls:
 """
 
 from gemini_sft.vertex_client.curves import AiplatformCurveReader
-from gemini_sft.vertex_client.deployments import VertexDeployments
+from gemini_sft.vertex_client.deployments import EndpointPredictor, VertexDeployments
 from gemini_sft.vertex_client.generation import GenAIGenerator, GenAIReplyGenerator
 from gemini_sft.vertex_client.preflight import GoogleCloudFacts
 from gemini_sft.vertex_client.registry import VertexModelRegistry
@@ -43,6 +43,7 @@ __all__ = [
     "API_ENDPOINT_ENV",
     "STANDIN_TOKEN",
     "AiplatformCurveReader",
+    "EndpointPredictor",
     "ApiTokenCounter",
     "CloudStorageFiles",
     "GenAIGenerator",
