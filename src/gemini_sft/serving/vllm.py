@@ -42,15 +42,28 @@ def chat_messages_of(request: ReplyRequest) -> list[dict[str, str]]:
 
 def chat_request_body(request: ReplyRequest) -> dict[str, Any]:
     """The prediction body of a chat request (``logprobs`` asked for only when the request wants them)."""
+    return _chat_body(chat_messages_of(request), request.max_output_tokens, request.temperature,
+                      logprobs=request.response_logprobs)
+
+
+def _chat_body(messages: list[dict[str, str]], max_tokens: int, temperature: float,
+               logprobs: bool = False) -> dict[str, Any]:
+    """One chat instance in a prediction body."""
     instance: dict[str, Any] = {
         REQUEST_FORMAT_KEY: CHAT_REQUEST_FORMAT,
-        "messages": chat_messages_of(request),
-        "max_tokens": request.max_output_tokens,
-        "temperature": request.temperature,
+        "messages": messages,
+        "max_tokens": max_tokens,
+        "temperature": temperature,
     }
-    if request.response_logprobs:
+    if logprobs:
         instance["logprobs"] = True
     return {"instances": [instance]}
+
+
+def _completion_of(body: Any) -> Any:
+    """The chat completion in a ``{"predictions": ...}`` body (the completion itself or a list holding it)."""
+    predictions = body.get("predictions") if isinstance(body, dict) else None
+    return predictions[0] if isinstance(predictions, list) and predictions else predictions
 
 
 def _average_logprob(choice: dict[str, Any]) -> float | None:
@@ -70,8 +83,7 @@ def reply_from_chat_response(body: Any, endpoint: str) -> ModelReply:
     ``predictions`` is the chat completion itself or a list holding it. Raises GenerationCallError
     (not retryable) when the body is not a chat completion.
     """
-    predictions = body.get("predictions") if isinstance(body, dict) else None
-    completion = predictions[0] if isinstance(predictions, list) and predictions else predictions
+    completion = _completion_of(body)
     choices = completion.get("choices") if isinstance(completion, dict) else None
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise GenerationCallError(f"{endpoint}: the vLLM answer has no choices[0] (not a chat completion)")
@@ -120,8 +132,7 @@ def case_chat_body(system_instruction: str, contents: list[dict[str, Any]], max_
     for turn in contents:
         text = "".join(str(part.get("text", "")) for part in turn.get("parts") or [] if isinstance(part, dict))
         messages.append({"role": _CHAT_ROLES.get(str(turn.get("role", "user")), "user"), "content": text})
-    return {"instances": [{REQUEST_FORMAT_KEY: CHAT_REQUEST_FORMAT, "messages": messages,
-                           "max_tokens": max_tokens, "temperature": 0.0}]}
+    return _chat_body(messages, max_tokens, 0.0)
 
 
 class VllmCaseGenerator:
@@ -149,10 +160,8 @@ class VllmCaseGenerator:
 
         body = self._raw_predict(self.model, case_chat_body(case.system_instruction, list(case.contents),
                                                             self._max_output_tokens))
-        reply = reply_from_chat_response(body, self.model)
-        predictions = body.get("predictions") if isinstance(body, dict) else None
-        completion = predictions[0] if isinstance(predictions, list) and predictions else predictions
-        usage = completion.get("usage") if isinstance(completion, dict) else None
+        reply = reply_from_chat_response(body, self.model)  # GenerationCallError when it is no chat completion
+        usage = _completion_of(body).get("usage")
         usage = usage if isinstance(usage, dict) else {}
         return GenerationResult(
             text=reply.text, model_version=reply.model_version or self.model, finish_reason=reply.finish_reason,

@@ -49,6 +49,9 @@ def validate_dataset(
     """
     path = Path(path)
     limit = example_token_limit(config.model, config.tuning_mode)
+    if limit.assumed_mode:  # logged once per file checked, not by every settings check that reads the limit
+        log.info("no tuning_mode given for %s: checking examples against the stricter %s limit of %d tokens",
+                 config.model, limit.assumed_mode, limit.max_tokens)
     # every per-example rule (too long, near the limit, a line far too long) reads the limit of the mode
     limits = replace(limits_for(config.model), max_tokens_per_example=limit.max_tokens)
     try:

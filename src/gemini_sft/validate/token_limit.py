@@ -9,13 +9,10 @@ says so, naming the mode that would allow more.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from gemini_sft import model_catalog
 from gemini_sft.errors import ConfigError
-
-log = logging.getLogger(__name__)
 
 # How an example's tokens were counted, as a too_many_tokens message says it.
 OFFLINE_ESTIMATE = "offline estimate"
@@ -27,12 +24,14 @@ class TokenLimit:
     """The per-example token limit that applies, and what a message about it adds.
 
     ``note`` follows the limit in a message (which model and mode it belongs to, "" for a Gemini model);
-    ``fix`` follows the usual advice (the mode that would allow the example, "" when there is none).
+    ``fix`` follows the usual advice (the mode that would allow the example, "" when there is none);
+    ``assumed_mode`` names the mode whose limit was assumed because none was given ("" otherwise).
     """
 
     max_tokens: int
     note: str = ""
     fix: str = ""
+    assumed_mode: str = ""
 
 
 def example_token_limit(model: str, tuning_mode: str = "") -> TokenLimit:
@@ -65,10 +64,8 @@ def example_token_limit(model: str, tuning_mode: str = "") -> TokenLimit:
         return TokenLimit(lengths[mode], f" for {entry.name} in tuning_mode {mode}", fix)
     if not larger:
         return TokenLimit(lengths[mode], f" for {entry.name}")
-    log.info("no tuning_mode given for %s: checking examples against the stricter %s limit of %d tokens",
-             entry.name, mode, lengths[mode])
     return TokenLimit(lengths[mode], f" for {entry.name}: no tuning_mode given and the mode Vertex chooses is "
-                                     f"not known, so the stricter {mode} limit is assumed", fix)
+                                     f"not known, so the stricter {mode} limit is assumed", fix, assumed_mode=mode)
 
 
 def too_many_tokens_message(tokens: int, counted_by: str, limit: int, note: str = "", fix: str = "") -> str:
